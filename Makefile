@@ -1,0 +1,40 @@
+# FastTCM-D2 entry points. `make test` and `make demo` bootstrap .venv from the package registries
+# when it is missing or out of date; a second run with nothing changed is a no-op.
+SHELL      := /bin/bash
+PYTHON     ?= python3
+VENV       := .venv
+VPY        := $(VENV)/bin/python
+STAMP      := $(VENV)/.fasttcm-installed
+# Extra arguments for pytest, e.g. `make test PYTEST_ARGS="-k rotated -x"`.
+PYTEST_ARGS ?=
+
+.PHONY: install test test-slow demo dota-demo benchmark clean-venv
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt setup.py dev/build_detectron2.py dev/d2_ops_hook/*
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --disable-pip-version-check -q --upgrade "pip>=23.2" "setuptools>=64" wheel
+	@# torch first: detectron2's sdist metadata step imports it.
+	$(VPY) -m pip install --disable-pip-version-check -q torch==2.14.1 torchvision==0.29.1
+	$(VPY) -m pip install --disable-pip-version-check -q -r requirements.txt -r requirements-dev.txt
+	$(VPY) dev/build_detectron2.py
+	$(VPY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	$(VPY) -c "import detectron2.modeling, detectron2.layers, fasttcm; print('[install] detectron2', __import__('detectron2').__version__, '+ fasttcm', fasttcm.__version__)"
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(VPY) -m pytest $(PYTEST_ARGS)
+
+# Long runs (training to a target, full benchmarks) live behind the `slow` marker; CI skips them.
+test-slow: $(STAMP)
+	$(VPY) -m pytest -m slow $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(VPY) tools/run_demo.py
+
+benchmark: $(STAMP)
+	$(VPY) tools/benchmark.py --task ops --task backbone
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Model components. Importing this module registers them with detectron2's registries."""

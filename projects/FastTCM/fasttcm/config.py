@@ -13,20 +13,108 @@ def add_fasttcm_config(cfg):
     _add_text_detection_config(cfg)
     _add_dataset_config(cfg)
     _add_dota_config(cfg)
+    _add_input_and_solver_config(cfg)
 
 
 def _add_backbone_config(cfg):
     """MODEL.FASTTCM: the FastTCM-CR50 backbone (DECISIONS.md section 2)."""
     cfg.MODEL.FASTTCM = CN()
+    _C = cfg.MODEL.FASTTCM
+    # fmt: off
+    _C.MODE = "fasttcm"          # cc from meta query MQ + BSM ("fasttcm"), cc = PG(I-bar) ("tcm"), no text ("none")
+    _C.CLIP_WEIGHTS = ""         # local OpenAI RN50.pt or open_clip state dict; "" = random init (never downloaded)
+    # Image encoder: CLIP ModifiedResNet (CR50) with TCM's dense attention pool.
+    _C.IMAGE_LAYERS = [3, 4, 6, 3]  # bottleneck blocks per stage of the CR50 image encoder
+    _C.IMAGE_WIDTH = 64          # stem width w; res2..res5 have 4w..32w channels (256..2048)
+    _C.IMAGE_HEADS = 32          # attention-pool heads (64 channels per head at w = 64)
+    _C.ATTNPOOL_GRID = 7         # side of the stored attention-pool positional table (CLIP: 224 / 32)
+    _C.EMBED_DIM = 1024          # D: dimension of I-bar, I and the text embedding t
+    # Text encoder: frozen CLIP text transformer.
+    _C.TEXT_WIDTH = 512          # token width of the text transformer (dimension of ctx and cc)
+    _C.TEXT_LAYERS = 12          # text transformer depth
+    _C.TEXT_HEADS = 8            # text transformer heads
+    _C.TEXT_MAX_LENGTH = 77      # rows of the text positional table; n_ctx + prompt tokens must fit
+    _C.VOCAB_SIZE = 49408        # CLIP BPE vocabulary size
+    _C.QUICK_GELU = True         # QuickGELU activations in the text transformer, as in OpenAI CLIP
+    _C.FREEZE_TEXT_ENCODER = True  # requires_grad=False on the text encoder (gradients still reach ctx, MQ, PG)
+    # Prompts.
+    _C.CONTEXT_LENGTH = 4        # n_ctx: learnable context vectors between SOS and the class prompt
+    _C.CLASS_PROMPTS = ["the pixels of many arbitrary-shape text instances."]  # the K class prompts
+    _C.PROMPTS_FROM_METADATA = False  # K prompts from thing_classes of DATASETS.TRAIN[0] (DOTA)
+    _C.CLASS_PROMPT_TEMPLATE = "{}"   # prompt per class name ('-' -> ' ') when PROMPTS_FROM_METADATA
+    # Visual prompt generator and text-side context decoder (both ContextDecoders).
+    _C.DECODER_WIDTH = 256       # decoder width
+    _C.DECODER_HEADS = 4         # decoder attention heads
+    _C.DECODER_LAYERS = 3        # decoder layers
+    _C.DECODER_DROPOUT = 0.1     # decoder dropout
+    _C.VISUAL_GAMMA_INIT = 1e-3  # vis_gamma: scalar gate of the VPG residual, I-hat = I + vis_gamma * I-tilde
+    _C.TEXT_GAMMA_INIT = 1e-3    # gamma: per-channel gate of the text-side residual
+    # Instance-language matching.
+    _C.TAU = 0.07                # tau: score logits = S / tau
+    _C.AUX_LOSS_WEIGHT = 1.0     # lambda: L_total = L_det + lambda * L_aux
+    _C.AUX_NEGATIVE_RATIO = 3.0  # negatives per positive in the balanced BCE of L_aux (OHEM 3:1)
+    # Optimizer groups.
+    _C.IMAGE_ENCODER_LR_FACTOR = 0.1  # lr multiplier of the CLIP image encoder (attention pool included)
+    _C.TEXT_ENCODER_LR_FACTOR = 0.1   # lr multiplier of the text encoder, used only if not FREEZE_TEXT_ENCODER
+    # fmt: on
 
 
 def _add_text_detection_config(cfg):
     """MODEL.DB_HEAD and TEST.TEXT: DBNet-style head, targets, losses, post-processing."""
+    cfg.MODEL.DB_HEAD = CN()
+    _C = cfg.MODEL.DB_HEAD
+    # fmt: off
+    _C.NAME = "FastTCMDBHead"     # SEM_SEG_HEADS_REGISTRY name of the DB head
+    _C.IN_FEATURES = ["p2", "p3", "p4", "p5"]  # FPN levels fused DBNet-FPNC style (finest: stride 4)
+    _C.CONV_DIMS = 256            # channels of the fused feature F (CONV_DIMS / #levels per level)
+    _C.NORM = "BN"                # norm of the probability / threshold branches ("" for none)
+    _C.K = 50.0                   # k: DB amplification, binary map B = 1 / (1 + exp(-k (P - T)))
+    # Targets (make_db_targets, called by the dataset mapper).
+    _C.SHRINK_RATIO = 0.4         # r: kernel offset D = A (1 - r^2) / L
+    _C.THRESH_MIN = 0.3           # threshold-map target away from text borders
+    _C.THRESH_MAX = 0.7           # threshold-map target on text borders
+    _C.MIN_TEXT_SIZE = 8.0        # polygons whose min-area rectangle is thinner (pixels) are ignored
+    # Loss L = alpha * L_s + L_b + beta * L_t.
+    _C.LOSS_ALPHA = 5.0           # alpha: weight of the probability-map loss L_s (balanced BCE)
+    _C.LOSS_BETA = 10.0           # beta: weight of the threshold-map loss L_t (masked L1)
+    _C.NEGATIVE_RATIO = 3.0       # hard negatives per positive in L_s (OHEM 3:1)
+    # fmt: on
+
+    cfg.TEST.TEXT = CN()
+    _C = cfg.TEST.TEXT
+    # fmt: off
+    _C.MASK_THRESH = 0.3          # binarization threshold of the probability map P
+    _C.MIN_TEXT_SCORE = 0.3       # minimum mean P inside a region (box score threshold)
+    _C.UNCLIP_RATIO = 1.5         # r': unclip offset D' = A' r' / L' of the detected kernel
+    _C.MIN_SIZE = 3.0             # minimum short side (network-input pixels) of a detection
+    _C.POLYGON_TYPE = "poly"      # "poly" (arbitrary shape) or "quad" (min-area rectangle)
+    _C.MAX_CANDIDATES = 1000      # regions considered per image (largest first)
+    # fmt: on
 
 
 def _add_dataset_config(cfg):
     """DATASETS.*: few-shot subsets and other dataset options."""
+    _C = cfg.DATASETS
+    # fmt: off
+    _C.TRAIN_FRACTION = 1.0       # share of training images kept (1.0 = all; the paper's few-shot protocol: 0.1)
+    _C.TRAIN_FRACTION_SEED = 0    # seed of the deterministic subset (fasttcm.data.datasets.fractions.select_fraction)
+    # fmt: on
 
 
 def _add_dota_config(cfg):
     """MODEL.DOTA / INPUT.DOTA: oriented detection on aerial images."""
+
+
+def _add_input_and_solver_config(cfg):
+    """INPUT.TEXT_AUG and SOLVER extras used by the FastTCM trainer (tcm_fasttcm.md section 4.1)."""
+    cfg.INPUT.TEXT_AUG = CN()
+    cfg.INPUT.TEXT_AUG.ENABLED = True  # training augmentation of the text mapper on/off
+    cfg.INPUT.TEXT_AUG.ROTATION = 10.0  # max |rotation| in degrees (ImgAug rotate +-10)
+    cfg.INPUT.TEXT_AUG.SCALE_RANGE = (0.5, 3.0)  # random rescale factor range (ImgAug scale)
+    cfg.INPUT.TEXT_AUG.CROP_SIZE = 640  # side of the instance-aware crop (EastRandomCrop 640)
+    cfg.INPUT.TEXT_AUG.CROP_MIN_RATIO = 0.1  # smallest crop side as a fraction of the image side
+    cfg.INPUT.TEXT_AUG.BRIGHTNESS = 32.0 / 255.0  # ColorJitter brightness delta
+    cfg.INPUT.TEXT_AUG.SATURATION = 0.5  # ColorJitter saturation delta
+    cfg.INPUT.DATASET_MAPPER_NAME = "text"  # mapper from fasttcm.engine.trainer.MAPPERS: text | dota
+    cfg.SOLVER.OPTIMIZER = "SGD"  # one of SGD, ADAM, ADAMW (the official TCM configs use Adam/AdamW)
+    cfg.SOLVER.POLY_LR_POWER = 0.9  # power of the poly schedule (LR_SCHEDULER_NAME "WarmupPolyLR")

@@ -1,0 +1,170 @@
+"""Dataset mappers: dataset dicts -> model inputs.
+
+``TextDatasetMapper`` serves the text detector, the spotter and their evaluation. Polygons are
+absolute pixel coordinates (x, y) of the image as the model sees it after augmentation; "height"
+and "width" keep the original size so that predictions are rescaled back to it.
+"""
+import copy
+import logging
+from typing import List, Optional
+
+import numpy as np
+import torch
+
+from detectron2.config import configurable
+from detectron2.data import detection_utils as utils
+from detectron2.data import transforms as T
+from detectron2.structures import Instances
+
+from .transforms import RandomScale, TextInstanceAwareCrop, polygons_to_boxes
+
+__all__ = ["TextDatasetMapper", "build_text_train_augmentations", "build_text_test_augmentations"]
+
+logger = logging.getLogger(__name__)
+
+
+def build_text_train_augmentations(cfg) -> List[T.Augmentation]:
+    """Training augmentation of tcm_fasttcm.md section 4.1: rotation, rescale, instance-aware crop,
+    colour jitter. No flip: mirrored text is not text a recognizer can read."""
+    a = cfg.INPUT.TEXT_AUG
+    augs: List[T.Augmentation] = []
+    if a.ROTATION > 0:
+        augs.append(T.RandomRotation([-a.ROTATION, a.ROTATION], expand=True))
+    lo, hi = a.SCALE_RANGE
+    if (lo, hi) != (1.0, 1.0):
+        augs.append(RandomScale((lo, hi)))
+    augs.append(TextInstanceAwareCrop(a.CROP_SIZE, min_crop_side_ratio=a.CROP_MIN_RATIO))
+    if a.BRIGHTNESS > 0:
+        augs.append(T.RandomBrightness(1.0 - a.BRIGHTNESS, 1.0 + a.BRIGHTNESS))
+    if a.SATURATION > 0:
+        augs.append(T.RandomSaturation(1.0 - a.SATURATION, 1.0 + a.SATURATION))
+    return augs
+
+
+def build_text_test_augmentations(cfg) -> List[T.Augmentation]:
+    """Test-time resize: shorter side to INPUT.MIN_SIZE_TEST, longer side capped at MAX_SIZE_TEST."""
+    return [T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, "choice")]
+
+
+def _annotation_polygon(anno, file_name) -> np.ndarray:
+    seg = anno.get("segmentation")
+    if not seg or len(seg[0]) < 6 or len(seg[0]) % 2:
+        raise ValueError(f"{file_name}: annotation without a valid polygon: {anno}")
+    return np.asarray(seg[0], dtype=np.float64).reshape(-1, 2)
+
+
+class TextDatasetMapper:
+    """Read the image, augment image and polygons together, build DB targets (training).
+
+    Output dict (in addition to the input's "file_name", "image_id", "height", "width"):
+
+    * "image": uint8 Tensor (3, H, W) in ``INPUT.FORMAT`` channel order.
+    * "instances": :class:`Instances` of size (H, W) with ``gt_polygons`` (list of (K_i, 2)
+      float32 arrays), ``gt_texts`` (list of str) and ``gt_ignore`` (bool Tensor (N,)); instances
+      that fell outside the augmented image are dropped, partly outside ones become don't-care.
+    * "db_targets" (training only): float32 Tensors (H, W) "shrink_map", "shrink_mask",
+      "thresh_map", "thresh_mask" (DBNet targets, shrink ratio r).
+    """
+
+    @configurable
+    def __init__(
+        self,
+        is_train: bool,
+        *,
+        augmentations: List[T.Augmentation],
+        image_format: str,
+        db_target_kwargs: Optional[dict] = None,
+    ):
+        """
+        Args:
+            is_train: training mode (builds targets, keeps annotations).
+            augmentations: applied in order to image and polygons.
+            image_format: detectron2 image format, "RGB" for CLIP backbones.
+            db_target_kwargs: keyword arguments of ``make_db_targets``; None = no DB targets.
+        """
+        self.is_train = is_train
+        self.augmentations = T.AugmentationList(augmentations)
+        self.image_format = image_format
+        self.db_target_kwargs = db_target_kwargs
+        mode = "training" if is_train else "inference"
+        logger.info(f"[TextDatasetMapper] augmentations used in {mode}: {augmentations}")
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool = True):
+        if is_train and cfg.INPUT.TEXT_AUG.ENABLED:
+            augs = build_text_train_augmentations(cfg)
+        elif is_train:
+            augs = [TextInstanceAwareCrop(cfg.INPUT.TEXT_AUG.CROP_SIZE, min_crop_side_ratio=1.0)]
+        else:
+            augs = build_text_test_augmentations(cfg)
+        db_kwargs = None
+        if is_train and cfg.MODEL.META_ARCHITECTURE in ("FastTCMTextDetector", "FastTCMTextSpotter"):
+            h = cfg.MODEL.DB_HEAD
+            db_kwargs = dict(
+                shrink_ratio=h.SHRINK_RATIO,
+                thresh_min=h.THRESH_MIN,
+                thresh_max=h.THRESH_MAX,
+                min_text_size=h.MIN_TEXT_SIZE,
+            )
+        return {
+            "is_train": is_train,
+            "augmentations": augs,
+            "image_format": cfg.INPUT.FORMAT,
+            "db_target_kwargs": db_kwargs,
+        }
+
+    def __call__(self, dataset_dict):
+        from .datasets.text import read_image_checked
+
+        dataset_dict = copy.deepcopy(dataset_dict)
+        file_name = dataset_dict["file_name"]
+        image = read_image_checked(file_name, format=self.image_format)
+        utils.check_image_size(dataset_dict, image)
+
+        annos = dataset_dict.pop("annotations", None)
+        if not self.is_train:
+            aug_input = T.AugInput(image)
+            self.augmentations(aug_input)
+            dataset_dict["image"] = _to_chw_tensor(aug_input.image)
+            return dataset_dict
+
+        annos = annos or []
+        polygons = [_annotation_polygon(a, file_name) for a in annos]
+        ignore = [bool(a.get("ignore", False)) or a.get("text") == "###" for a in annos]
+        texts = [a.get("text", "") for a in annos]
+
+        aug_input = T.AugInput(image, boxes=polygons_to_boxes(polygons))
+        transforms = self.augmentations(aug_input)
+        image = aug_input.image
+        h, w = image.shape[:2]
+
+        kept_polys, kept_ignore, kept_texts = [], [], []
+        for poly, ign, text in zip(polygons, ignore, texts):
+            p = transforms.apply_coords(poly.copy())
+            inside = (p[:, 0] >= 0) & (p[:, 0] <= w) & (p[:, 1] >= 0) & (p[:, 1] <= h)
+            if not inside.any():
+                continue  # the instance left the image
+            if not inside.all():
+                ign = True  # cut by the border: don't care, never a target for a wrong shape
+                p[:, 0] = np.clip(p[:, 0], 0, w)
+                p[:, 1] = np.clip(p[:, 1], 0, h)
+            kept_polys.append(p.astype(np.float32))
+            kept_ignore.append(ign)
+            kept_texts.append(text)
+
+        dataset_dict["image"] = _to_chw_tensor(image)
+        inst = Instances((h, w))
+        inst.gt_polygons = kept_polys
+        inst.gt_texts = kept_texts
+        inst.gt_ignore = torch.tensor(kept_ignore, dtype=torch.bool)
+        dataset_dict["instances"] = inst
+        if self.db_target_kwargs is not None:
+            from ..modeling.text_heads.db_targets import make_db_targets
+
+            targets = make_db_targets(kept_polys, kept_ignore, h, w, **self.db_target_kwargs)
+            dataset_dict["db_targets"] = {k: torch.as_tensor(v) for k, v in targets.items()}
+        return dataset_dict
+
+
+def _to_chw_tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))

@@ -1,0 +1,59 @@
+"""Evaluators of FastTCM-D2, chosen by the dataset's ``MetadataCatalog`` ``evaluator_type``.
+
+``EVALUATORS`` maps an ``evaluator_type`` to a :class:`~detectron2.evaluation.DatasetEvaluator`
+class; :func:`build_evaluator` looks it up (a table instead of detectron2's if/else chain). The
+pure numpy/shapely protocols behind the evaluators live in :mod:`fasttcm.evaluation.protocols`.
+"""
+
+import os
+from typing import Dict, Optional, Type
+
+from detectron2.data import MetadataCatalog
+from detectron2.evaluation import DatasetEvaluator
+
+from .text_det_evaluator import TextDetEvaluator
+
+__all__ = ["EVALUATORS", "build_evaluator", "TextDetEvaluator"]
+
+EVALUATORS: Dict[str, Type[DatasetEvaluator]] = {
+    "text_det": TextDetEvaluator,
+}
+"""``evaluator_type`` -> evaluator class.
+
+An entry is either ``@configurable`` with ``from_config(cls, cfg, dataset_name, output_dir)``
+(called as ``cls(cfg, dataset_name, output_dir)``) or a plain class called as
+``cls(dataset_name, output_dir=output_dir)``.
+"""
+
+
+def build_evaluator(
+    cfg, dataset_name: str, output_folder: Optional[str] = None
+) -> DatasetEvaluator:
+    """Build the evaluator registered for ``MetadataCatalog.get(dataset_name).evaluator_type``.
+
+    Args:
+        cfg: the detectron2 config (``OUTPUT_DIR`` gives the default output folder).
+        dataset_name: a registered dataset.
+        output_folder: where the evaluator writes its files; default
+            ``cfg.OUTPUT_DIR/inference/<dataset_name>``.
+
+    Raises:
+        KeyError: the dataset has no ``evaluator_type`` or one missing from ``EVALUATORS``.
+    """
+    evaluator_type = MetadataCatalog.get(dataset_name).get("evaluator_type", None)
+    if evaluator_type is None:
+        raise KeyError(
+            f"dataset {dataset_name!r} has no 'evaluator_type' in its metadata; "
+            f"set one of {sorted(EVALUATORS)} when registering it"
+        )
+    if evaluator_type not in EVALUATORS:
+        raise KeyError(
+            f"dataset {dataset_name!r} has evaluator_type {evaluator_type!r}, which has no "
+            f"evaluator; known types: {sorted(EVALUATORS)}"
+        )
+    if output_folder is None:
+        output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+    evaluator_cls = EVALUATORS[evaluator_type]
+    if hasattr(evaluator_cls, "from_config"):
+        return evaluator_cls(cfg, dataset_name, output_folder)
+    return evaluator_cls(dataset_name, output_dir=output_folder)

@@ -1,0 +1,423 @@
+"""Read and write ICDAR-style per-image text files: ``gt_<id>.txt`` and ``res_<id>.txt``.
+
+Files are read from a folder or a zip archive (members anywhere in the archive; their base names
+count), written to a folder or a zip, always atomically (a reader never sees a half-written file
+or folder).
+
+**File names and sample keys.** ``gt_<id>.txt``, ``gt_img_<id>.txt`` and a bare ``<id>.txt`` (the
+converted Total-Text/CTW1500 zips use ``0000001.txt``) all give the key ``<id>``; detections
+likewise with ``res_``. An all-digit id loses its leading zeros, so ``gt_img_7.txt``,
+``0000007.txt`` and ``res_7.txt`` are the same sample.
+
+**Ground-truth line:** ``x1,y1,...,xn,yn,transcription`` with n >= 3 (evaluation.md sections 2.1,
+2.2, 4). The transcription is everything after the last coordinate, commas included, not stripped
+(IC15 rule); ``###`` marks don't-care. A transcription written as ``"..."`` is un-quoted with
+``\\\\`` and ``\\"`` un-escaped (RRC). Coordinates are the longest even run of leading numbers that
+still leaves a transcription; so a numeric transcription is fine (``...,y4,2015``) but one made of
+two or more comma-separated numbers is ambiguous: an all-numeric line with an even count is
+refused, and such text should be quoted. The AdelaiDet form ``x1,...,yn,####transcription``
+(``####`` separator, transcription stripped) is also read.
+
+**Detection line:** ``x1,y1,...,xn,yn[,score]``: numbers only; an odd count means the last one is
+the score. An optional ``,####transcription`` tail (AdelaiDet end-to-end files) is kept as text.
+
+Files are UTF-8 (a BOM is removed); ``\\r\\n`` line ends are accepted; blank lines are skipped.
+Malformed content raises :class:`SubmissionFormatError` naming the file and line.
+
+Nothing here imports detectron2.
+"""
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import shapely
+
+from .base import ImageDetections, ImageGroundTruth
+from .polygons import as_vertex_array, make_polygons
+
+__all__ = [
+    "SubmissionFormatError",
+    "SampleFile",
+    "sample_key",
+    "list_sample_files",
+    "parse_ground_truth",
+    "parse_detections",
+    "read_ground_truth",
+    "read_detections",
+    "format_gt_line",
+    "format_det_line",
+    "detection_file_name",
+    "round_scores",
+    "write_sample_folder",
+    "write_sample_zip",
+    "atomic_write_text",
+    "atomic_write_json",
+]
+
+logger = logging.getLogger(__name__)
+
+SCORE_DECIMALS = 6
+"""Scores are written (and, by the evaluator, scored) with this many decimals."""
+
+_NUMBER = re.compile(r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$")
+_QUOTED = re.compile(r'^\s*"(.*)"\s*$', re.DOTALL)
+_PREFIXES = {"gt": ("gt_",), "res": ("res_",)}
+_KIND_NAMES = {"gt": "ground-truth", "res": "detection"}
+_TRANSCRIPTION_SEPARATOR = ",####"
+
+
+class SubmissionFormatError(ValueError):
+    """A gt/res file (or a folder or zip of them) that does not follow the format."""
+
+
+@dataclass(frozen=True)
+class SampleFile:
+    """One per-image text file found in a folder or zip.
+
+    Attributes:
+        key: sample key (see module docstring).
+        name: base name of the file, e.g. ``gt_img_7.txt``.
+        where: printable location, ``folder/gt_img_7.txt`` or ``archive.zip:gt_img_7.txt``.
+        text: decoded content (BOM removed).
+    """
+
+    key: str
+    name: str
+    where: str
+    text: str
+
+
+def sample_key(name: str, kind: str = "gt") -> str:
+    """Sample key of a file name (``gt_img_7.txt`` -> ``"7"``) or of an image file stem.
+
+    Args:
+        name: file base name; a trailing ``.txt`` and a leading ``gt_``/``res_`` (per `kind`) and
+            ``img_`` are removed, then leading zeros of an all-digit id.
+        kind: ``"gt"`` or ``"res"``.
+    """
+    key = name[:-4] if name.lower().endswith(".txt") else name
+    for prefix in _PREFIXES[kind]:
+        if key.startswith(prefix):
+            key = key[len(prefix) :]
+            break
+    if key.startswith("img_"):
+        key = key[len("img_") :]
+    if re.fullmatch(r"[0-9]+", key):
+        key = str(int(key))
+    return key
+
+
+def _decode(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise SubmissionFormatError(f"{where}: not UTF-8 ({e})") from e
+
+
+def list_sample_files(path: str, kind: str) -> Dict[str, SampleFile]:
+    """All ``*.txt`` files of a folder (not recursive) or a zip archive, keyed by sample key.
+
+    Hidden files and ``__MACOSX`` entries are skipped.
+
+    Args:
+        path: a folder or a ``.zip`` file.
+        kind: ``"gt"`` or ``"res"`` (which prefix the names may carry).
+
+    Raises:
+        SubmissionFormatError: path missing, not a folder/zip, or two files with the same key.
+    """
+    if kind not in _PREFIXES:
+        raise ValueError(f"kind must be 'gt' or 'res', got {kind!r}")
+    entries: List[Tuple[str, str, bytes]] = []  # (name, where, raw)
+    if os.path.isdir(path):
+        for name in sorted(os.listdir(path)):
+            full = os.path.join(path, name)
+            if (
+                name.startswith(".")
+                or not name.lower().endswith(".txt")
+                or not os.path.isfile(full)
+            ):
+                continue
+            with open(full, "rb") as f:
+                entries.append((name, full, f.read()))
+    elif os.path.isfile(path):
+        if not zipfile.is_zipfile(path):
+            raise SubmissionFormatError(f"{path}: neither a folder nor a zip archive")
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                name = os.path.basename(info.filename)
+                if (
+                    info.is_dir()
+                    or "__MACOSX" in info.filename
+                    or name.startswith(".")
+                    or not name.lower().endswith(".txt")
+                ):
+                    continue
+                entries.append((name, f"{path}:{info.filename}", archive.read(info)))
+    else:
+        raise SubmissionFormatError(f"{path}: no such folder or zip file")
+
+    files: Dict[str, SampleFile] = {}
+    for name, where, raw in entries:
+        key = sample_key(name, kind)
+        if key in files:
+            raise SubmissionFormatError(f"{where}: same sample key {key!r} as {files[key].where}")
+        files[key] = SampleFile(key, name, where, _decode(raw, where))
+    return files
+
+
+def _lines(text: str):
+    """(line number, line) of the non-blank lines, 1-based, line ends and a BOM removed."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    for num, line in enumerate(text.split("\n"), start=1):
+        line = line.replace("\r", "")
+        if line.strip():
+            yield num, line
+
+
+def _unquote(text: str) -> str:
+    m = _QUOTED.match(text)
+    if m is None:
+        return text
+    return m.group(1).replace("\\\\", "\\").replace('\\"', '"')
+
+
+def _coordinates(fields: Sequence[str], where: str) -> np.ndarray:
+    values = np.array([float(v) for v in fields], dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise SubmissionFormatError(f"{where}: non-finite coordinate")
+    if len(values) < 6 or len(values) % 2:
+        raise SubmissionFormatError(
+            f"{where}: a polygon needs an even number (>= 6) of coordinates, got {len(values)}"
+        )
+    return values.reshape(-1, 2)
+
+
+def _parse_gt_line(line: str, where: str) -> Tuple[np.ndarray, str]:
+    if _TRANSCRIPTION_SEPARATOR in line:
+        coords, text = line.strip().split(_TRANSCRIPTION_SEPARATOR, 1)
+        fields = coords.split(",")
+        bad = [f for f in fields if not _NUMBER.match(f)]
+        if bad:
+            raise SubmissionFormatError(f"{where}: non-numeric coordinate {bad[0]!r}: {line!r}")
+        return _coordinates(fields, f"{where}: {line!r}"), _unquote(text.strip())
+    fields = line.split(",")
+    num_numeric = 0
+    while num_numeric < len(fields) and _NUMBER.match(fields[num_numeric]):
+        num_numeric += 1
+    if num_numeric == len(fields) and num_numeric % 2 == 0:
+        raise SubmissionFormatError(
+            f"{where}: only numbers, so no transcription can be told apart from the coordinates "
+            f"(a GT line is x1,y1,...,xn,yn,transcription; quote a numeric transcription that "
+            f'contains commas as "..."): {line!r}'
+        )
+    num_coords = num_numeric if num_numeric < len(fields) else num_numeric - 1
+    num_coords -= num_coords % 2
+    if num_coords < 6:
+        raise SubmissionFormatError(
+            f"{where}: a ground-truth line needs at least 3 points (6 numbers) before the "
+            f"transcription, found {num_coords}: {line!r}"
+        )
+    text = ",".join(fields[num_coords:])
+    return _coordinates(fields[:num_coords], f"{where}: {line!r}"), _unquote(text)
+
+
+def _parse_det_line(line: str, where: str) -> Tuple[np.ndarray, float, str]:
+    text = ""
+    if _TRANSCRIPTION_SEPARATOR in line:
+        line, text = line.strip().split(_TRANSCRIPTION_SEPARATOR, 1)
+        text = _unquote(text.strip())
+    fields = line.split(",")
+    for col, value in enumerate(fields, start=1):
+        if not _NUMBER.match(value):
+            raise SubmissionFormatError(
+                f"{where}: field {col} ({value!r}) is not a number; a detection line is "
+                f"x1,y1,...,xn,yn[,score][,####transcription]: {line!r}"
+            )
+    score = np.nan
+    if len(fields) % 2:
+        score = float(fields[-1])
+        fields = fields[:-1]
+        if not np.isfinite(score):
+            raise SubmissionFormatError(f"{where}: non-finite score: {line!r}")
+    return _coordinates(fields, f"{where}: {line!r}"), score, text
+
+
+def parse_ground_truth(text: str, where: str = "<ground truth>") -> ImageGroundTruth:
+    """Parse the content of one ``gt_<id>.txt`` file.
+
+    Invalid (self-intersecting or zero-area) polygons are accepted with a warning naming the file
+    and line; the protocols repair them (see ``iou.py``).
+
+    Args:
+        text: file content.
+        where: file name used in error messages.
+    """
+    polygons, texts, line_nums = [], [], []
+    for num, line in _lines(text):
+        polygon, transcription = _parse_gt_line(line, f"{where}, line {num}")
+        polygons.append(polygon)
+        texts.append(transcription)
+        line_nums.append(num)
+    if polygons:
+        shapes, _ = make_polygons(polygons)
+        invalid = np.flatnonzero(~shapely.is_valid(shapes))
+        if len(invalid):
+            logger.warning(
+                f"{where}: invalid (self-intersecting or zero-area) ground-truth polygon(s) on "
+                f"line(s) {[line_nums[i] for i in invalid]}; they are repaired with buffer(0)"
+            )
+    return ImageGroundTruth.from_annotations(polygons, texts)
+
+
+def parse_detections(text: str, where: str = "<detections>") -> ImageDetections:
+    """Parse the content of one ``res_<id>.txt`` file (scores NaN where absent).
+
+    Args:
+        text: file content.
+        where: file name used in error messages.
+    """
+    polygons, scores, texts = [], [], []
+    for num, line in _lines(text):
+        polygon, score, transcription = _parse_det_line(line, f"{where}, line {num}")
+        polygons.append(polygon)
+        scores.append(score)
+        texts.append(transcription)
+    return ImageDetections.from_arrays(polygons, np.array(scores, dtype=np.float64), texts)
+
+
+def read_ground_truth(path: str) -> Dict[str, ImageGroundTruth]:
+    """Read every ground-truth file of a folder or zip; returns sample key -> ground truth."""
+    files = list_sample_files(path, "gt")
+    return {k: parse_ground_truth(f.text, f.where) for k, f in files.items()}
+
+
+def read_detections(path: str) -> Dict[str, ImageDetections]:
+    """Read every detection file of a folder or zip; returns sample key -> detections."""
+    files = list_sample_files(path, "res")
+    return {k: parse_detections(f.text, f.where) for k, f in files.items()}
+
+
+def _format_number(value: float) -> str:
+    value = float(value)
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def _format_score(score: float) -> str:
+    text = f"{float(score):.{SCORE_DECIMALS}f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
+def round_scores(scores) -> np.ndarray:
+    """The scores as they read back from a file written by :func:`format_det_line`."""
+    return np.array([float(_format_score(s)) for s in np.asarray(scores).reshape(-1)])
+
+
+def format_gt_line(polygon, text: str) -> str:
+    """One ground-truth line ``x1,y1,...,xn,yn,transcription``.
+
+    The transcription is quoted (RRC escaping) when it could be mistaken for coordinates or
+    contains a comma or a quote.
+    """
+    points = as_vertex_array(polygon).reshape(-1)
+    first = text.split(",", 1)[0]
+    if "," in text or '"' in text or _NUMBER.match(first) or text != text.strip():
+        text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return ",".join(_format_number(v) for v in points) + "," + text
+
+
+def format_det_line(polygon, score: Optional[float] = None, *, integer_coords: bool = True) -> str:
+    """One detection line ``x1,y1,...,xn,yn[,score]``.
+
+    Args:
+        polygon: ``(N, 2)`` vertices (absolute pixels).
+        score: appended with :data:`SCORE_DECIMALS` decimals (trailing zeros dropped) if given.
+        integer_coords: truncate coordinates toward zero with ``int()``, as AdelaiDet does before
+            writing its result files (evaluation.md section 1, "Coordinates").
+    """
+    points = as_vertex_array(polygon).reshape(-1)
+    if integer_coords:
+        fields = [str(int(v)) for v in points]
+    else:
+        fields = [_format_number(v) for v in points]
+    if score is not None and not np.isnan(score):
+        fields.append(_format_score(score))
+    return ",".join(fields)
+
+
+def detection_file_name(key: str) -> str:
+    """``res_<key>.txt``."""
+    return f"res_{key}.txt"
+
+
+def _atomic_replace_with(path: str, write) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write UTF-8 `text` to `path` through a temporary file in the same folder + rename."""
+    _atomic_replace_with(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def atomic_write_json(path: str, obj, indent: Optional[int] = None) -> None:
+    """Write `obj` as JSON to `path` atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False))
+
+
+def write_sample_zip(path: str, files: Mapping[str, str]) -> None:
+    """Write ``{file name: content}`` into a zip archive at `path`, atomically."""
+
+    def write(f):
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name, text in files.items():
+                archive.writestr(name, text.encode("utf-8"))
+
+    _atomic_replace_with(path, write)
+
+
+def write_sample_folder(folder: str, files: Mapping[str, str]) -> None:
+    """Replace `folder` by a folder holding exactly ``{file name: content}``.
+
+    The new folder is written next to the old one and swapped in by renames, so no reader sees a
+    partial set of files; a previous folder's content is removed.
+    """
+    folder = os.path.abspath(folder)
+    parent = os.path.dirname(folder)
+    os.makedirs(parent, exist_ok=True)
+    base = os.path.basename(folder)
+    tmp = tempfile.mkdtemp(prefix=f".{base}.new-", dir=parent)
+    try:
+        for name, text in files.items():
+            if os.path.basename(name) != name:
+                raise ValueError(f"file name {name!r} must not contain a folder")
+            with open(os.path.join(tmp, name), "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
+        old = None
+        if os.path.exists(folder):
+            old = tempfile.mkdtemp(prefix=f".{base}.old-", dir=parent)
+            os.rename(folder, old)
+        os.rename(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,167 @@
+"""gt_<id>.txt / res_<id>.txt: line formats, sample keys, zips, errors and atomic writes."""
+
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+from fasttcm.evaluation.protocols.submission_io import (
+    SubmissionFormatError,
+    format_det_line,
+    format_gt_line,
+    list_sample_files,
+    parse_detections,
+    parse_ground_truth,
+    read_detections,
+    read_ground_truth,
+    round_scores,
+    sample_key,
+    write_sample_folder,
+    write_sample_zip,
+)
+
+
+def test_ground_truth_lines_with_commas_numbers_quotes_and_dont_care():
+    text = (
+        "\ufeff1,2,11,2,11,12,1,12,Hello, world\r\n"  # BOM, CRLF, comma inside the text
+        "\n"
+        "0,0,10,0,10,10,0,10,2015\n"  # numeric transcription (odd count of numbers)
+        "0,0,10,0,10,10,0,10,12,ab\n"  # '12,ab': the odd leading number belongs to the text
+        '0,0,10,0,10,10,0,10,"1,5"\n'  # quoted: un-quoted
+        '0,0,10,0,10,10,0,10,"say \\"hi\\""\n'  # RRC escapes
+        "0,0,10,0,10,10,0,10,###\n"
+        "0,0,5,0,10,5,5,10,0,5,####curved text \n"  # AdelaiDet ',####' form, 5 points, stripped
+        "0,0,10,0,10,10,#######\n"  # ',####' + '###'
+    )
+    gt = parse_ground_truth(text, "gt_1.txt")
+    assert gt.texts == (
+        "Hello, world",
+        "2015",
+        "12,ab",
+        "1,5",
+        'say "hi"',
+        "###",
+        "curved text",
+        "###",
+    )
+    np.testing.assert_array_equal(gt.polygons[0], [[1, 2], [11, 2], [11, 12], [1, 12]])
+    assert [len(p) for p in gt.polygons] == [4, 4, 4, 4, 4, 4, 5, 3]
+    np.testing.assert_array_equal(gt.dont_care, [0, 0, 0, 0, 0, 1, 0, 1])
+
+
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ("0,0,10,0,10,10,0,10", "only numbers"),  # no transcription / ambiguous
+        ("0,0,10,0,hello", "at least 3 points"),
+        ("0,0,10,0,10,1e999,abc", "non-finite"),
+    ],
+)
+def test_malformed_ground_truth_lines_name_file_and_line(line, problem):
+    with pytest.raises(SubmissionFormatError, match=f"gt_9.txt, line 2: .*{problem}"):
+        parse_ground_truth("0,0,1,0,1,1,x\n" + line + "\n", "gt_9.txt")
+
+
+def test_detection_lines_with_and_without_scores():
+    det = parse_detections(
+        "0,0,10,0,10,10,0,10,0.75\n1.5,0,10,0,10,10\n\n0,0,4,0,4,4,0,4,####abc\n", "res_1.txt"
+    )
+    np.testing.assert_array_equal(det.scores[:1], [0.75])
+    assert np.isnan(det.scores[1:]).all()
+    np.testing.assert_array_equal(det.polygons[1], [[1.5, 0], [10, 0], [10, 10]])
+    assert det.texts == ("", "", "abc")
+
+
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ("0,0,10,0,10,10,0,10,word", "field 9 .*'word'.* is not a number"),
+        ("0,0,10,0,0.9", "at least|even number"),
+        ("0,0,10,0,10,nan,0,10", "field 6"),
+    ],
+)
+def test_malformed_detection_lines_name_file_and_line(line, problem):
+    with pytest.raises(SubmissionFormatError, match=f"res_3.txt, line 3: .*({problem})"):
+        parse_detections("0,0,1,0,1,1\n\n" + line, "res_3.txt")
+
+
+def test_sample_keys():
+    assert sample_key("gt_img_7.txt") == sample_key("0000007.txt") == sample_key("gt_7.txt") == "7"
+    assert sample_key("res_img_7.txt", "res") == sample_key("res_0007.txt", "res") == "7"
+    assert sample_key("gt_foo_bar.txt") == "foo_bar"
+    assert sample_key("img_12") == "12"  # an image stem
+
+
+def test_format_round_trip():
+    polygon = np.array([[1.0, 2.0], [30.5, 2.0], [30.5, 12.25], [1.0, 12.0]])
+    for text in ["plain", "a,b", "12", "1,5", 'q"uote', "###", " padded "]:
+        gt = parse_ground_truth(format_gt_line(polygon, text) + "\n")
+        assert gt.texts == (text,)
+        np.testing.assert_array_equal(gt.polygons[0], polygon)
+    # AdelaiDet writes int()-truncated coordinates (toward zero)
+    assert (
+        format_det_line([[10.9, -0.5], [20.2, 0.0], [20.0, 9.99]], 0.123456789)
+        == "10,0,20,0,20,9,0.123457"
+    )
+    assert (
+        format_det_line([[1.5, 2], [3, 4], [5, 6]], None, integer_coords=False) == "1.5,2,3,4,5,6"
+    )
+    np.testing.assert_array_equal(round_scores([0.5, 0.30000001192092896, 1.0]), [0.5, 0.3, 1.0])
+    det = parse_detections(format_det_line([[0, 0], [1, 0], [1, 1]], 0.30000001192092896))
+    assert det.scores[0] == 0.3
+
+
+def _write(folder, name, text):
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def test_folder_and_zip_reading(tmp_path):
+    folder = tmp_path / "gt"
+    _write(folder, "gt_img_1.txt", "0,0,10,0,10,10,0,10,a\n")
+    _write(folder, "gt_img_2.txt", "")
+    _write(folder, ".hidden.txt", "junk")
+    _write(folder, "notes.md", "junk")
+    gt = read_ground_truth(str(folder))
+    assert sorted(gt) == ["1", "2"] and len(gt["2"]) == 0
+
+    archive = tmp_path / "res.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("submit/res_img_1.txt", "0,0,10,0,10,10,0,10,0.9\n")
+        z.writestr("__MACOSX/submit/._res_img_1.txt", "junk")
+        z.writestr("submit/", "")
+    det = read_detections(str(archive))
+    assert list(det) == ["1"] and det["1"].scores.tolist() == [0.9]
+    files = list_sample_files(str(archive), "res")
+    assert files["1"].where.endswith("res.zip:submit/res_img_1.txt")
+
+
+def test_bad_folders_and_duplicate_keys(tmp_path):
+    with pytest.raises(SubmissionFormatError, match="no such folder"):
+        read_ground_truth(str(tmp_path / "missing"))
+    (tmp_path / "plain.zip").write_text("not a zip")
+    with pytest.raises(SubmissionFormatError, match="neither a folder nor a zip"):
+        read_ground_truth(str(tmp_path / "plain.zip"))
+    _write(tmp_path / "dup", "gt_img_7.txt", "")
+    _write(tmp_path / "dup", "0000007.txt", "")
+    with pytest.raises(SubmissionFormatError, match="same sample key '7'"):
+        read_ground_truth(str(tmp_path / "dup"))
+    (tmp_path / "latin").mkdir()
+    (tmp_path / "latin" / "gt_1.txt").write_bytes("0,0,1,0,1,1,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(SubmissionFormatError, match="gt_1.txt: not UTF-8"):
+        read_ground_truth(str(tmp_path / "latin"))
+
+
+def test_atomic_folder_and_zip_writes(tmp_path):
+    out = tmp_path / "det_txt"
+    write_sample_folder(str(out), {"res_1.txt": "a\n", "res_2.txt": ""})
+    write_sample_folder(str(out), {"res_3.txt": "c\n"})  # replaces the whole folder
+    assert sorted(os.listdir(out)) == ["res_3.txt"]
+    assert sorted(os.listdir(tmp_path)) == ["det_txt"]  # no temporary folders left behind
+    with pytest.raises(ValueError, match="must not contain a folder"):
+        write_sample_folder(str(out), {"../evil.txt": ""})
+    assert sorted(os.listdir(out)) == ["res_3.txt"]  # a failed write leaves the old folder intact
+    write_sample_zip(str(tmp_path / "det.zip"), {"res_1.txt": "0,0,10,0,10,10,0.5\n"})
+    assert read_detections(str(tmp_path / "det.zip"))["1"].scores.tolist() == [0.5]

@@ -1,0 +1,115 @@
+#!/usr/bin/env python
+"""Offline evaluation of result files against ground-truth files, as the official scripts do.
+
+Text detection (ICDAR IoU protocol or Total-Text DetEval, evaluation.md sections 1-2)::
+
+    tools/evaluate.py --task det --gt GT --pred PRED [--protocol iou|deteval] [--score-sweep]
+
+GT and PRED are folders or zip files of ``gt_<id>.txt`` / ``res_<id>.txt`` (``gt_img_<id>.txt``,
+``res_img_<id>.txt`` and bare ``<id>.txt`` also work). GT lines are
+``x1,y1,...,xn,yn,transcription`` (n >= 3, ``###`` = don't care, commas allowed in the
+transcription); detection lines ``x1,y1,...,xn,yn[,score]`` (an odd count of numbers means the
+last is the score). The ground truth defines the image set: a missing result file means no
+detections, a result file without ground truth is an error. Malformed lines are reported with
+file and line number (exit status 1).
+
+The ``det_txt/`` folder written by ``TextDetEvaluator`` is a valid PRED: this script then reports
+the evaluator's numbers.
+
+Output: a human-readable summary, then **one JSON object as the last stdout line**, with at least
+``precision``, ``recall`` and ``hmean`` in percent (0-100, the detectron2 convention used by the
+evaluators), the dataset totals and, with ``--score-sweep``, the best hmean over TCM's score
+thresholds 0.3..0.9 (``sweep_*`` keys) and the whole sweep table.
+
+Each task is a function in ``TASKS`` taking the parsed arguments and returning the JSON dict.
+"""
+
+import argparse
+import json
+import sys
+
+
+def run_det(args) -> dict:
+    """``--task det``: text detection P/R/hmean of PRED against GT."""
+    from fasttcm.evaluation.protocols.submission_io import read_detections, read_ground_truth
+    from fasttcm.evaluation.protocols.text_det import (
+        MMOCR_SCORE_THRESHOLDS,
+        build_text_det_protocol,
+        evaluate_text_detection,
+    )
+
+    kwargs = {}
+    if args.invalid_detections is not None:
+        if args.protocol not in ("iou", "iou0.5"):
+            raise ValueError("--invalid-detections applies to the iou protocol only")
+        kwargs["invalid_detections"] = args.invalid_detections
+    protocol = build_text_det_protocol(args.protocol, **kwargs)
+    ground_truth = read_ground_truth(args.gt)
+    detections = read_detections(args.pred)
+    if not ground_truth:
+        raise ValueError(f"{args.gt}: no ground-truth files (gt_<id>.txt) found")
+    result = evaluate_text_detection(
+        ground_truth,
+        detections,
+        protocol,
+        score_thresholds=MMOCR_SCORE_THRESHOLDS if args.score_sweep else None,
+    )
+    summary = {"task": "det", "num_result_files": len(detections), **result.summary()}
+    print(
+        f"{protocol.name} protocol, {summary['num_images']} images: "
+        f"precision {summary['precision']:.2f}, recall {summary['recall']:.2f}, "
+        f"hmean {summary['hmean']:.2f} (percent)"
+    )
+    if args.score_sweep:
+        print(
+            f"best over score thresholds: hmean {summary['sweep_hmean']:.2f} at score >= "
+            f"{summary['sweep_score_thr']:.1f}"
+        )
+    return summary
+
+
+TASKS = {"det": run_det}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--task", required=True, choices=sorted(TASKS), help="what to evaluate")
+    parser.add_argument("--gt", required=True, help="ground truth: folder or zip")
+    parser.add_argument("--pred", required=True, help="results: folder or zip")
+    det = parser.add_argument_group("--task det")
+    det.add_argument(
+        "--protocol",
+        default="iou",
+        help="iou (ICDAR/RRC, default) or deteval (Total-Text DetEval)",
+    )
+    det.add_argument(
+        "--score-sweep",
+        action="store_true",
+        help="also report the best hmean over score thresholds 0.3..0.9 (MMOCR/TCM tables)",
+    )
+    det.add_argument(
+        "--invalid-detections",
+        choices=("drop", "repair"),
+        default=None,
+        help="iou protocol: drop self-intersecting detections (AdelaiDet, default) or repair "
+        "them with buffer(0) (MMOCR)",
+    )
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = TASKS[args.task](args)
+    except (ValueError, KeyError, OSError) as e:
+        message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"evaluate.py: error: {message}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

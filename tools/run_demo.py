@@ -56,12 +56,12 @@ def main():
     print(f"  eval results:    {results_file}")
     print(f"  drawn images:    {vis_dir}")
     if metrics:
-        print("  synthetic_text_test: precision {precision:.4f}  recall {recall:.4f}  "
-              "hmean {hmean:.4f}".format(**metrics))
+        print("  synthetic_text_test (%): precision {precision:.2f}  recall {recall:.2f}  "
+              "hmean {hmean:.2f}".format(**metrics))
 
 
 def _last_eval(out_dir):
-    """The last text_det metrics in metrics.json (written by detectron2's EvalHook)."""
+    """The last text_det metrics (percent) in metrics.json (written by detectron2's EvalHook)."""
     path = os.path.join(out_dir, "metrics.json")
     found = None
     if os.path.exists(path):

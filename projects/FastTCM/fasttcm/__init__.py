@@ -8,3 +8,4 @@ __version__ = "0.1.0"
 
 from .config import add_fasttcm_config  # noqa: E402,F401
 from . import modeling  # noqa: E402,F401  (registration)
+from .data.datasets import builtin  # noqa: F401  (registers splits)

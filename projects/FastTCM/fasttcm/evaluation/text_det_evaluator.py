@@ -197,8 +197,10 @@ class TextDetEvaluator(DatasetEvaluator):
             for k, f in files.items()
         }
         by_id = {d["image_id"]: sample_key(str(d["image_id"])) for d in dataset_dicts}
+        # the GT file of an image is gt_<image stem>.txt, so the stem keys like that file name
+        # (an image called gt_0.jpg has GT file gt_gt_0.txt, key "gt_0")
         by_stem = {
-            d["image_id"]: sample_key(os.path.splitext(os.path.basename(d["file_name"]))[0])
+            d["image_id"]: sample_key("gt_" + os.path.splitext(os.path.basename(d["file_name"]))[0])
             for d in dataset_dicts
         }
         hits_id = sum(k in files for k in by_id.values())

@@ -1,0 +1,120 @@
+"""ICDAR 2015 (RRC Challenge 4, incidental scene text) -> project text JSON + evaluation GT.
+
+Native format (evaluation.md section 2.1): one ``gt_img_<n>.txt`` per image ``img_<n>.jpg``, one
+word per line::
+
+    x1,y1,x2,y2,x3,y3,x4,y4,transcription
+
+four corners (clockwise on screen, absolute pixels); everything after the 8th comma is the
+transcription, commas included, not stripped; ``###`` = don't care. UTF-8, possibly with a BOM.
+
+Expected source layout (the official zips, each extracted into a folder of the same name)::
+
+    SRC/ch4_training_images/img_*.jpg
+    SRC/ch4_training_localization_transcription_gt/gt_img_*.txt
+    SRC/ch4_test_images/img_*.jpg
+    SRC/Challenge4_Test_Task4_GT/gt_img_*.txt      (or Challenge4_Test_Task1_GT)
+"""
+
+from pathlib import Path
+from typing import Dict, List
+
+from .common import (
+    ConversionError,
+    SourceImage,
+    SplitOutputs,
+    TextAnnotation,
+    convert_dataset,
+    find_existing_dir,
+    make_annotation,
+    pair_images_with_annotations,
+    read_text_lines,
+)
+
+__all__ = ["SPLITS", "parse_icdar2015_gt_file", "collect_split", "convert"]
+
+SPLITS = ("train", "test")
+
+_IMAGE_DIRS = {
+    "train": ("ch4_training_images", "train_images", "imgs/training"),
+    "test": ("ch4_test_images", "test_images", "imgs/test"),
+}
+_GT_DIRS = {
+    "train": ("ch4_training_localization_transcription_gt", "train_gts", "annotations/training"),
+    "test": (
+        "Challenge4_Test_Task4_GT",
+        "Challenge4_Test_Task1_GT",
+        "ch4_test_localization_transcription_gt",
+        "test_gts",
+        "annotations/test",
+    ),
+}
+_NUM_COORDS = 8
+
+
+def parse_icdar2015_gt_file(path) -> List[TextAnnotation]:
+    """Parse one ``gt_img_<n>.txt``.
+
+    Returns:
+        The file's instances in line order; polygons are (4, 2) float arrays (absolute pixels,
+        corner order as annotated).
+
+    Raises:
+        ConversionError: a non-empty line without 8 numeric coordinates and a transcription;
+            the message names the file and line.
+    """
+    annotations = []
+    for lineno, line in enumerate(read_text_lines(path), start=1):
+        if not line.strip():
+            continue
+        parts = line.split(",", _NUM_COORDS)
+        if len(parts) <= _NUM_COORDS:
+            raise ConversionError(
+                path,
+                f"expected 8 coordinates and a transcription, got {len(parts)} field(s)",
+                lineno,
+            )
+        try:
+            coords = [float(p) for p in parts[:_NUM_COORDS]]
+        except ValueError as e:
+            raise ConversionError(path, f"non-numeric coordinate ({e})", lineno) from e
+        text = parts[_NUM_COORDS]
+        ann = make_annotation(coords, text, text == "###", path=path, line=lineno)
+        if ann is not None:
+            annotations.append(ann)
+    return annotations
+
+
+def collect_split(src, split: str) -> List[SourceImage]:
+    """Images of `split` ("train" or "test") under `src` with their parsed annotations."""
+    if split not in SPLITS:
+        raise ValueError(f"ICDAR 2015 has splits {SPLITS}, got {split!r}")
+    image_dir = find_existing_dir(src, _IMAGE_DIRS[split], f"ICDAR 2015 {split} images")
+    gt_dir = find_existing_dir(src, _GT_DIRS[split], f"ICDAR 2015 {split} ground truth")
+    pairs = pair_images_with_annotations(
+        image_dir, gt_dir, lambda stem: (f"gt_{stem}.txt",), f"ICDAR 2015 {split}"
+    )
+    return [
+        SourceImage(
+            path=str(img), file_name=Path(img).name, annotations=parse_icdar2015_gt_file(gt)
+        )
+        for img, gt in pairs
+    ]
+
+
+def convert(
+    src, dst, *, gt_root=None, image_mode="copy", overwrite=False
+) -> Dict[str, SplitOutputs]:
+    """Convert ICDAR 2015 under `src` to ``dst/{train,test}.json`` + images + evaluation GT.
+
+    See :func:`fasttcm.data.converters.common.convert_dataset` for the arguments and outputs.
+    """
+    return convert_dataset(
+        lambda split: collect_split(src, split),
+        SPLITS,
+        dst,
+        description="ICDAR 2015 incidental scene text",
+        gt_root=gt_root,
+        image_mode=image_mode,
+        overwrite=overwrite,
+    )

@@ -1,0 +1,148 @@
+"""MSRA-TD500 -> project text JSON + evaluation GT.
+
+Native format: one ``<image stem>.gt`` next to each image, one text line per row, space
+separated::
+
+    index difficult x y w h theta
+
+``(x, y)`` is the top-left corner and ``(w, h)`` the size of the text line's rectangle *before*
+rotation (absolute pixels); the rectangle is rotated about its centre by ``theta`` radians, in the
+image frame (x right, y down), so a positive ``theta`` turns it clockwise on screen. A corner at
+offset ``(u, v)`` from the centre ends up at ``(cx + u cos(theta) - v sin(theta),
+cy + u sin(theta) + v cos(theta))``. ``difficult = 1`` marks a don't-care line (-> ``ignore``).
+
+MSRA-TD500 has no transcriptions: instances get the text ``""`` (don't-care ones ``"###"``),
+and the split metadata says ``has_transcriptions=False``.
+
+Polygons are the 4 rotated corners in the order top-left, top-right, bottom-right, bottom-left of
+the unrotated rectangle (clockwise on screen). (In detectron2's XYWHA convention the same box is
+``(cx, cy, w, h, -degrees(theta))``: detectron2 angles are counter-clockwise.)
+
+Expected source layout (the official archive)::
+
+    SRC/train/IMG_*.JPG + IMG_*.gt
+    SRC/test/IMG_*.JPG + IMG_*.gt
+"""
+
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+
+from .common import (
+    IGNORE_TEXT,
+    ConversionError,
+    SourceImage,
+    SplitOutputs,
+    TextAnnotation,
+    convert_dataset,
+    find_existing_dir,
+    make_annotation,
+    pair_images_with_annotations,
+    read_text_lines,
+)
+
+__all__ = [
+    "SPLITS",
+    "td500_rects_to_polygons",
+    "parse_msra_td500_gt_file",
+    "collect_split",
+    "convert",
+]
+
+SPLITS = ("train", "test")
+_NUM_FIELDS = 7  # index difficult x y w h theta
+
+# Unit-square corners relative to the centre: TL, TR, BR, BL (y down).
+_CORNERS = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]])
+
+
+def td500_rects_to_polygons(rects: np.ndarray) -> np.ndarray:
+    """Rotated TD500 rectangles -> corner polygons.
+
+    Args:
+        rects: (K, 5) array of ``x, y, w, h, theta`` (top-left corner before rotation, size,
+            angle in radians, positive = clockwise on screen), absolute pixels.
+
+    Returns:
+        (K, 4, 2) float64 corners TL, TR, BR, BL, absolute pixels.
+    """
+    rects = np.asarray(rects, dtype=np.float64).reshape(-1, 5)
+    x, y, w, h, theta = rects.T
+    center = np.stack([x + w / 2, y + h / 2], axis=1)[:, None, :]  # (K, 1, 2)
+    offsets = _CORNERS[None] * np.stack([w, h], axis=1)[:, None, :]  # (K, 4, 2) as (u, v)
+    cos, sin = np.cos(theta)[:, None], np.sin(theta)[:, None]
+    u, v = offsets[..., 0], offsets[..., 1]
+    rotated = np.stack([u * cos - v * sin, u * sin + v * cos], axis=-1)
+    return center + rotated
+
+
+def parse_msra_td500_gt_file(path) -> List[TextAnnotation]:
+    """Parse one ``.gt`` file into its instances (file order)."""
+    rows, linenos = [], []
+    for lineno, line in enumerate(read_text_lines(path), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != _NUM_FIELDS:
+            raise ConversionError(
+                path,
+                f"expected 7 values 'index difficult x y w h theta', got {len(fields)}",
+                lineno,
+            )
+        try:
+            rows.append([float(f) for f in fields])
+        except ValueError as e:
+            raise ConversionError(path, f"non-numeric value ({e})", lineno) from e
+        if rows[-1][1] not in (0.0, 1.0):
+            raise ConversionError(path, f"difficult flag must be 0 or 1, got {fields[1]}", lineno)
+        linenos.append(lineno)
+    if not rows:
+        return []
+    table = np.asarray(rows)
+    polygons = td500_rects_to_polygons(table[:, 2:7])
+    annotations = []
+    for polygon, difficult, lineno in zip(polygons, table[:, 1], linenos):
+        ignore = bool(difficult)
+        ann = make_annotation(
+            polygon, IGNORE_TEXT if ignore else "", ignore, path=path, line=lineno
+        )
+        if ann is not None:
+            annotations.append(ann)
+    return annotations
+
+
+def collect_split(src, split: str) -> List[SourceImage]:
+    """Images of `split` ("train" or "test") under `src` with their parsed annotations."""
+    if split not in SPLITS:
+        raise ValueError(f"MSRA-TD500 has splits {SPLITS}, got {split!r}")
+    split_dir = find_existing_dir(
+        src, (split, split.capitalize(), f"MSRA-TD500/{split}"), f"MSRA-TD500 {split}"
+    )
+    pairs = pair_images_with_annotations(
+        split_dir, split_dir, lambda stem: (f"{stem}.gt",), f"MSRA-TD500 {split}"
+    )
+    return [
+        SourceImage(
+            path=str(img), file_name=Path(img).name, annotations=parse_msra_td500_gt_file(gt)
+        )
+        for img, gt in pairs
+    ]
+
+
+def convert(
+    src, dst, *, gt_root=None, image_mode="copy", overwrite=False
+) -> Dict[str, SplitOutputs]:
+    """Convert MSRA-TD500 under `src` to ``dst/{train,test}.json`` + images + evaluation GT.
+
+    See :func:`fasttcm.data.converters.common.convert_dataset` for the arguments and outputs.
+    """
+    return convert_dataset(
+        lambda split: collect_split(src, split),
+        SPLITS,
+        dst,
+        description="MSRA-TD500",
+        gt_root=gt_root,
+        image_mode=image_mode,
+        overwrite=overwrite,
+    )

@@ -1,0 +1,181 @@
+"""Total-Text -> project text JSON + evaluation GT.
+
+Native format (evaluation.md section 2.2, the legacy/official ``.txt`` ground truth): one
+``poly_gt_<image stem>.txt`` per image, one record per text instance::
+
+    x: [[115 503 494 115]], y: [[322 346 426 404]], ornt: [u'm'], transcriptions: [u'nauGHTY']
+
+``x``/``y`` hold the polygon's vertex coordinates (absolute pixels, any number of vertices);
+``ornt`` is c (curved), h (horizontal), m (multi-oriented) or ``#`` (don't care); a transcription
+of ``#`` marks a don't-care region and becomes ``###`` here. A record may wrap over several lines:
+a new record starts at a line beginning with ``x:``.
+
+Expected source layout (``totaltext.zip`` images + ``txt_format.zip`` ground truth)::
+
+    SRC/Images/{Train,Test}/img*.jpg
+    SRC/txt_format/{Train,Test}/poly_gt_img*.txt     (or SRC/Groundtruth/Text/{Train,Test})
+"""
+
+import ast
+import re
+from pathlib import Path
+from typing import Dict, List
+
+from .common import (
+    IGNORE_TEXT,
+    ConversionError,
+    SourceImage,
+    SplitOutputs,
+    TextAnnotation,
+    convert_dataset,
+    find_existing_dir,
+    make_annotation,
+    pair_images_with_annotations,
+    read_text_lines,
+)
+
+__all__ = [
+    "SPLITS",
+    "parse_totaltext_record",
+    "parse_totaltext_gt_file",
+    "collect_split",
+    "convert",
+]
+
+SPLITS = ("train", "test")
+
+_NATIVE_SPLIT = {"train": "Train", "test": "Test"}
+_TOTALTEXT_IGNORE = "#"
+
+_RECORD = re.compile(
+    r"^x:\s*\[\[(?P<x>[^\]]*)\]\]\s*,\s*"
+    r"y:\s*\[\[(?P<y>[^\]]*)\]\]\s*,\s*"
+    r"ornt:\s*(?P<ornt>\[[^\]]*\])\s*,\s*"
+    r"transcriptions:\s*(?P<text>\[.*\])\s*$",
+    re.DOTALL,
+)
+_QUOTED_LIST = re.compile(r"^\[\s*u?(['\"])(?P<s>.*)\1\s*\]$", re.DOTALL)
+
+
+def _numbers(field: str, name: str, path, line: int) -> List[float]:
+    tokens = [t for t in re.split(r"[\s,]+", field.strip()) if t]
+    try:
+        return [float(t) for t in tokens]
+    except ValueError as e:
+        raise ConversionError(path, f"non-numeric value in {name} ({e})", line) from e
+
+
+def _string_list(field: str, name: str, path, line: int) -> List[str]:
+    """``[u'a']``, ``[u"it's"]`` or ``[]`` -> list of str (Python literals, u prefix allowed)."""
+    try:
+        value = ast.literal_eval(field)
+    except (ValueError, SyntaxError):
+        # Unescaped quotes inside the string (e.g. [u'it's']): take everything between the
+        # outer quotes.
+        m = _QUOTED_LIST.match(field.strip())
+        if m is None:
+            raise ConversionError(path, f"cannot parse {name} {field!r}", line) from None
+        return [m.group("s")]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConversionError(path, f"{name} must be a list of strings, got {field!r}", line)
+    return value
+
+
+def parse_totaltext_record(record: str, path="<string>", line: int = 0):
+    """Parse one (possibly multi-line, already joined) Total-Text record.
+
+    Returns:
+        A :class:`TextAnnotation` (polygon (N, 2) float, absolute pixels, vertices in file order),
+        or None when the polygon cannot be represented (< 3 points or non-finite; a warning
+        names the file and line).
+
+    Raises:
+        ConversionError: the record does not follow the format, or x and y differ in length.
+    """
+    m = _RECORD.match(record.strip())
+    if m is None:
+        raise ConversionError(
+            path, "expected 'x: [[...]], y: [[...]], ornt: [...], transcriptions: [...]'", line
+        )
+    xs = _numbers(m.group("x"), "x", path, line)
+    ys = _numbers(m.group("y"), "y", path, line)
+    if len(xs) != len(ys):
+        raise ConversionError(path, f"x has {len(xs)} values but y has {len(ys)}", line)
+    ornt = _string_list(m.group("ornt"), "ornt", path, line)
+    texts = _string_list(m.group("text"), "transcriptions", path, line)
+    # Several list items come from a transcription with a comma split by the annotation tool.
+    text = ",".join(texts) if texts else _TOTALTEXT_IGNORE
+    ignore = text == _TOTALTEXT_IGNORE or ornt == [_TOTALTEXT_IGNORE]
+    return make_annotation(
+        list(zip(xs, ys)), IGNORE_TEXT if ignore else text, ignore, path=path, line=line
+    )
+
+
+def parse_totaltext_gt_file(path) -> List[TextAnnotation]:
+    """Parse one ``poly_gt_<stem>.txt`` file into its instances (file order)."""
+    records = []  # (line number of the record's first line, [its lines])
+    for lineno, line in enumerate(read_text_lines(path), start=1):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("x:") or not records:
+            records.append((lineno, [line]))
+        else:
+            records[-1][1].append(line)
+    annotations = []
+    for lineno, lines in records:
+        ann = parse_totaltext_record(" ".join(s.strip() for s in lines), path, lineno)
+        if ann is not None:
+            annotations.append(ann)
+    return annotations
+
+
+def collect_split(src, split: str) -> List[SourceImage]:
+    """Images of `split` ("train" or "test") under `src` with their parsed annotations."""
+    if split not in SPLITS:
+        raise ValueError(f"Total-Text has splits {SPLITS}, got {split!r}")
+    native = _NATIVE_SPLIT[split]
+    image_dir = find_existing_dir(
+        src,
+        (f"Images/{native}", f"totaltext/Images/{native}", f"{split}_images"),
+        f"Total-Text {split} images",
+    )
+    gt_dir = find_existing_dir(
+        src,
+        (
+            f"txt_format/{native}",
+            f"Groundtruth/Text/{native}",
+            f"Groundtruth/Text/Legacy/{native}",
+            f"{split}_gts",
+        ),
+        f"Total-Text {split} ground truth (.txt format)",
+    )
+    pairs = pair_images_with_annotations(
+        image_dir,
+        gt_dir,
+        lambda stem: (f"poly_gt_{stem}.txt", f"gt_{stem}.txt"),
+        f"Total-Text {split}",
+    )
+    return [
+        SourceImage(
+            path=str(img), file_name=Path(img).name, annotations=parse_totaltext_gt_file(gt)
+        )
+        for img, gt in pairs
+    ]
+
+
+def convert(
+    src, dst, *, gt_root=None, image_mode="copy", overwrite=False
+) -> Dict[str, SplitOutputs]:
+    """Convert Total-Text under `src` to ``dst/{train,test}.json`` + images + evaluation GT.
+
+    See :func:`fasttcm.data.converters.common.convert_dataset` for the arguments and outputs.
+    """
+    return convert_dataset(
+        lambda split: collect_split(src, split),
+        SPLITS,
+        dst,
+        description="Total-Text",
+        gt_root=gt_root,
+        image_mode=image_mode,
+        overwrite=overwrite,
+    )

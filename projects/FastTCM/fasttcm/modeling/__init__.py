@@ -1,1 +1,4 @@
 """Model components. Importing this module registers them with detectron2's registries."""
+from .backbone import fpn  # noqa: F401  (registers build_fasttcm_cr50_fpn_backbone)
+from .text_heads import db_head  # noqa: F401  (registers FastTCMDBHead)
+from .meta_arch import text_detector  # noqa: F401  (registers FastTCMTextDetector)

@@ -2,6 +2,8 @@
 import torch
 import torch.nn.functional as F
 
+from ..losses import balanced_bce_with_logits
+
 __all__ = ["score_map", "balanced_bce_loss", "per_class_bce_loss"]
 
 
@@ -56,15 +58,7 @@ def balanced_bce_loss(
             f"with B = {logits.shape[0]}"
         )
     logits = _resize_to(logits, target.shape[-2:])[:, 0]
-    target = target.to(logits.dtype)
-    positive = target * mask
-    negative = (1.0 - target) * mask
-    num_positive = int(positive.sum().item())
-    num_negative = min(int(negative.sum().item()), int(num_positive * negative_ratio))
-    loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    positive_loss = (loss * positive).sum()
-    negative_loss = torch.topk((loss * negative).flatten(), num_negative).values.sum()
-    return (positive_loss + negative_loss) / (num_positive + num_negative + eps)
+    return balanced_bce_with_logits(logits, target.to(logits.dtype), mask, negative_ratio, eps)
 
 
 def per_class_bce_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

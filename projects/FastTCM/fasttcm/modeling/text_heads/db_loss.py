@@ -18,33 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..losses import balanced_bce_with_logits
+
 __all__ = ["DBLoss", "balanced_bce_with_logits", "masked_dice_loss", "masked_l1_loss"]
-
-
-def balanced_bce_with_logits(
-    logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, negative_ratio: float = 3.0, eps: float = 1e-6
-) -> torch.Tensor:
-    """Balanced BCE with hard-negative mining.
-
-    Args:
-        logits: (B, 1, H, W) pre-sigmoid probability-map logits.
-        target: (B, 1, H, W) binary target (1 = text kernel).
-        mask: (B, 1, H, W) 1 where the loss applies.
-        negative_ratio: at most this many negatives per positive enter the loss (the hardest).
-        eps: added to the normaliser.
-
-    Returns:
-        scalar: (sum of positive losses + sum of the top-k negative losses) / (num positives + k + eps),
-        with k = min(#negatives, floor(#positives * negative_ratio)). 0 when there is no positive.
-    """
-    positive = target * mask
-    negative = (1.0 - target) * mask
-    num_positive = int(positive.sum().item())
-    num_negative = min(int(negative.sum().item()), int(num_positive * negative_ratio))
-    loss = F.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction="none")
-    positive_loss = (loss * positive).sum()
-    negative_loss = torch.topk((loss * negative).flatten(), num_negative, sorted=False).values.sum()
-    return (positive_loss + negative_loss) / (num_positive + num_negative + eps)
 
 
 def masked_dice_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

@@ -16,6 +16,14 @@ file and line number (exit status 1).
 The ``det_txt/`` folder written by ``TextDetEvaluator`` is a valid PRED: this script then reports
 the evaluator's numbers.
 
+DOTA Task 1 (oriented boxes, the devkit's ``dota_evaluation_task1.py``, evaluation.md section 5)::
+
+    tools/evaluate.py --task dota --gt LABELTXT_DIR --pred TASK1_DIR [--classes dota10|dota15]
+
+GT is a folder of full-image ``<image>.txt`` labelTxt files (the image set); PRED holds one
+``Task1_<class>.txt`` per class (``<image> <score> x1 y1 ... x4 y4``), e.g. the output folder of
+``DOTAEvaluator``. The JSON line has ``mAP`` and ``AP`` (class name -> AP50), in percent.
+
 Output: a human-readable summary, then **one JSON object as the last stdout line**, with at least
 ``precision``, ``recall`` and ``hmean`` in percent (0-100, the detectron2 convention used by the
 evaluators), the dataset totals and, with ``--score-sweep``, the best hmean over TCM's score
@@ -68,7 +76,14 @@ def run_det(args) -> dict:
     return summary
 
 
-TASKS = {"det": run_det}
+def run_dota(args) -> dict:
+    """``--task dota``: DOTA Task-1 AP50 of PRED's ``Task1_<class>.txt`` against GT's labelTxt."""
+    from fasttcm.evaluation.offline_dota import run_dota as evaluate_dota
+
+    return evaluate_dota(args)
+
+
+TASKS = {"det": run_det, "dota": run_dota}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,6 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="iou protocol: drop self-intersecting detections (AdelaiDet, default) or repair "
         "them with buffer(0) (MMOCR)",
+    )
+    dota = parser.add_argument_group("--task dota")
+    dota.add_argument(
+        "--classes",
+        choices=("dota10", "dota15"),
+        default="dota10",
+        help="class list: DOTA-v1.0 (15 classes, default) or v1.5 (16)",
+    )
+    dota.add_argument(
+        "--area-ap",
+        action="store_true",
+        help="area under the PR curve instead of the devkit's VOC07 11-point AP",
     )
     return parser
 

@@ -102,11 +102,11 @@ def _add_dataset_config(cfg):
 
 
 def _add_dota_config(cfg):
-    """MODEL.DOTA / INPUT.DOTA: oriented detection on aerial images."""
+    """TEST.DOTA: DOTA Task-1 patch merge and scoring (DOTAEvaluator, evaluation.md sections 5-6)."""
     cfg.TEST.DOTA = CN()
     _C = cfg.TEST.DOTA
     # fmt: off
-    _C.MERGE_NMS_THRESH = 0.1  # patch merge: rotated NMS IoU above which a box is dropped (devkit ResultMerge, 0.1)
+    _C.MERGE_NMS_THRESH = 0.1  # patch merge: rotated-NMS IoU that drops the lower-scored box (devkit ResultMerge, 0.1)
     _C.IOU_THRESH = 0.5        # Task-1 match: IoU > this is a hit (devkit voc_eval ovthresh, strict)
     _C.USE_07_METRIC = True    # VOC07 11-point AP (devkit main); False = area under the PR curve
     _C.PATCH_LEVEL = True      # also report mAP on the split patches ("dota_patch", not comparable to the server)

@@ -12,11 +12,13 @@ from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 
 from .text_det_evaluator import TextDetEvaluator
+from .dota_evaluator import DOTAEvaluator
 
-__all__ = ["EVALUATORS", "build_evaluator", "TextDetEvaluator"]
+__all__ = ["EVALUATORS", "build_evaluator", "TextDetEvaluator", "DOTAEvaluator"]
 
 EVALUATORS: Dict[str, Type[DatasetEvaluator]] = {
     "text_det": TextDetEvaluator,
+    "dota": DOTAEvaluator,
 }
 """``evaluator_type`` -> evaluator class.
 

@@ -211,3 +211,6 @@ if __name__.endswith(".builtin"):
     # Assume pre-defined datasets live in `./datasets` (detectron2's convention).
     _root = os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets"))
     register_all_text(_root)
+    from .dota import register_all_dota
+
+    register_all_dota(_root)

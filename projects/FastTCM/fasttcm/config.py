@@ -102,7 +102,11 @@ def _add_dataset_config(cfg):
 
 
 def _add_dota_config(cfg):
-    """TEST.DOTA: DOTA Task-1 patch merge and scoring (DOTAEvaluator, evaluation.md sections 5-6)."""
+    """MODEL.DOTA (rotated R-CNN extras) and TEST.DOTA (Task-1 patch merge and scoring, evaluation.md 5-6)."""
+    cfg.MODEL.DOTA = CN()
+    # fmt: off
+    cfg.MODEL.DOTA.ILM_TARGET_STRIDE = 4  # stride of the grid the per-class box masks (L_aux targets) are rasterized on
+    # fmt: on
     cfg.TEST.DOTA = CN()
     _C = cfg.TEST.DOTA
     # fmt: off

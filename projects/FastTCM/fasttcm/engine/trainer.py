@@ -6,6 +6,7 @@ What differs from ``DefaultTrainer`` and why:
 * ``DATASETS.TRAIN_FRACTION`` selects a deterministic few-shot subset of the training images;
 * the optimizer uses FastTCM's parameter groups (text encoder frozen, image encoder lr x
   ``MODEL.FASTTCM.IMAGE_ENCODER_LR_FACTOR``) and ``SOLVER.OPTIMIZER`` (SGD / Adam / AdamW);
+  ``SOLVER.CLIP_GRADIENTS.CLIP_TYPE: "full_model"`` clips the norm of all gradients together;
 * ``SOLVER.LR_SCHEDULER_NAME: "WarmupPolyLR"`` adds the poly schedule of the official configs;
 * the evaluator is looked up from the dataset metadata's ``evaluator_type``;
 * checkpoints are written atomically;
@@ -89,8 +90,26 @@ def build_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
         raise ValueError(f"SOLVER.OPTIMIZER={cfg.SOLVER.OPTIMIZER!r}; known: {sorted(_OPTIMIZERS)}")
     params = build_fasttcm_param_groups(model, cfg)
     optimizer = _OPTIMIZERS[name](params, cfg)
-    if cfg.SOLVER.CLIP_GRADIENTS.ENABLED:
+    clip = cfg.SOLVER.CLIP_GRADIENTS
+    if clip.ENABLED and clip.CLIP_TYPE == "full_model":
+        return _with_full_model_clipping(optimizer, clip.CLIP_VALUE, clip.NORM_TYPE)
+    if clip.ENABLED:
         optimizer = maybe_add_gradient_clipping(cfg, type(optimizer))(optimizer.param_groups)
+    return optimizer
+
+
+def _with_full_model_clipping(optimizer, max_norm: float, norm_type: float):
+    """Clip the norm of all gradients together before each step (mmcv's ``grad_clip``, which the
+    official DOTA configs use); detectron2 v0.6 only clips per parameter ("value" / "norm")."""
+    base = type(optimizer)
+
+    class FullModelGradientClipping(base):
+        def step(self, closure=None):
+            params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, max_norm, norm_type=norm_type)
+            return super().step(closure)
+
+    optimizer.__class__ = FullModelGradientClipping
     return optimizer
 
 

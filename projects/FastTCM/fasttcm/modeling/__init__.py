@@ -2,3 +2,5 @@
 from .backbone import fpn  # noqa: F401  (registers build_fasttcm_cr50_fpn_backbone)
 from .text_heads import db_head  # noqa: F401  (registers FastTCMDBHead)
 from .meta_arch import text_detector  # noqa: F401  (registers FastTCMTextDetector)
+from .roi_heads import rotated_roi_heads  # noqa: F401  (registers FastTCMRROIHeads)
+from .meta_arch import rotated_rcnn  # noqa: F401  (registers FastTCMRotatedRCNN)

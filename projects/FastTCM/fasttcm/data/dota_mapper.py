@@ -1,0 +1,70 @@
+"""``DOTADatasetMapper``: DOTA-style dataset dicts (XYWHA boxes) -> rotated R-CNN inputs.
+
+Boxes are detectron2 XYWHA_ABS (cx, cy, w, h, angle in degrees, counter-clockwise) throughout;
+detectron2's transforms move them with ``apply_rotated_box`` (flips, resizes, 90-degree rotations).
+"""
+import copy
+import logging
+from typing import List
+
+import numpy as np
+import torch
+
+from detectron2.config import configurable
+from detectron2.data import detection_utils as utils
+from detectron2.data import transforms as T
+from detectron2.structures import BoxMode
+
+__all__ = ["DOTADatasetMapper"]
+
+logger = logging.getLogger(__name__)
+
+
+class DOTADatasetMapper:
+    """Read a (patch) image, apply flips/resizing to image and rotated boxes, build ``Instances``
+    with ``gt_boxes`` (RotatedBoxes) and ``gt_classes`` (training)."""
+
+    @configurable
+    def __init__(self, is_train: bool, *, augmentations: List[T.Augmentation], image_format: str):
+        self.is_train = is_train
+        self.augmentations = T.AugmentationList(augmentations)
+        self.image_format = image_format
+        logger.info(f"[DOTADatasetMapper] augmentations: {augmentations}")
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool = True):
+        if is_train:
+            augs = [T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN,
+                                         cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING)]
+            if cfg.INPUT.RANDOM_FLIP != "none":
+                augs.append(T.RandomFlip(horizontal=True, vertical=False))
+                augs.append(T.RandomFlip(horizontal=False, vertical=True))
+        else:
+            augs = [T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, "choice")]
+        return {"is_train": is_train, "augmentations": augs, "image_format": cfg.INPUT.FORMAT}
+
+    def __call__(self, dataset_dict):
+        from .datasets.text import read_image_checked
+
+        dataset_dict = copy.deepcopy(dataset_dict)
+        image = read_image_checked(dataset_dict["file_name"], format=self.image_format)
+        utils.check_image_size(dataset_dict, image)
+        aug_input = T.AugInput(image)
+        transforms = self.augmentations(aug_input)
+        image = aug_input.image
+        dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        annos = dataset_dict.pop("annotations", None)
+        if not self.is_train:
+            return dataset_dict
+        out = []
+        for anno in annos or []:
+            if anno.get("bbox_mode") != BoxMode.XYWHA_ABS:
+                raise ValueError(f"{dataset_dict['file_name']}: DOTA annotations must be "
+                                 f"XYWHA_ABS, got {anno.get('bbox_mode')}")
+            anno = dict(anno)
+            anno.pop("segmentation", None)
+            anno["bbox"] = transforms.apply_rotated_box(np.asarray([anno["bbox"]], dtype=np.float64))[0]
+            out.append(anno)
+        instances = utils.annotations_to_instances_rotated(out, image.shape[:2])
+        dataset_dict["instances"] = instances[instances.gt_boxes.nonempty()]
+        return dataset_dict

@@ -31,7 +31,11 @@ test-slow: $(STAMP)
 	$(VPY) -m pytest -m slow $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(VPY) tools/run_demo.py
+	$(VPY) tools/run_demo.py --task text
+
+# Oriented detection on generated aerial images (synthetic DOTA-v1.0 classes), on the CPU.
+dota-demo: $(STAMP)
+	$(VPY) tools/run_demo.py --task dota
 
 benchmark: $(STAMP)
 	$(VPY) tools/benchmark.py --task ops --task backbone

@@ -11,10 +11,13 @@ Tasks:
         (FastTCM-D2's own ops, or a compiled detectron2 ``_C``): ``pairwise_iou_rotated`` on
         2000 x 2000 boxes, ``nms_rotated`` on 2000 boxes, ``ROIAlignRotated`` forward + backward on
         512 rois of a 2 x 256 x 100 x 100 map (7 x 7 bins, sampling ratio 2).
+    backbone: FastTCM-CR50 + FPN latency at 640 x 640, batch 1, eval, random RN50-size weights, for
+        mode fasttcm (cached text embedding), mode tcm and the plain CLIP-RN50 + FPN (mode none),
+        with the ratios fasttcm/tcm and fasttcm/plain.
 
 Examples::
 
-    tools/benchmark.py --task ops
+    tools/benchmark.py --task ops --task backbone
     tools/benchmark.py --task ops --device cuda --runs 10 --json-out output/benchmark_ops.json
 """
 
@@ -23,12 +26,16 @@ import json
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import torch
 
 from detectron2.layers import ROIAlignRotated, nms_rotated
 from detectron2.layers.rotated_boxes import pairwise_iou_rotated
+
+
+BASE_CONFIG = Path(__file__).resolve().parents[1] / "projects/FastTCM/configs/Base-FastTCM-CR50-FPN.yaml"
 
 
 def median_seconds(fn: Callable[[], object], runs: int, device: torch.device) -> float:
@@ -149,9 +156,50 @@ def benchmark_ops(args: argparse.Namespace) -> List[Dict]:
     return rows
 
 
+def build_fasttcm_backbone(mode: str, device: torch.device) -> torch.nn.Module:
+    """Full-size FastTCM-CR50 + FPN (RN50 widths, random weights) in eval mode."""
+    from detectron2.config import get_cfg
+    from detectron2.layers import ShapeSpec
+    from detectron2.modeling import build_backbone
+
+    from fasttcm import add_fasttcm_config
+
+    cfg = get_cfg()
+    add_fasttcm_config(cfg)
+    cfg.merge_from_file(str(BASE_CONFIG))
+    cfg.MODEL.FASTTCM.MODE = mode
+    backbone = build_backbone(cfg, ShapeSpec(channels=3))
+    return backbone.to(device).eval()
+
+
+def benchmark_backbone(args: argparse.Namespace) -> List[Dict]:
+    """Per-image latency of FastTCM-CR50 + FPN at 640 x 640, batch 1, eval mode, random weights:
+    mode fasttcm (text embedding cached after the warm-up), mode tcm (text encoder per image),
+    and the plain CLIP-RN50 + FPN without TCM modules (mode none)."""
+    device = torch.device(args.device)
+    gen = torch.Generator().manual_seed(0)
+    image = torch.randn(1, 3, 640, 640, generator=gen).to(device)
+    rows = []
+    for mode, label in (("fasttcm", "fasttcm (cached text)"), ("tcm", "tcm"),
+                        ("none", "plain CLIP-RN50 + FPN")):
+        backbone = build_fasttcm_backbone(mode, device)
+        with torch.no_grad():
+            seconds = median_seconds(lambda: backbone.forward_with_aux(image), args.runs, device)
+        rows.append({"task": "backbone", "op": label, "mode": mode,
+                     "size": "1x3x640x640, RN50 widths", "seconds": seconds})
+        del backbone
+    t = {r["mode"]: r["seconds"] for r in rows}
+    rows.append({"task": "backbone", "op": "ratio fasttcm/tcm", "size": "",
+                 "seconds": t["fasttcm"] / t["tcm"], "unit": "ratio"})
+    rows.append({"task": "backbone", "op": "ratio fasttcm/plain", "size": "",
+                 "seconds": t["fasttcm"] / t["none"], "unit": "ratio"})
+    return rows
+
+
 # Task name -> function(args) returning rows of {"op", "size", "seconds", ...}.
 TASKS: Dict[str, Callable[[argparse.Namespace], List[Dict]]] = {
     "ops": benchmark_ops,
+    "backbone": benchmark_backbone,
 }
 
 
@@ -183,7 +231,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         rows.extend(TASKS[task](args))
     width = max(len(r["op"]) for r in rows)
     for r in rows:
-        print(f"{r['task']:8s} {r['op']:{width}s} {r['seconds']:8.3f} s   {r['size']}")
+        unit = "x" if r.get("unit") == "ratio" else "s"
+        print(f"{r['task']:8s} {r['op']:{width}s} {r['seconds']:8.3f} {unit}   {r['size']}")
     if args.json_out:
         from fasttcm.utils.atomic_io import atomic_write_text
 

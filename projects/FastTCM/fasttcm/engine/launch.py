@@ -4,7 +4,7 @@ detectron2 v0.6's ``launch`` always initialises NCCL and asserts CUDA. On a mach
 ``--num-gpus N`` here starts N CPU worker processes joined by the gloo backend, so distributed
 code paths (sampler sharding, evaluator gathering, DDP) run and can be tested anywhere.
 """
-import logging
+import sys
 from datetime import timedelta
 
 import torch
@@ -31,9 +31,9 @@ def launch(main_func, num_gpus_per_machine, num_machines=1, machine_rank=0, dist
         if num_machines != 1:
             raise ValueError("dist_url=auto is only supported with --num-machines 1")
         dist_url = f"tcp://127.0.0.1:{_find_free_port()}"
-    logging.getLogger(__name__).info(
-        f"No CUDA: starting {num_gpus_per_machine} CPU worker process(es) with the gloo backend"
-    )
+    # logging is not configured yet at this point (default_setup runs in the workers)
+    print(f"[fasttcm.launch] no CUDA: starting {num_gpus_per_machine} CPU worker processes joined "
+          f"by the gloo backend ({dist_url})", file=sys.stderr, flush=True)
     mp.spawn(
         _cpu_worker,
         nprocs=num_gpus_per_machine,

@@ -24,6 +24,19 @@ GT is a folder of full-image ``<image>.txt`` labelTxt files (the image set); PRE
 ``Task1_<class>.txt`` per class (``<image> <score> x1 y1 ... x4 y4``), e.g. the output folder of
 ``DOTAEvaluator``. The JSON line has ``mAP`` and ``AP`` (class name -> AP50), in percent.
 
+End-to-end text spotting (RRC rules, evaluation.md section 3; lexicons section 3.1)::
+
+    tools/evaluate.py --task e2e --gt GT --pred PRED [--word-spotting]
+        [--lexicon none|generic|weak|strong|full --lexicon-dir DIR] [--far-off-rule adelaidet|testr]
+
+PRED lines are ``x1,y1,...,xn,yn[,score],transcription`` (a numeric transcription quoted as
+``"..."``) or AdelaiDet's ``x1,...,yn,####transcription``; the ``e2e_txt/`` folder written by
+``TextSpottingEvaluator`` is a valid PRED. ``--word-spotting`` is the Total-Text setting. With a
+lexicon, DIR holds the official lexicon files (e.g. ``ch4_test_vocabulary_new.txt`` and its pair
+list; strong: ``new_strong_lexicon/new_voc_img_<id>.txt``). ``precision``/``recall``/``hmean`` are
+those of the requested lexicon run; ``runs`` has every run (``e2e_none``, ``e2e_<lexicon>``,
+``text_det``: the detection-only figure of the same file).
+
 Output: a human-readable summary, then **one JSON object as the last stdout line**, with at least
 ``precision``, ``recall`` and ``hmean`` in percent (0-100, the detectron2 convention used by the
 evaluators), the dataset totals and, with ``--score-sweep``, the best hmean over TCM's score
@@ -83,7 +96,46 @@ def run_dota(args) -> dict:
     return evaluate_dota(args)
 
 
-TASKS = {"det": run_det, "dota": run_dota}
+def run_e2e(args) -> dict:
+    """``--task e2e``: end-to-end spotting P/R/hmean of PRED against GT, optionally with a lexicon."""
+    from fasttcm.evaluation.protocols.e2e import E2EProtocol, evaluate_text_spotting
+    from fasttcm.evaluation.protocols.lexicon import build_lexicon_corrector
+    from fasttcm.evaluation.protocols.submission_io import (
+        read_ground_truth,
+        read_spotting_detections,
+    )
+
+    ground_truth = read_ground_truth(args.gt)
+    if not ground_truth:
+        raise ValueError(f"{args.gt}: no ground-truth files (gt_<id>.txt) found")
+    detections = read_spotting_detections(args.pred)
+    lexicons = {}
+    if args.lexicon != "none":
+        if not args.lexicon_dir:
+            raise ValueError(f"--lexicon {args.lexicon} needs --lexicon-dir")
+        lexicons[args.lexicon] = build_lexicon_corrector(
+            args.lexicon_dir, args.lexicon, list(ground_truth), far_off_rule=args.far_off_rule
+        )
+    protocol = E2EProtocol(word_spotting=args.word_spotting)
+    result = evaluate_text_spotting(ground_truth, detections, protocol, lexicons=lexicons)
+    metrics = result.metrics()
+    headline = metrics[f"e2e_{args.lexicon}"]
+    for name, m in metrics.items():
+        print(
+            f"{name}: precision {m['precision']:.2f}, recall {m['recall']:.2f}, "
+            f"hmean {m['hmean']:.2f} (percent)"
+        )
+    return {
+        "task": "e2e",
+        "lexicon": args.lexicon,
+        **headline,
+        "num_result_files": len(detections),
+        "runs": metrics,
+        **{k: v for k, v in result.summary().items() if k != "metrics"},
+    }
+
+
+TASKS = {"det": run_det, "dota": run_dota, "e2e": run_e2e}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,6 +162,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="iou protocol: drop self-intersecting detections (AdelaiDet, default) or repair "
         "them with buffer(0) (MMOCR)",
+    )
+    e2e = parser.add_argument_group("--task e2e")
+    e2e.add_argument(
+        "--lexicon",
+        choices=("none", "generic", "weak", "strong", "full"),
+        default="none",
+        help="lexicon run to report (generic/weak/strong: ICDAR 2015; full: Total-Text, CTW1500)",
+    )
+    e2e.add_argument("--lexicon-dir", default=None, help="folder holding the lexicon files")
+    e2e.add_argument(
+        "--word-spotting",
+        action="store_true",
+        help="RRC word-spotting mode (Total-Text): GT words that are not dictionary words are "
+        "don't care",
+    )
+    e2e.add_argument(
+        "--far-off-rule",
+        choices=("adelaidet", "testr"),
+        default="adelaidet",
+        help="lexicon words farther than the rule allows are removed (adelaidet: distance <= 1)",
     )
     dota = parser.add_argument_group("--task dota")
     dota.add_argument(

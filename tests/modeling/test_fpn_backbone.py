@@ -188,7 +188,7 @@ def test_prompts_from_dataset_metadata():
     cfg = tiny_cfg()
     cfg.DATASETS.TRAIN = (name,)
     cfg.MODEL.FASTTCM.PROMPTS_FROM_METADATA = True
-    cfg.MODEL.FASTTCM.CLASS_PROMPT_TEMPLATE = "an aerial image of a {}."
+    cfg.MODEL.FASTTCM.CLASS_PROMPT_TEMPLATE = "an aerial image of a {name}."
     backbone = build(cfg).eval()
     assert backbone.bottom_up.prompt_learner.class_prompts == [
         "an aerial image of a plane.", "an aerial image of a small vehicle.",
@@ -286,3 +286,19 @@ def test_full_rn50_variants_build_from_config(mode, res5_channels):
     if mode != "none":
         assert aux["text_embeddings"].shape == (1, 1, 1024)
         assert backbone.bottom_up.text_encoder.transformer.layers == 12
+
+
+def test_dumped_config_reloads_with_the_default_prompt_template(tmp_path):
+    """config.yaml written by default_setup must load again (yacs literal-evals strings)."""
+    from detectron2.config import get_cfg
+
+    from fasttcm import add_fasttcm_config
+
+    cfg = get_cfg()
+    add_fasttcm_config(cfg)
+    path = tmp_path / "config.yaml"
+    path.write_text(cfg.dump())
+    again = get_cfg()
+    add_fasttcm_config(again)
+    again.merge_from_file(str(path))
+    assert again.MODEL.FASTTCM.CLASS_PROMPT_TEMPLATE == "{name}"

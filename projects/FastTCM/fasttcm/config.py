@@ -14,6 +14,8 @@ def add_fasttcm_config(cfg):
     _add_dataset_config(cfg)
     _add_dota_config(cfg)
     _add_input_and_solver_config(cfg)
+    _add_e2e_eval_config(cfg)
+    _add_recognizer_config(cfg)
 
 
 def _add_backbone_config(cfg):
@@ -41,7 +43,9 @@ def _add_backbone_config(cfg):
     _C.CONTEXT_LENGTH = 4        # n_ctx: learnable context vectors between SOS and the class prompt
     _C.CLASS_PROMPTS = ["the pixels of many arbitrary-shape text instances."]  # the K class prompts
     _C.PROMPTS_FROM_METADATA = False  # K prompts from thing_classes of DATASETS.TRAIN[0] (DOTA)
-    _C.CLASS_PROMPT_TEMPLATE = "{}"   # prompt per class name ('-' -> ' ') when PROMPTS_FROM_METADATA
+    # prompt per class name ('-' -> ' ') when PROMPTS_FROM_METADATA; "{name}", not "{}": yacs would
+    # read a bare "{}" back from a dumped config.yaml as an empty dict
+    _C.CLASS_PROMPT_TEMPLATE = "{name}"
     # Visual prompt generator and text-side context decoder (both ContextDecoders).
     _C.DECODER_WIDTH = 256       # decoder width
     _C.DECODER_HEADS = 4         # decoder attention heads
@@ -130,3 +134,83 @@ def _add_input_and_solver_config(cfg):
     cfg.INPUT.DATASET_MAPPER_NAME = "text"  # mapper from fasttcm.engine.trainer.MAPPERS: text | dota
     cfg.SOLVER.OPTIMIZER = "SGD"  # one of SGD, ADAM, ADAMW (the official TCM configs use Adam/AdamW)
     cfg.SOLVER.POLY_LR_POWER = 0.9  # power of the poly schedule (LR_SCHEDULER_NAME "WarmupPolyLR")
+
+
+def _add_e2e_eval_config(cfg):
+    """TEST.E2E: end-to-end text spotting evaluation (TextSpottingEvaluator, evaluation.md 3-3.1)."""
+    cfg.TEST.E2E = CN()
+    _C = cfg.TEST.E2E
+    # fmt: off
+    _C.LEXICON_TYPES = []          # lexicon runs besides "none" (generic|weak|strong|full); [] = metadata lexicon_types, missing files skipped
+    _C.WORD_SPOTTING = None        # RRC WORD_SPOTTING (GT words failing the dictionary test are don't care); None = metadata word_spotting
+    _C.FAR_OFF_RULE = "adelaidet"  # lexicon far-off words: "adelaidet" (keep dist <= 1) or "testr" (section 3.1 table)
+    _C.SCORE_THRESH = 0.0          # keep spotting results with score >= this (AdelaiDet INFERENCE_TH_TEST; IC15 uses 0.45)
+    # fmt: on
+
+
+def _add_recognizer_config(cfg):
+    """MODEL.RECOGNIZER, INPUT.STR_AUG, SOLVER.RECOGNIZER and TEST.STR: CLIP4STR (clip4str.md)."""
+    cfg.MODEL.RECOGNIZER = CN()
+    _C = cfg.MODEL.RECOGNIZER
+    # fmt: off
+    _C.CLIP_WEIGHTS = ""          # local OpenAI ViT-B-16.pt or open_clip ViT state dict; "" = random init (never downloaded)
+    # CLIP ViT image encoder (section 1.2): every token through ln_post and visual.proj.
+    _C.IMAGE_SIZE = (224, 224)    # (H, W) crops are squashed to (no aspect-ratio padding); PARSeq-style 32x128 for tiny models
+    _C.PATCH_SIZE = (16, 16)      # (h, w) ViT patch: B/16
+    _C.VISION_WIDTH = 768         # ViT width
+    _C.VISION_LAYERS = 12         # ViT depth
+    _C.VISION_HEADS = 12          # ViT heads
+    _C.EMBED_DIM = 512            # D: CLIP joint-embedding width = decoder width (text_projection.shape[-1])
+    # CLIP text encoder of the cross-modal branch (section 1.4).
+    _C.TEXT_WIDTH = 512           # text transformer width
+    _C.TEXT_LAYERS = 12           # text transformer depth
+    _C.TEXT_HEADS = 8             # text transformer heads
+    _C.TEXT_MAX_LENGTH = 77       # rows of the text positional table (sliced to TEXT_CONTEXT_LENGTH at run time)
+    _C.TEXT_CONTEXT_LENGTH = 16   # BPE tokens (SOT ... EOT, zero padded) of the visual prediction fed to the text encoder
+    _C.TEXT_FREEZE_LAYERS = 6     # text_freeze_nlayer: frozen lower text blocks (+ token/positional embeddings); -1 = none
+    _C.VOCAB_SIZE = 49408         # CLIP BPE vocabulary size
+    _C.QUICK_GELU = True          # QuickGELU in both CLIP towers (official code, pitfall P10)
+    # Visual and cross-modal decoders (PARSeq two-stream, section 1.3).
+    _C.DECODER_LAYERS = 1         # dec_depth
+    _C.DECODER_HEADS = 8          # decoder attention heads
+    _C.DECODER_MLP_RATIO = 4.0    # FFN width = ratio * D
+    _C.DECODER_DROPOUT = 0.1      # decoder dropout
+    # Charsets and labels (section 1.5).
+    _C.CHARSET = "94_full"        # training charset: fasttcm/data/charsets/<name>.txt or a path (ids 1..N)
+    _C.TEST_CHARSET = "36_lowercase"  # adapter of the visual prediction before the text encoder (official: test charset)
+    _C.MAX_LABEL_LENGTH = 25      # max_label_length: 25 characters + EOS = 26 decoding slots
+    # Training objective (section 1.6) and inference (section 1.7).
+    _C.PERM_NUM = 6               # perm_num: permutations per batch (canonical, reverse, 2 random + mirrors)
+    _C.PERM_FORWARD = True        # perm_forward: include the canonical left-to-right order
+    _C.PERM_MIRRORED = True       # perm_mirrored: add the reverse of every order
+    _C.IMAGE_DETACH = True        # image_detach: the cross-modal loss sends no gradient into the image encoder
+    _C.CROSS_LOSS_WEIGHT = 1.0    # cross_loss_w: weight of loss_cross_modal
+    _C.REFINE_ITERS = 1           # refine_iters: cloze refinement passes of predict-and-refine
+    # Normalization (0-255 RGB). Official train/val: CLIP statistics; official test.py: 0.5/0.5 (pitfall P1).
+    _C.PIXEL_MEAN = [122.771, 116.746, 104.094]  # CLIP mean x 255 (RGB)
+    _C.PIXEL_STD = [68.501, 66.632, 70.323]      # CLIP std x 255 (RGB)
+    # fmt: on
+
+    cfg.SOLVER.RECOGNIZER = CN()
+    # fmt: off
+    cfg.SOLVER.RECOGNIZER.DECODER_LR_FACTOR = 19.0    # coef_lr: decoders train at 19 x the CLIP lr (section 1.8)
+    cfg.SOLVER.RECOGNIZER.BETAS = (0.9, 0.98)         # AdamW betas of the official recipe
+    cfg.SOLVER.RECOGNIZER.EPS = 1e-6                  # AdamW eps of the official recipe
+    # fmt: on
+
+    cfg.INPUT.STR_AUG = CN()
+    _C = cfg.INPUT.STR_AUG
+    # fmt: off
+    _C.ENABLED = True             # training augmentation of the STR mapper (section 2.2: RandAugment-style)
+    _C.NUM_OPS = 3                # ops drawn per crop, without replacement (timm RandAugment n=3)
+    _C.MAGNITUDE = 5              # m in [0, 10]; each op scales its range by m / 10 (timm RandAugment m=5)
+    _C.MAX_ROTATION = 30.0        # rotate range in degrees at magnitude 10
+    _C.MAX_SHEAR = (0.9, 0.2)     # (shear-x, shear-y) at magnitude 10
+    _C.MAX_TRANSLATE = (0.1, 0.3)  # (x, y) translation as a fraction of the crop size at magnitude 10
+    # fmt: on
+
+    cfg.TEST.STR = CN()
+    # fmt: off
+    cfg.TEST.STR.CASE_SENSITIVE = False  # official test.py --cased: A-Z added to the 36-char evaluation charset
+    cfg.TEST.STR.PUNCTUATION = False     # official test.py --punctuation: ASCII punctuation added
+    # fmt: on

@@ -13,12 +13,23 @@ from detectron2.evaluation import DatasetEvaluator
 
 from .text_det_evaluator import TextDetEvaluator
 from .dota_evaluator import DOTAEvaluator
+from .text_e2e_evaluator import TextSpottingEvaluator
+from .str_evaluator import WordAccuracyEvaluator
 
-__all__ = ["EVALUATORS", "build_evaluator", "TextDetEvaluator", "DOTAEvaluator"]
+__all__ = [
+    "EVALUATORS",
+    "build_evaluator",
+    "TextDetEvaluator",
+    "DOTAEvaluator",
+    "TextSpottingEvaluator",
+    "WordAccuracyEvaluator",
+]
 
 EVALUATORS: Dict[str, Type[DatasetEvaluator]] = {
     "text_det": TextDetEvaluator,
     "dota": DOTAEvaluator,
+    "text_e2e": TextSpottingEvaluator,
+    "str": WordAccuracyEvaluator,
 }
 """``evaluator_type`` -> evaluator class.
 

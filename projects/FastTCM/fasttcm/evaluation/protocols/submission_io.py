@@ -21,6 +21,13 @@ refused, and such text should be quoted. The AdelaiDet form ``x1,...,yn,####tran
 **Detection line:** ``x1,y1,...,xn,yn[,score]``: numbers only; an odd count means the last one is
 the score. An optional ``,####transcription`` tail (AdelaiDet end-to-end files) is kept as text.
 
+**Spotting detection line** (end-to-end, :func:`parse_spotting_detections`):
+``x1,y1,...,xn,yn[,score],transcription``: the leading numbers are the coordinates, plus the
+score when their count is odd; the rest of the line, commas included and not stripped, is the
+transcription (RRC IC15 rule). A transcription that would start with a number must be quoted
+(``"2015"``), as :func:`format_spotting_det_line` does. The AdelaiDet form
+``x1,...,yn[,score],####transcription`` is read too.
+
 Files are UTF-8 (a BOM is removed); ``\\r\\n`` line ends are accepted; blank lines are skipped.
 Malformed content raises :class:`SubmissionFormatError` naming the file and line.
 
@@ -60,6 +67,9 @@ __all__ = [
     "write_sample_zip",
     "atomic_write_text",
     "atomic_write_json",
+    "parse_spotting_detections",
+    "read_spotting_detections",
+    "format_spotting_det_line",
 ]
 
 logger = logging.getLogger(__name__)
@@ -421,3 +431,83 @@ def write_sample_folder(folder: str, files: Mapping[str, str]) -> None:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# End-to-end spotting detections: a transcription after the (optional) score.
+
+
+def _parse_spotting_det_line(line: str, where: str) -> Tuple[np.ndarray, float, str]:
+    head, separator, _ = line.partition(_TRANSCRIPTION_SEPARATOR)
+    if separator and all(_NUMBER.match(f) for f in head.split(",")):
+        return _parse_det_line(line, where)  # AdelaiDet: x1,...,yn[,score],####transcription
+    fields = line.split(",")
+    num_numeric = 0
+    while num_numeric < len(fields) and _NUMBER.match(fields[num_numeric]):
+        num_numeric += 1
+    if num_numeric == len(fields):
+        raise SubmissionFormatError(
+            f"{where}: no transcription after the numbers; a spotting line is "
+            f'x1,y1,...,xn,yn[,score],transcription (quote a numeric transcription as "..."): '
+            f"{line!r}"
+        )
+    num_coords = num_numeric - num_numeric % 2
+    score = float(fields[num_coords]) if num_numeric % 2 else np.nan
+    if num_numeric % 2 and not np.isfinite(score):
+        raise SubmissionFormatError(f"{where}: non-finite score: {line!r}")
+    polygon = _coordinates(fields[:num_coords], f"{where}: {line!r}")
+    return polygon, score, _unquote(",".join(fields[num_numeric:]))
+
+
+def parse_spotting_detections(text: str, where: str = "<detections>") -> ImageDetections:
+    """Parse one ``res_<id>.txt`` file of spotting results (every line has a transcription).
+
+    Args:
+        text: file content.
+        where: file name used in error messages.
+    """
+    polygons, scores, texts = [], [], []
+    for num, line in _lines(text):
+        polygon, score, transcription = _parse_spotting_det_line(line, f"{where}, line {num}")
+        polygons.append(polygon)
+        scores.append(score)
+        texts.append(transcription)
+    return ImageDetections.from_arrays(polygons, np.array(scores, dtype=np.float64), texts)
+
+
+def read_spotting_detections(path: str) -> Dict[str, ImageDetections]:
+    """Read every spotting result file of a folder or zip; returns sample key -> detections."""
+    files = list_sample_files(path, "res")
+    return {k: parse_spotting_detections(f.text, f.where) for k, f in files.items()}
+
+
+def _quote_transcription(text: str) -> str:
+    """`text`, quoted with RRC escaping when a reader could take it apart or change it."""
+    if (
+        '"' in text
+        or text != text.strip()
+        or text.startswith("####")
+        or _NUMBER.match(text.split(",", 1)[0])
+    ):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
+
+
+def format_spotting_det_line(
+    polygon, score: Optional[float], text: str, *, integer_coords: bool = True
+) -> str:
+    """One spotting line ``x1,y1,...,xn,yn,score,transcription`` (read by the RRC IC15 parser).
+
+    Without a score (None or NaN) the line is ``x1,y1,...,xn,yn,transcription``.
+
+    Args:
+        polygon: ``(N, 2)`` vertices (absolute pixels).
+        score: written with :data:`SCORE_DECIMALS` decimals.
+        text: the transcription, quoted when needed (see :func:`_quote_transcription`).
+        integer_coords: truncate coordinates toward zero with ``int()`` (AdelaiDet).
+    """
+    return (
+        format_det_line(polygon, score, integer_coords=integer_coords)
+        + ","
+        + _quote_transcription(text)
+    )

@@ -45,7 +45,7 @@ def resolve_class_prompts(cfg) -> List[str]:
     """The K class prompts of a config.
 
     ``MODEL.FASTTCM.PROMPTS_FROM_METADATA`` False: ``MODEL.FASTTCM.CLASS_PROMPTS`` as given.
-    True: ``CLASS_PROMPT_TEMPLATE.format(name.replace("-", " "))`` for every ``thing_classes`` name
+    True: ``CLASS_PROMPT_TEMPLATE.format(name=name.replace("-", " "))`` for every ``thing_classes`` name
     of ``DATASETS.TRAIN[0]`` (e.g. DOTA: "small-vehicle" -> "small vehicle").
     """
     fc = cfg.MODEL.FASTTCM
@@ -56,13 +56,15 @@ def resolve_class_prompts(cfg) -> List[str]:
         return prompts
     if not cfg.DATASETS.TRAIN:
         raise ValueError("MODEL.FASTTCM.PROMPTS_FROM_METADATA needs a dataset in DATASETS.TRAIN")
-    if "{}" not in fc.CLASS_PROMPT_TEMPLATE:
-        raise ValueError(f"MODEL.FASTTCM.CLASS_PROMPT_TEMPLATE {fc.CLASS_PROMPT_TEMPLATE!r} has no '{{}}' slot")
+    if "{name}" not in fc.CLASS_PROMPT_TEMPLATE:
+        raise ValueError(
+            f"MODEL.FASTTCM.CLASS_PROMPT_TEMPLATE {fc.CLASS_PROMPT_TEMPLATE!r} has no '{{name}}' slot"
+        )
     dataset = cfg.DATASETS.TRAIN[0]
     classes = MetadataCatalog.get(dataset).get("thing_classes", None)
     if not classes:
         raise ValueError(f"MODEL.FASTTCM.PROMPTS_FROM_METADATA: dataset {dataset!r} has no thing_classes metadata")
-    return [fc.CLASS_PROMPT_TEMPLATE.format(name.replace("-", " ")) for name in classes]
+    return [fc.CLASS_PROMPT_TEMPLATE.format(name=name.replace("-", " ")) for name in classes]
 
 
 class FastTCMBackbone(Backbone):

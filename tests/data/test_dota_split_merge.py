@@ -333,3 +333,33 @@ def test_split_tool_with_config(tmp_path):
     saved = json.loads((tmp_path / "out" / "split_config.json").read_text())
     assert saved["patch_size"] == 256 and saved["gap"] == 56
     assert split_tool.main(["--config", str(tmp_path / "missing.json"), "--out", "x"]) == 1
+
+
+def test_an_image_that_fails_to_decode_is_named(tmp_path):
+    """A corrupt image stops the split with a message naming the file, writing no patch."""
+    from fasttcm.data.dota_split import SplitConfig, split_image
+
+    bad = tmp_path / "P9999.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 10)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(IOError, match="P9999.png"):
+        split_image(str(bad), None, str(out), None, SplitConfig(), ["plane"])
+    assert not list(out.iterdir())
+
+
+def test_dota_mapper_names_an_undecodable_patch(tmp_path):
+    """The training mapper reports a corrupt patch by file name instead of crashing obscurely."""
+    from detectron2.config import get_cfg
+
+    from fasttcm import add_fasttcm_config
+    from fasttcm.data.dota_mapper import DOTADatasetMapper
+
+    bad = tmp_path / "P0001__1__0___0.png"
+    bad.write_bytes(b"garbage")
+    cfg = get_cfg()
+    add_fasttcm_config(cfg)
+    cfg.INPUT.FORMAT = "RGB"
+    mapper = DOTADatasetMapper(cfg, True)
+    with pytest.raises(Exception, match="P0001__1__0___0.png"):
+        mapper({"file_name": str(bad), "height": 8, "width": 8, "image_id": 0, "annotations": []})

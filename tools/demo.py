@@ -13,7 +13,6 @@ prediction (polygons or XYWHA rotated boxes in original-image pixels, scores, te
 import argparse
 import glob
 import json
-import logging
 import os
 import sys
 import time

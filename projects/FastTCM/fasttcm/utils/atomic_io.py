@@ -20,6 +20,8 @@ def atomic_open(path: Union[str, Path], mode: str = "w", **kwargs) -> Iterator:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
     try:
+        # mkstemp creates 0600 files; give the result the permissions open() would (umask)
+        os.chmod(tmp, 0o666 & ~_current_umask())
         with os.fdopen(fd, mode.replace("x", "w"), **kwargs) as f:
             yield f
             f.flush()
@@ -29,6 +31,12 @@ def atomic_open(path: Union[str, Path], mode: str = "w", **kwargs) -> Iterator:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: Union[str, Path], text: str, encoding: str = "utf-8") -> None:

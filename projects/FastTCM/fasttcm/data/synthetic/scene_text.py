@@ -26,7 +26,6 @@ import json
 import logging
 import math
 import multiprocessing
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ import cv2
 import numpy as np
 import shapely
 
+from ...utils.atomic_io import atomic_open
 from .backgrounds import BACKGROUND_KINDS, blend_color, fractal_noise, make_background
 from .fonts import FontSpec, discover_fonts
 from .word_render import (
@@ -515,18 +515,9 @@ def render_scene(
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and a rename.
-
-    The temporary name is unique per process, so parallel workers never share one; the file gets
-    the usual permissions (umask), unlike ``tempfile.mkstemp``'s private 0600.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write `data` to `path` atomically (temporary file beside it, then rename)."""
+    with atomic_open(path, "wb") as f:
+        f.write(data)
 
 
 def _render_and_save(

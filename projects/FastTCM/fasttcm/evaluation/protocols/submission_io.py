@@ -47,6 +47,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import shapely
 
+from ...utils.atomic_io import atomic_open
 from .base import ImageDetections, ImageGroundTruth
 from .polygons import as_vertex_array, make_polygons
 
@@ -369,23 +370,10 @@ def detection_file_name(key: str) -> str:
     return f"res_{key}.txt"
 
 
-def _atomic_replace_with(path: str, write) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def atomic_write_text(path: str, text: str) -> None:
     """Write UTF-8 `text` to `path` through a temporary file in the same folder + rename."""
-    _atomic_replace_with(path, lambda f: f.write(text.encode("utf-8")))
+    with atomic_open(path, "wb") as f:
+        f.write(text.encode("utf-8"))
 
 
 def atomic_write_json(path: str, obj, indent: Optional[int] = None) -> None:
@@ -396,12 +384,10 @@ def atomic_write_json(path: str, obj, indent: Optional[int] = None) -> None:
 def write_sample_zip(path: str, files: Mapping[str, str]) -> None:
     """Write ``{file name: content}`` into a zip archive at `path`, atomically."""
 
-    def write(f):
+    with atomic_open(path, "wb") as f:
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for name, text in files.items():
                 archive.writestr(name, text.encode("utf-8"))
-
-    _atomic_replace_with(path, write)
 
 
 def write_sample_folder(folder: str, files: Mapping[str, str]) -> None:

@@ -15,7 +15,6 @@ All counts and sums run over the whole batch, as in MMOCR.
 from typing import Dict
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..losses import balanced_bce_with_logits

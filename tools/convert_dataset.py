@@ -20,7 +20,7 @@ import argparse
 import logging
 import sys
 
-from fasttcm.data.converters import art, ctw1500, icdar2015, msra_td500, totaltext
+from fasttcm.data.converters import art, ctw1500, icdar2015, msra_td500, synthtext, totaltext
 
 # CLI name -> (converter, one-line description)
 CONVERTERS = {
@@ -32,6 +32,11 @@ CONVERTERS = {
     "ctw1500": (ctw1500.convert, "SCUT-CTW1500 (XML train labels, '####' test labels)"),
     "td500": (msra_td500.convert, "MSRA-TD500 (.gt rotated rectangles, difficult -> ignore)"),
     "art": (art.convert, "ICDAR 2019 ArT (train_labels.json polygons)"),
+    "synthtext": (
+        synthtext.convert,
+        "SynthText 800k (gt.mat word quads; train only, no evaluation GT; --images symlink "
+        "recommended)",
+    ),
 }
 
 

@@ -172,7 +172,14 @@ def test_cli(tmp_path, capsys):
     )
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    assert set(tool.CONVERTERS) == {"icdar2015", "totaltext", "ctw1500", "td500", "art"}
+    assert set(tool.CONVERTERS) == {
+        "icdar2015",
+        "totaltext",
+        "ctw1500",
+        "td500",
+        "art",
+        "synthtext",
+    }
 
     src, dst = tmp_path / "raw", tmp_path / "d" / "icdar2015"
     make_icdar2015(src)

@@ -350,6 +350,7 @@ def test_builtin_splits_registered_with_metadata():
         "ctw1500",
         "msra_td500",
         "art",
+        "synthtext",
         "synthetic_text",
     }
 

@@ -13,7 +13,9 @@ Layout under the root (default ``./datasets``; see ``datasets/README.md``)::
     evaluation/lexicons/<dataset>/           end-to-end lexicons (provided by the user)
     art/test_images/ + art/nighttime_test.txt  unannotated ArT test images and the list of the
                                              night-time subset (provided by the user)
+    synthtext/{train.json,train_images/}     SynthText pretraining set (no evaluation GT)
     synthetic_text/{train,test}/             generated on first load (no download)
+    synthetic_text/spotting_{train,test}/    the same, single words only (spotting splits)
 """
 
 import functools
@@ -22,6 +24,7 @@ import logging
 import os
 import shutil
 import tempfile
+from typing import Optional
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
@@ -32,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "SYNTHETIC_TEXT_SPLITS",
+    "SYNTHETIC_SPOTTING_SPLITS",
+    "SYNTHETIC_SPOTTING_OPTIONS",
     "SYNTHETIC_TEXT_IMAGE_SIZE",
     "register_all_text",
     "load_synthetic_text_split",
@@ -48,6 +53,7 @@ _PREDEFINED_SPLITS_TEXT = {
     "msra_td500_train": ("msra_td500", "train"),
     "msra_td500_test": ("msra_td500", "test"),
     "art_train": ("art", "train"),
+    "synthtext_train": ("synthtext", "train"),
 }
 
 # name -> (image list, image root), relative to the root; unannotated (inference/submission only)
@@ -60,6 +66,13 @@ SYNTHETIC_TEXT_SPLITS = {
     "synthetic_text_train": ("train", 400, 0),
     "synthetic_text_test": ("test", 100, 1),
 }
+# name -> (split, number of images, seed) of the synthetic end-to-end spotting splits: single words
+# only (SYNTHETIC_SPOTTING_OPTIONS), as a recognizer without a space character can read them all
+SYNTHETIC_SPOTTING_SPLITS = {
+    "synthetic_spotting_train": ("spotting_train", 400, 2),
+    "synthetic_spotting_test": ("spotting_test", 100, 3),
+}
+SYNTHETIC_SPOTTING_OPTIONS = {"line_prob": 0.0}  # SceneTextOptions overrides: no multi-word lines
 SYNTHETIC_TEXT_IMAGE_SIZE = (320, 320)  # (height, width)
 _SYNTHETIC_DIR = "synthetic_text"
 _SYNTHETIC_JSON = "annotations.json"  # written by generate_text_dataset into its out_dir
@@ -77,8 +90,10 @@ def _builtin_text_metadata(root: str, dataset: str, split: str) -> dict:
     """Static metadata of `dataset` plus the split's evaluation paths (none is checked)."""
     meta = get_text_dataset_metadata(dataset)
     converter = meta.pop("converter")
+    writes_eval_gt = meta.pop("writes_eval_gt", True)
     if converter is not None:
-        meta["gt_dir"] = os.path.join(root, "evaluation", f"{dataset}_gt", split)
+        if writes_eval_gt:
+            meta["gt_dir"] = os.path.join(root, "evaluation", f"{dataset}_gt", split)
         meta["convert_command"] = (
             f"python tools/convert_dataset.py {converter} --src /path/to/raw/{dataset} "
             f"--dst {os.path.join(root, dataset)}"
@@ -103,7 +118,9 @@ def register_all_text(root: str) -> None:
             name, meta, os.path.join(root, list_file), os.path.join(root, image_root)
         )
 
-    for name, (split, num_images, seed) in SYNTHETIC_TEXT_SPLITS.items():
+    synthetic = [(name, spec, None) for name, spec in SYNTHETIC_TEXT_SPLITS.items()]
+    synthetic += [(name, spec, SYNTHETIC_SPOTTING_OPTIONS) for name, spec in SYNTHETIC_SPOTTING_SPLITS.items()]
+    for name, (split, num_images, seed), options in synthetic:
         out_dir = os.path.join(root, _SYNTHETIC_DIR, split)
         DatasetCatalog.register(
             name,
@@ -114,10 +131,13 @@ def register_all_text(root: str) -> None:
                 num_images=num_images,
                 seed=seed,
                 dataset_name=name,
+                options=options,
             ),
         )
         meta = _builtin_text_metadata(root, _SYNTHETIC_DIR, split)
         meta.update(num_images=num_images, seed=seed)
+        if options:
+            meta.update(generation_options=dict(options))
         MetadataCatalog.get(name).set(
             **text_split_metadata(
                 meta, json_file=os.path.join(out_dir, _SYNTHETIC_JSON), image_root=out_dir
@@ -125,7 +145,9 @@ def register_all_text(root: str) -> None:
         )
 
 
-def load_synthetic_text_split(root, split: str, *, num_images: int, seed: int, dataset_name=None):
+def load_synthetic_text_split(
+    root, split: str, *, num_images: int, seed: int, dataset_name=None, options: Optional[dict] = None
+):
     """Dataset dicts of a synthetic scene-text split, generating it on first use.
 
     The split lives in ``<root>/synthetic_text/<split>/`` (``annotations.json`` + images). If it
@@ -138,6 +160,8 @@ def load_synthetic_text_split(root, split: str, *, num_images: int, seed: int, d
         split: ``"train"`` or ``"test"`` (any name works; it is only a folder name).
         num_images, seed: generation parameters (:data:`SYNTHETIC_TEXT_SPLITS` for the builtins).
         dataset_name: registered name, for messages.
+        options: :class:`~fasttcm.data.synthetic.scene_text.SceneTextOptions` overrides (e.g.
+            :data:`SYNTHETIC_SPOTTING_OPTIONS`); None = the default difficulty.
 
     Returns:
         detectron2 dataset dicts, as :func:`load_text_json`.
@@ -149,6 +173,8 @@ def load_synthetic_text_split(root, split: str, *, num_images: int, seed: int, d
         "seed": int(seed),
         "image_size": list(SYNTHETIC_TEXT_IMAGE_SIZE),
     }
+    if options:
+        params["options"] = dict(options)
     if not os.path.isfile(json_file):
         _generate_synthetic_split(out_dir, params)
     else:
@@ -172,7 +198,11 @@ def _generate_synthetic_split(out_dir: str, params: dict) -> None:
             *params["image_size"],
         )
         generate_text_dataset(
-            tmp_dir, params["num_images"], params["seed"], image_size=tuple(params["image_size"])
+            tmp_dir,
+            params["num_images"],
+            params["seed"],
+            image_size=tuple(params["image_size"]),
+            **params.get("options", {}),
         )
         with open(os.path.join(tmp_dir, _SYNTHETIC_STAMP), "w", encoding="utf-8") as f:
             json.dump(params, f)
@@ -214,3 +244,6 @@ if __name__.endswith(".builtin"):
     from .dota import register_all_dota
 
     register_all_dota(_root)
+    from .str_lmdb import register_all_str
+
+    register_all_str(_root)

@@ -16,6 +16,8 @@ Keys of every text split's metadata:
 * ``lexicon_types``: end-to-end lexicon settings the dataset defines (section 3.1).
 * ``has_transcriptions``: False for MSRA-TD500 (detection only).
 * ``converter``: the ``tools/convert_dataset.py`` dataset argument that builds the split.
+* ``writes_eval_gt``: False for a training-only set whose converter writes no evaluation GT files
+  (SynthText); such a split gets no ``gt_dir`` and evaluators read its JSON. Default True.
 
 Paths (``json_file``, ``image_root``, ``gt_dir``, ``lexicon_dir``, ``convert_command``) are added
 by :mod:`fasttcm.data.datasets.builtin`, which knows the dataset root.
@@ -73,6 +75,17 @@ TEXT_DATASETS = {
         "eval_protocol": "iou",
         "alternative_eval_protocols": ["deteval"],
         "gt_geometry": "polygon",
+        "word_spotting": False,
+        "lexicon_types": [],
+        "has_transcriptions": True,
+    },
+    "synthtext": {
+        "converter": "synthtext",
+        "splits": ("train",),  # pretraining only
+        "writes_eval_gt": False,  # 858k GT files would serve no benchmark
+        "eval_protocol": "iou",
+        "alternative_eval_protocols": [],
+        "gt_geometry": "quadrilateral",
         "word_spotting": False,
         "lexicon_types": [],
         "has_transcriptions": True,

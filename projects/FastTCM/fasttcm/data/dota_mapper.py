@@ -9,6 +9,7 @@ from typing import List
 
 import numpy as np
 import torch
+from fvcore.transforms.transform import VFlipTransform
 
 from detectron2.config import configurable
 from detectron2.data import detection_utils as utils
@@ -18,6 +19,22 @@ from detectron2.structures import BoxMode
 __all__ = ["DOTADatasetMapper"]
 
 logger = logging.getLogger(__name__)
+
+
+def _vflip_rotated_box(transform: VFlipTransform, boxes: np.ndarray) -> np.ndarray:
+    """Vertical flip of (N, 5) XYWHA boxes: cy -> H - cy, angle -> -angle (detectron2 convention).
+
+    detectron2 v0.6 registers ``apply_rotated_box`` for horizontal flips but not for vertical
+    ones; this is the mirror image of its ``HFlip_rotated_box``.
+    """
+    boxes = np.array(boxes, dtype=np.float64, copy=True)
+    boxes[:, 1] = transform.height - boxes[:, 1]
+    boxes[:, 4] = -boxes[:, 4]
+    return boxes
+
+
+if not hasattr(VFlipTransform, "apply_rotated_box"):  # adds a missing method, changes nothing else
+    VFlipTransform.register_type("rotated_box", _vflip_rotated_box)
 
 
 class DOTADatasetMapper:

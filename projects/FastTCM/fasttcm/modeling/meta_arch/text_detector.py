@@ -138,7 +138,7 @@ class FastTCMTextDetector(nn.Module):
         images = self.preprocess_image(batched_inputs)
         features, _ = self.extract_features(images.tensor)
         maps, _ = self.text_head(features, return_all_maps=return_maps)
-        prob_maps = maps["prob"][:, 0].float().cpu().numpy()
+        prob_maps = maps["prob"][:, 0].detach().float().cpu().numpy()
 
         results = []
         for index, (inputs, (h, w)) in enumerate(zip(batched_inputs, images.image_sizes)):

@@ -9,6 +9,8 @@ Example::
 
 ``--kind text`` writes ``OUT/images/*.jpg`` and ``OUT/annotations.json`` in the project's text-JSON
 schema (polygons, transcriptions, ``ignore`` for "###" don't-care regions).
+``--kind words`` writes word crops for recognition as an STR LMDB folder ``OUT`` (``data.mdb``;
+``--size`` is ignored: crops keep their rendering size).
 
 Each entry of :data:`KINDS` is a generator with the signature
 ``fn(out_dir, num_images, seed, image_size=(H, W), *, num_workers=0, **options) -> Path`` that
@@ -25,11 +27,13 @@ from typing import Callable, Dict
 
 from fasttcm.data.synthetic.aerial import make_aerial_dataset
 from fasttcm.data.synthetic.scene_text import generate_text_dataset
+from fasttcm.data.synthetic.word_crops import generate_word_crops
 
 #: Synthetic dataset kinds by name: generator functions with the signature described above.
 KINDS: Dict[str, Callable] = {
     "text": generate_text_dataset,
     "aerial": make_aerial_dataset,
+    "words": generate_word_crops,
 }
 
 

@@ -16,6 +16,7 @@ def add_fasttcm_config(cfg):
     _add_input_and_solver_config(cfg)
     _add_e2e_eval_config(cfg)
     _add_recognizer_config(cfg)
+    _add_spotter_config(cfg)
 
 
 def _add_backbone_config(cfg):
@@ -213,4 +214,31 @@ def _add_recognizer_config(cfg):
     # fmt: off
     cfg.TEST.STR.CASE_SENSITIVE = False  # official test.py --cased: A-Z added to the 36-char evaluation charset
     cfg.TEST.STR.PUNCTUATION = False     # official test.py --punctuation: ASCII punctuation added
+    cfg.TEST.STR.BATCH_SIZE = 128        # crops per inference batch of the STR test loader (official test.py: 512)
     # fmt: on
+
+
+def _add_spotter_config(cfg):
+    """MODEL.SPOTTER, TEST.SPOTTER, TEST.EVALUATOR_TYPE: FastTCMTextSpotter (clip4str.md section 6.3).
+
+    The spotter's detector reads MODEL.FASTTCM / MODEL.DB_HEAD / TEST.TEXT and its recognizer
+    MODEL.RECOGNIZER; these keys only describe how the two are joined.
+    """
+    cfg.MODEL.SPOTTER = CN()
+    _C = cfg.MODEL.SPOTTER
+    # fmt: off
+    _C.MAX_TRAIN_CROPS = 64           # cap on rectified ground-truth crops per training batch (random subset beyond it)
+    _C.RECOGNITION_LOSS_WEIGHT = 1.0  # weight of the recognizer's PLM losses: L = L_det + lambda L_aux + w L_rec
+    _C.REMOVE_WHITESPACE = True       # GT "a b" -> "ab" as CLIP4STR labels (section 1.5); False = skip texts with spaces
+    _C.MIN_POLYGON_AREA = 4.0         # polygons below this area (pixels^2 of the network input) get no crop (counted)
+    # fmt: on
+
+    cfg.TEST.SPOTTER = CN()
+    # fmt: off
+    cfg.TEST.SPOTTER.CROP_BATCH_SIZE = 64  # rectified crops per recognizer forward at inference
+    cfg.TEST.SPOTTER.MIN_TEXT_SCORE = 0.0  # drop detections whose recognition confidence (section 1.7) is below this
+    # fmt: on
+
+    # evaluator_type used for every test set instead of the dataset metadata's; "" = the metadata's
+    # (spotters set "text_e2e" to score the "text_det" splits end to end)
+    cfg.TEST.EVALUATOR_TYPE = ""

@@ -52,8 +52,14 @@ def _dota_mapper(cfg, is_train):
     return DOTADatasetMapper(cfg, is_train)
 
 
+def _str_mapper(cfg, is_train):
+    from ..data.str_mapper import STRDatasetMapper
+
+    return STRDatasetMapper(cfg, is_train)
+
+
 #: INPUT.DATASET_MAPPER_NAME -> factory(cfg, is_train)
-MAPPERS = {"text": _text_mapper, "dota": _dota_mapper}
+MAPPERS = {"text": _text_mapper, "dota": _dota_mapper, "str": _str_mapper}
 
 
 def create_ddp_model_any_device(model: torch.nn.Module, **kwargs) -> torch.nn.Module:
@@ -88,7 +94,10 @@ def build_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
     name = cfg.SOLVER.OPTIMIZER.upper()
     if name not in _OPTIMIZERS:
         raise ValueError(f"SOLVER.OPTIMIZER={cfg.SOLVER.OPTIMIZER!r}; known: {sorted(_OPTIMIZERS)}")
-    params = build_fasttcm_param_groups(model, cfg)
+    if hasattr(model, "optimizer_param_groups"):  # a model with its own recipe (CLIP4STR recognizer)
+        params = model.optimizer_param_groups(cfg)
+    else:
+        params = build_fasttcm_param_groups(model, cfg)
     optimizer = _OPTIMIZERS[name](params, cfg)
     clip = cfg.SOLVER.CLIP_GRADIENTS
     if clip.ENABLED and clip.CLIP_TYPE == "full_model":
@@ -174,6 +183,10 @@ class FastTCMTrainer(DefaultTrainer):
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
+        if cfg.INPUT.DATASET_MAPPER_NAME == "str":  # word crops: batched evaluation (TEST.STR.BATCH_SIZE)
+            from ..data.str_mapper import build_str_test_loader
+
+            return build_str_test_loader(cfg, dataset_name, build_mapper(cfg, False))
         return build_detection_test_loader(cfg, dataset_name, mapper=build_mapper(cfg, False))
 
     @classmethod

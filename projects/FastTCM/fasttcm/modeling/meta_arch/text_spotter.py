@@ -1,0 +1,363 @@
+"""FastTCMTextSpotter: the FastTCM text detector + a CLIP4STR recognizer on rectified polygon crops."""
+
+import logging
+import unicodedata
+from collections import Counter
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from detectron2.config import configurable
+from detectron2.modeling import META_ARCH_REGISTRY
+from detectron2.structures import Instances
+from detectron2.utils.events import get_event_storage
+from detectron2.utils.logger import log_every_n_seconds
+
+from ..recognition.clip4str import CLIP4STR, build_clip4str_recognizer, clip4str_param_groups
+from ..recognition.rectify import polygon_sampling_grids, polygon_validity, sample_crops
+from .text_detector import FastTCMTextDetector
+
+__all__ = ["FastTCMTextSpotter"]
+
+logger = logging.getLogger(__name__)
+
+IGNORE_TEXT = "###"  # ICDAR don't-care transcription
+_COUNT_NAMES = ("skipped_ignore", "skipped_text", "skipped_geometry", "dropped_by_cap", "num_crops")
+
+
+@META_ARCH_REGISTRY.register()
+class FastTCMTextSpotter(FastTCMTextDetector):
+    """End-to-end text spotter: :class:`FastTCMTextDetector` + a CLIP4STR recognizer (clip4str.md 6.3).
+
+    The detector and the recognizer share no features: the recognizer reads crops of the input
+    image rectified along each text polygon (:mod:`fasttcm.modeling.recognition.rectify`), squashed
+    to its input size and normalized with its own pixel statistics (``recognizer.normalize``,
+    ``MODEL.RECOGNIZER.PIXEL_MEAN/STD``), in RGB whatever ``INPUT.FORMAT`` is.
+
+    **Training** returns the detector's losses plus the recognizer's permutation-LM losses
+    (``loss_rec_visual``, ``loss_rec_cross_modal``, times ``recognition_loss_weight``) on
+    ground-truth crops: every ``gt_polygons`` instance of the mapper's ``instances`` (network-input
+    pixels, after augmentation; 4 points = quad clockwise from top-left, 2n points = top side
+    left->right then bottom side right->left) whose text is usable. Skipped, and counted in the
+    event storage as ``spotter/skipped_ignore``, ``spotter/skipped_text``,
+    ``spotter/skipped_geometry``: don't-care instances (``gt_ignore`` or ``"###"``); texts that are
+    empty, longer than the recognizer's ``max_label_length``, or have a character outside its
+    charset (after NFKD folding to ASCII, and whitespace removal when ``remove_whitespace``);
+    polygons without a valid rectification (< 3 points, non-finite, area below
+    ``min_polygon_area``). At most ``max_train_crops`` crops per batch are used (a random subset,
+    ``spotter/dropped_by_cap``).
+
+    **Inference** detects polygons (original-image pixels), maps them back to the network input by
+    the per-axis scale between the two sizes (the test mapper only resizes), rectifies them from
+    the network-input image with the orientation-free "predicted" layout, recognizes the crops in
+    batches of ``crop_batch_size`` and returns, per image, :class:`Instances` in original-image
+    pixels with ``polygons``, ``scores`` (detection), ``pred_boxes``, ``texts`` (strings over the
+    recognizer's training charset) and ``text_scores`` (recognition confidence: product of the
+    per-character maximum probabilities, EOS included). Detections that cannot be rectified are
+    dropped, counted in a rate-limited warning and, when an event storage is active,
+    as ``spotter/inference_skipped_geometry``; so are those whose text score is below
+    ``min_text_score``.
+
+    Parameter names are the detector's (``backbone.*``, ``text_head.*``) and
+    :class:`FastTCMTextRecognizer`'s (``recognizer.*``), so checkpoints of either model load into
+    the spotter by name.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        recognizer: CLIP4STR,
+        input_format: str = "RGB",
+        max_train_crops: int = 64,
+        recognition_loss_weight: float = 1.0,
+        remove_whitespace: bool = True,
+        min_polygon_area: float = 4.0,
+        crop_batch_size: int = 64,
+        min_text_score: float = 0.0,
+        **detector_kwargs,
+    ):
+        """
+        Args:
+            recognizer: the CLIP4STR recognizer (``recognize``, ``recognition_losses``,
+                ``normalize``, ``input_size``, ``charset``, ``max_label_length``).
+            input_format: channel order of the input images, "RGB" or "BGR" (crops are flipped
+                to RGB for the recognizer).
+            max_train_crops: most ground-truth crops per training batch (>= 1).
+            recognition_loss_weight: weight of the recognizer's losses.
+            remove_whitespace: remove whitespace from ground-truth texts (CLIP4STR labels);
+                False skips texts containing whitespace.
+            min_polygon_area: polygons with a smaller area (network-input pixels^2) get no crop.
+            crop_batch_size: crops per recognizer forward at inference (>= 1).
+            min_text_score: detections with a lower recognition confidence are dropped.
+            detector_kwargs: arguments of :class:`FastTCMTextDetector`.
+        """
+        super().__init__(**detector_kwargs)
+        if input_format not in ("RGB", "BGR"):
+            raise ValueError(f"text_spotter.FastTCMTextSpotter: INPUT.FORMAT must be RGB or BGR, got {input_format!r}")
+        if max_train_crops < 1 or crop_batch_size < 1:
+            raise ValueError(
+                "text_spotter.FastTCMTextSpotter: MODEL.SPOTTER.MAX_TRAIN_CROPS and TEST.SPOTTER.CROP_BATCH_SIZE "
+                f"must be >= 1, got {max_train_crops} and {crop_batch_size}"
+            )
+        self.recognizer = recognizer
+        self.input_format = input_format
+        self.max_train_crops = max_train_crops
+        self.recognition_loss_weight = recognition_loss_weight
+        self.remove_whitespace = remove_whitespace
+        self.min_polygon_area = min_polygon_area
+        self.crop_batch_size = crop_batch_size
+        self.min_text_score = min_text_score
+        self._charset = frozenset(recognizer.charset)
+
+    @classmethod
+    def from_config(cls, cfg):
+        ret = super().from_config(cfg)
+        ret.update(
+            recognizer=build_clip4str_recognizer(cfg),
+            input_format=cfg.INPUT.FORMAT,
+            max_train_crops=cfg.MODEL.SPOTTER.MAX_TRAIN_CROPS,
+            recognition_loss_weight=cfg.MODEL.SPOTTER.RECOGNITION_LOSS_WEIGHT,
+            remove_whitespace=cfg.MODEL.SPOTTER.REMOVE_WHITESPACE,
+            min_polygon_area=cfg.MODEL.SPOTTER.MIN_POLYGON_AREA,
+            crop_batch_size=cfg.TEST.SPOTTER.CROP_BATCH_SIZE,
+            min_text_score=cfg.TEST.SPOTTER.MIN_TEXT_SCORE,
+        )
+        return ret
+
+    # ---------------------------------------------------------------------------------------------
+    def forward(self, batched_inputs: List[Dict]):
+        """
+        Args:
+            batched_inputs: dicts from :class:`~fasttcm.data.mappers.TextDatasetMapper`: "image"
+                ((3, H, W) in INPUT.FORMAT), "height"/"width" (inference), and in training
+                "db_targets" and "instances" (``gt_polygons``, ``gt_texts``, ``gt_ignore`` in the
+                pixel frame of "image").
+
+        Returns:
+            training: the detector's losses plus "loss_rec_visual", "loss_rec_cross_modal".
+            inference: see :meth:`inference`.
+        """
+        if not self.training:
+            return self.inference(batched_inputs)
+        losses = super().forward(batched_inputs)
+        losses.update(self.recognition_losses(batched_inputs))
+        return losses
+
+    def inference(self, batched_inputs: List[Dict], return_maps: bool = False) -> List[Dict]:
+        """
+        Args:
+            batched_inputs: as in :meth:`forward`.
+            return_maps: also return the detector's DB maps (see :meth:`FastTCMTextDetector.inference`).
+
+        Returns:
+            one dict per image with "instances": :class:`Instances` of the original image size
+            with ``polygons`` (list of (K_i, 2) float32 arrays, (x, y) original-image pixels,
+            clockwise), ``scores`` (Tensor (N,), detection), ``pred_boxes`` (XYXY bounds),
+            ``texts`` (list of N str) and ``text_scores`` (Tensor (N,), recognition confidence).
+        """
+        results = super().inference(batched_inputs, return_maps=return_maps)
+        return self.recognize_detections(batched_inputs, results)
+
+    # ---------------------------------------------------------------------------------------------
+    def training_label(self, text: str) -> Tuple[Optional[str], str]:
+        """The recognizer label of a ground-truth text, or why it is unusable.
+
+        Returns:
+            ``(label, "")`` or ``(None, reason)``, reason one of "dont_care", "empty",
+            "out_of_charset", "too_long".
+        """
+        if text.strip() == IGNORE_TEXT:
+            return None, "dont_care"
+        if self.remove_whitespace:
+            text = "".join(text.split())
+        else:
+            text = text.strip()
+        if not text:
+            return None, "empty"
+        label = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+        if not label or any(c not in self._charset for c in label):
+            return None, "out_of_charset"
+        if len(label) > self.recognizer.max_label_length:
+            return None, "too_long"
+        return label, ""
+
+    def training_crops(self, batched_inputs: List[Dict]) -> Tuple[torch.Tensor, List[str], Counter]:
+        """Rectified ground-truth crops and their labels.
+
+        Returns:
+            crops: (M, 3, h, w) normalized RGB crops, (h, w) = ``recognizer.input_size``.
+            labels: M strings over the recognizer's charset.
+            counts: Counter of "skipped_ignore", "skipped_text", "skipped_geometry",
+                "dropped_by_cap", "num_crops".
+        """
+        counts = Counter(dict.fromkeys(_COUNT_NAMES, 0))
+        polygons, labels, image_indices = [], [], []
+        for index, inputs in enumerate(batched_inputs):
+            if "instances" not in inputs:
+                name = inputs.get("file_name", inputs.get("image_id", index))
+                raise ValueError(
+                    f"text_spotter.FastTCMTextSpotter: training input {name} has no 'instances'; "
+                    "the text mapper must keep gt_polygons / gt_texts / gt_ignore for the recognizer."
+                )
+            instances = inputs["instances"]
+            for polygon, text, ignore in zip(
+                instances.gt_polygons, instances.gt_texts, instances.gt_ignore.tolist()
+            ):
+                label, reason = (None, "dont_care") if ignore else self.training_label(text)
+                if label is None:
+                    counts["skipped_ignore" if reason == "dont_care" else "skipped_text"] += 1
+                    continue
+                polygons.append(polygon)
+                labels.append(label)
+                image_indices.append(index)
+
+        valid = polygon_validity(polygons, min_area=self.min_polygon_area)
+        counts["skipped_geometry"] = int((~valid).sum())
+        selected = valid.nonzero()[:, 0]
+        if len(selected) > self.max_train_crops:
+            counts["dropped_by_cap"] = len(selected) - self.max_train_crops
+            selected = selected[torch.randperm(len(selected))[: self.max_train_crops]].sort().values
+        counts["num_crops"] = len(selected)
+        grids, _ = polygon_sampling_grids(
+            [polygons[i] for i in selected.tolist()],
+            self.recognizer.input_size,
+            layout="annotated",
+            min_area=self.min_polygon_area,
+        )
+        images = [x["image"].to(self.device) for x in batched_inputs]
+        crops = sample_crops(images, grids, torch.as_tensor(image_indices, dtype=torch.long)[selected])
+        return self._normalize_crops(crops, len(batched_inputs[0]["image"])), [labels[i] for i in selected], counts
+
+    def recognition_losses(self, batched_inputs: List[Dict]) -> Dict[str, torch.Tensor]:
+        """Recognizer losses on the batch's ground-truth crops (see the class docstring).
+
+        Returns:
+            {"loss_rec_visual", "loss_rec_cross_modal"}: scalars times ``recognition_loss_weight``;
+            zeros (connected to every trainable recognizer parameter) without a usable crop.
+        """
+        crops, labels, counts = self.training_crops(batched_inputs)
+        _record_counts(counts)
+        if counts["skipped_geometry"]:
+            log_every_n_seconds(
+                logging.WARNING,
+                f"{counts['skipped_geometry']} ground-truth polygon(s) had no valid rectification (fewer than 3 "
+                f"points, non-finite or smaller than {self.min_polygon_area} pixels^2) and got no recognizer crop",
+                n=60,
+                name=__name__,
+            )
+        if not labels:
+            zero = sum(p.sum() for p in self.recognizer.parameters() if p.requires_grad) * 0.0
+            return {"loss_rec_visual": zero, "loss_rec_cross_modal": zero.clone()}
+        losses = self.recognizer.recognition_losses(crops, labels)
+        return {
+            "loss_rec_visual": self.recognition_loss_weight * losses["loss_visual"],
+            "loss_rec_cross_modal": self.recognition_loss_weight * losses["loss_cross_modal"],
+        }
+
+    @torch.no_grad()
+    def recognize_detections(self, batched_inputs: List[Dict], results: List[Dict]) -> List[Dict]:
+        """Add ``texts`` and ``text_scores`` to the detector's results (see :meth:`inference`).
+
+        Polygons are scaled from original-image pixels (``instances.image_size``) to the pixels of
+        each input's "image" and rectified from it; the returned polygons stay in original pixels.
+        """
+        polygons, image_indices = [], []
+        for index, (inputs, result) in enumerate(zip(batched_inputs, results)):
+            height, width = result["instances"].image_size
+            input_height, input_width = inputs["image"].shape[-2:]
+            scale = np.array([input_width / width, input_height / height], dtype=np.float64)
+            polygons.extend(np.asarray(p, dtype=np.float64) * scale for p in result["instances"].polygons)
+            image_indices.extend([index] * len(result["instances"]))
+        image_indices = torch.as_tensor(image_indices, dtype=torch.long)
+        images = [x["image"].to(self.device) for x in batched_inputs]
+        valid = torch.zeros(len(polygons), dtype=torch.bool)
+        texts: List[str] = [""] * len(polygons)
+        text_scores = torch.zeros(len(polygons))
+        for start in range(0, len(polygons), self.crop_batch_size):  # bounded grid and crop memory
+            stop = min(start + self.crop_batch_size, len(polygons))
+            grids, chunk_valid = polygon_sampling_grids(
+                polygons[start:stop], self.recognizer.input_size, layout="predicted", min_area=self.min_polygon_area
+            )
+            valid[start:stop] = chunk_valid
+            chunk = torch.arange(start, stop)[chunk_valid]
+            if len(chunk) == 0:
+                continue
+            crops = sample_crops(images, grids[chunk_valid], image_indices[chunk])
+            chunk_texts, chunk_scores = self.recognizer.recognize(self._normalize_crops(crops, len(images[0])))
+            for i, text in zip(chunk.tolist(), chunk_texts):
+                texts[i] = text
+            text_scores[chunk] = chunk_scores.float().cpu()
+
+        num_skipped = int((~valid).sum())
+        _record_counts({"inference_skipped_geometry": num_skipped})
+        if num_skipped:
+            log_every_n_seconds(
+                logging.WARNING,
+                f"{num_skipped} detected polygon(s) had no valid rectification and were dropped",
+                n=60,
+                name=__name__,
+            )
+        keep = valid & (text_scores >= self.min_text_score)
+        start = 0
+        for result in results:
+            instances = result["instances"]
+            stop = start + len(instances)
+            index = keep[start:stop].nonzero()[:, 0]
+            result["instances"] = self._spotting_instances(instances, index, texts[start:stop], text_scores[start:stop])
+            start = stop
+        return results
+
+    def optimizer_param_groups(self, cfg) -> List[Dict]:
+        """Detector groups (:func:`build_fasttcm_param_groups`) + the CLIP4STR groups of the recognizer.
+
+        The recognizer keeps its recipe (:func:`clip4str_param_groups`): decoders at
+        ``SOLVER.RECOGNIZER.DECODER_LR_FACTOR`` x ``SOLVER.BASE_LR``, no weight decay on norms,
+        biases, position queries and character embeddings.
+        """
+        from ...solver import build_fasttcm_param_groups  # here: fasttcm.solver imports fasttcm.modeling
+
+        recognizer_params = {id(p) for p in self.recognizer.parameters()}
+        detector_groups = []
+        for group in build_fasttcm_param_groups(self, cfg):
+            params = [p for p in group["params"] if id(p) not in recognizer_params]
+            if params:
+                detector_groups.append({**group, "params": params})
+        return detector_groups + clip4str_param_groups(
+            self.recognizer,
+            base_lr=cfg.SOLVER.BASE_LR,
+            weight_decay=cfg.SOLVER.WEIGHT_DECAY,
+            decoder_lr_factor=cfg.SOLVER.RECOGNIZER.DECODER_LR_FACTOR,
+            betas=tuple(cfg.SOLVER.RECOGNIZER.BETAS),
+            eps=cfg.SOLVER.RECOGNIZER.EPS,
+        )
+
+    # ---------------------------------------------------------------------------------------------
+    def _normalize_crops(self, crops: torch.Tensor, num_channels: int) -> torch.Tensor:
+        """(M, 3, h, w) crops in 0-255, INPUT.FORMAT order -> normalized RGB recognizer input."""
+        if num_channels != 3:
+            raise ValueError(f"text_spotter.FastTCMTextSpotter: images must have 3 channels, got {num_channels}")
+        if self.input_format == "BGR":
+            crops = crops.flip(1)
+        return self.recognizer.normalize(crops)
+
+    def _spotting_instances(
+        self, instances: Instances, index: torch.Tensor, texts: Sequence[str], text_scores: torch.Tensor
+    ) -> Instances:
+        """The detections `index` of `instances`, with ``texts`` and ``text_scores``."""
+        kept = index.tolist()
+        result = self._make_instances(
+            [instances.polygons[i] for i in kept], instances.scores[index].cpu().numpy(), instances.image_size
+        )
+        result.texts = [texts[i] for i in kept]
+        result.text_scores = text_scores[index].to(self.device)
+        return result
+
+
+def _record_counts(counts) -> None:
+    """Put the counts as ``spotter/<name>`` scalars into the current event storage, if there is one."""
+    try:
+        storage = get_event_storage()
+    except AssertionError:  # no EventStorage outside a trainer
+        return
+    storage.put_scalars(**{f"spotter/{name}": float(value) for name, value in counts.items()}, smoothing_hint=False)

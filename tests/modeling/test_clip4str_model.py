@@ -1,0 +1,237 @@
+"""CLIP4STR recognizer: charsets, shapes, frozen layers, optimizer groups, CLIP weights, meta-architecture."""
+
+import glob
+import os
+import string
+
+import pytest
+import torch
+
+from detectron2.config import get_cfg
+from detectron2.modeling import build_model
+
+from fasttcm import add_fasttcm_config
+from fasttcm.modeling.recognition import (
+    CharacterDecoder,
+    CharsetAdapter,
+    CharsetTokenizer,
+    build_clip4str_recognizer,
+    clip4str_param_groups,
+    load_charset,
+    load_clip4str_clip_weights,
+    preprocess_label,
+)
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def tiny_cfg(**overrides):
+    cfg = get_cfg()
+    add_fasttcm_config(cfg)
+    rc = cfg.MODEL.RECOGNIZER
+    rc.IMAGE_SIZE, rc.PATCH_SIZE = (16, 32), (8, 8)
+    rc.VISION_WIDTH, rc.VISION_LAYERS, rc.VISION_HEADS, rc.EMBED_DIM = 32, 1, 2, 32
+    rc.TEXT_WIDTH, rc.TEXT_LAYERS, rc.TEXT_HEADS, rc.TEXT_FREEZE_LAYERS = 32, 4, 2, 2
+    rc.DECODER_HEADS = 2
+    for key, value in overrides.items():
+        setattr(rc, key, value)
+    return cfg
+
+
+# --- charsets ---------------------------------------------------------------------------------
+def test_shipped_charsets():
+    full = load_charset("94_full")
+    assert full == string.digits + string.ascii_lowercase + string.ascii_uppercase + string.punctuation
+    assert load_charset("36_lowercase") == string.digits + string.ascii_lowercase
+    with pytest.raises(FileNotFoundError, match="no_such_charset"):
+        load_charset("no_such_charset")
+
+
+def test_charset_file_validation(tmp_path):
+    bad = tmp_path / "dup.txt"
+    bad.write_text("abca\n")
+    with pytest.raises(ValueError, match="repeats"):
+        load_charset(str(bad))
+
+
+def test_charset_adapter_and_label_preprocessing():
+    assert CharsetAdapter(load_charset("36_lowercase"))("Hello, World-42!") == "helloworld42"
+    assert CharsetAdapter(load_charset("94_full"))("Hello, World!") == "Hello,World!"
+    adapter = CharsetAdapter(load_charset("94_full"))
+    assert preprocess_label(" Caf\u00e9 au lait ", adapter, 25) == ("Cafeaulait", None)
+    assert preprocess_label("x" * 26, adapter, 25) == (None, "too_long")
+    # the length is checked before unsupported characters are removed (official order)
+    assert preprocess_label("\u00e9" * 26, adapter, 25) == (None, "too_long")
+    assert preprocess_label("\u65e5\u672c", adapter, 25) == (None, "empty")
+
+
+def test_tokenizer_ids_and_greedy_decoding():
+    tok = CharsetTokenizer(load_charset("94_full"))
+    assert (tok.eos_id, tok.bos_id, tok.pad_id, tok.num_classes, len(tok)) == (0, 95, 96, 95, 97)
+    ids = tok.encode(["ab", "c"])
+    assert ids.tolist() == [[95, 11, 12, 0], [95, 13, 0, 96]]
+    with pytest.raises(ValueError, match="not in the charset"):
+        tok.encode(["a b"])
+    probs = torch.full((2, 4, 95), 0.0)
+    probs[0, 0, 11], probs[0, 1, 12], probs[0, 2, 0], probs[0, 3, 13] = 0.9, 0.8, 0.5, 1.0
+    probs[1, :, 1] = 0.5  # "0000", no EOS predicted
+    texts, char_scores, scores = tok.decode(probs)
+    assert texts == ["ab", "0000"]
+    torch.testing.assert_close(char_scores[0], torch.tensor([0.9, 0.8, 0.5]))
+    torch.testing.assert_close(scores, torch.tensor([0.9 * 0.8 * 0.5, 0.5**4]))
+
+
+# --- architecture -------------------------------------------------------------------------------
+def test_decoder_size_matches_the_official_count():
+    decoder = CharacterDecoder(embed_dim=512, num_tokens=97, num_classes=95, num_heads=8)
+    assert sum(p.numel() for p in decoder.parameters()) == 4_317_791  # clip4str.md section 1.1
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_clip4str_recognizer(tiny_cfg())
+
+
+def test_training_logits_and_memory_shapes(model):
+    images = torch.randn(2, 3, 16, 32)
+    memory = model.clip_model.encode_image(images)
+    assert memory.shape == (2, 1 + 2 * 4, 32)  # class token + (16/8) x (32/8) patches, width D
+    tokens = model.tokenizer.encode(["ab", "xyz"])
+    logits, features = model.visual_decoder(tokens[:, :-1], memory)
+    assert logits.shape == (2, 4, 95) and features.shape == (2, 4, 32)
+    cross = model.text_memory(memory, logits)
+    assert cross.shape == (2, 9 + 16, 32)  # image tokens + 16 text tokens
+    torch.testing.assert_close(cross[:, :9], memory)  # image tokens first (detached copy)
+    model.eval()
+    with pytest.raises(ValueError, match="resize the crops"):
+        model.clip_model.encode_image(torch.randn(1, 3, 32, 32))
+    model.train()
+
+
+def test_frozen_text_layers_get_no_gradient_and_the_others_do(model):
+    model.zero_grad(set_to_none=True)
+    losses = model.recognition_losses(torch.randn(3, 3, 16, 32), ["Hello", "a1", "xyz!"])
+    assert set(losses) == {"loss_visual", "loss_cross_modal"}
+    sum(losses.values()).backward()
+    clip = model.clip_model
+    frozen = [clip.token_embedding.weight, clip.positional_embedding, *clip.transformer.resblocks[:2].parameters()]
+    assert all(not p.requires_grad and p.grad is None for p in frozen)
+    trained = [*clip.transformer.resblocks[2:].parameters(), *clip.ln_final.parameters(), clip.text_projection]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in trained)
+    assert clip.visual.conv1.weight.grad.abs().sum() > 0
+    for decoder in (model.visual_decoder, model.cross_decoder):
+        assert decoder.head.weight.grad.abs().sum() > 0
+    model.zero_grad(set_to_none=True)
+
+
+def test_cross_modal_loss_sends_no_gradient_into_the_image_encoder(model):
+    model.zero_grad(set_to_none=True)
+    losses = model.recognition_losses(torch.randn(2, 3, 16, 32), ["abc", "de"])
+    losses["loss_cross_modal"].backward()
+    assert all(p.grad is None for p in model.clip_model.visual.parameters())
+    assert model.cross_decoder.head.weight.grad is not None
+    model.zero_grad(set_to_none=True)
+
+
+def test_frozen_text_blocks_stay_in_eval_mode(model):
+    model.train()
+    assert not model.clip_model.transformer.resblocks[0].training
+    assert model.clip_model.transformer.resblocks[3].training
+
+
+def test_unusable_labels_are_dropped_not_fatal(model):
+    losses = model.recognition_losses(torch.randn(3, 3, 16, 32), ["\u65e5\u672c", "x" * 30, "ok"])
+    assert torch.isfinite(sum(losses.values()))
+    nothing = model.recognition_losses(torch.randn(1, 3, 16, 32), ["\u65e5\u672c"])
+    assert float(sum(nothing.values()).detach()) == 0.0
+
+
+def test_optimizer_groups_follow_the_official_recipe(model):
+    groups = clip4str_param_groups(model, base_lr=1e-4, weight_decay=0.2, decoder_lr_factor=19.0)
+    assert len(groups) == 4
+    by_param = {id(p): g for g in groups for p in g["params"]}
+    dec = model.visual_decoder
+    assert by_param[id(dec.pos_queries)]["weight_decay"] == 0.0
+    assert by_param[id(dec.text_embed.embedding.weight)]["weight_decay"] == 0.0
+    assert by_param[id(dec.head.weight)]["weight_decay"] == 0.2
+    assert by_param[id(dec.head.bias)]["weight_decay"] == 0.0
+    assert by_param[id(dec.head.weight)]["lr"] == pytest.approx(19e-4)
+    assert by_param[id(model.clip_model.visual.conv1.weight)]["lr"] == pytest.approx(1e-4)
+    assert by_param[id(model.clip_model.visual.conv1.weight)]["betas"] == (0.9, 0.98)
+    assert id(model.clip_model.token_embedding.weight) not in by_param  # frozen
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert len(by_param) == len(trainable)
+
+
+# --- CLIP weights -------------------------------------------------------------------------------
+def test_clip_weights_are_loaded_with_grid_resize_and_text_slicing(tmp_path, model):
+    reference = build_clip4str_recognizer(tiny_cfg(IMAGE_SIZE=(32, 32), TEXT_MAX_LENGTH=77)).clip_model
+    state = {k: v.clone() for k, v in reference.state_dict().items()}
+    state["logit_scale"] = torch.tensor(4.6)
+    path = tmp_path / "open_clip_vit.pt"
+    torch.save({"state_dict": {"module." + k: v for k, v in state.items()}}, path)
+
+    target = build_clip4str_recognizer(tiny_cfg(TEXT_MAX_LENGTH=20)).clip_model  # 2x4 grid, 20 text rows
+    result = load_clip4str_clip_weights(str(path), target)
+    assert result.missing_keys == []
+    loaded = target.state_dict()
+    torch.testing.assert_close(loaded["visual.conv1.weight"], state["visual.conv1.weight"])
+    torch.testing.assert_close(
+        loaded["transformer.resblocks.3.mlp.c_fc.weight"], state["transformer.resblocks.3.mlp.c_fc.weight"]
+    )
+    torch.testing.assert_close(loaded["positional_embedding"], state["positional_embedding"][:20])
+    assert loaded["visual.positional_embedding"].shape == (1 + 2 * 4, 32)  # 4x4 grid resized to 2x4
+    torch.testing.assert_close(loaded["visual.positional_embedding"][0], state["visual.positional_embedding"][0])
+
+
+def test_clip_weights_with_wrong_shapes_fail_naming_the_file(tmp_path):
+    other = build_clip4str_recognizer(tiny_cfg(VISION_WIDTH=64, EMBED_DIM=64)).clip_model
+    path = tmp_path / "wide.pt"
+    torch.save(other.state_dict(), path)
+    target = build_clip4str_recognizer(tiny_cfg()).clip_model
+    with pytest.raises(ValueError, match="wide.pt"):
+        load_clip4str_clip_weights(str(path), target)
+
+
+# --- meta-architecture and configs ---------------------------------------------------------------
+def test_meta_architecture_training_and_inference():
+    cfg = tiny_cfg()
+    cfg.MODEL.META_ARCHITECTURE = "FastTCMTextRecognizer"
+    cfg.MODEL.DEVICE = "cpu"
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    crops = [
+        torch.randint(0, 256, (3, 16, 32), dtype=torch.uint8),
+        torch.randint(0, 256, (3, 20, 50), dtype=torch.uint8),
+    ]
+    losses = model([{"image": crops[0], "text": "Sale!"}, {"image": crops[1], "text": "42"}])
+    assert set(losses) == {"loss_visual", "loss_cross_modal"} and all(torch.isfinite(v) for v in losses.values())
+    model.eval()
+    outputs = model([{"image": c} for c in crops])
+    assert [sorted(o) for o in outputs] == [["char_scores", "score", "text"]] * 2
+    for out in outputs:
+        assert isinstance(out["text"], str) and 0.0 <= out["score"] <= 1.0
+        assert out["char_scores"].numel() in (len(out["text"]), len(out["text"]) + 1)
+        assert out["score"] == pytest.approx(float(out["char_scores"].prod()), rel=1e-5)
+    with pytest.raises(ValueError, match="non-empty"):
+        model([{"image": torch.zeros(3, 0, 10, dtype=torch.uint8), "image_id": "broken"}])
+    groups = model.optimizer_param_groups(cfg)
+    assert {g["lr"] for g in groups} == {cfg.SOLVER.BASE_LR, cfg.SOLVER.BASE_LR * 19.0}
+
+
+@pytest.mark.parametrize(
+    "config",
+    sorted(glob.glob(os.path.join(REPO, "projects/FastTCM/configs/TextRecognition/*.yaml")))
+    + [os.path.join(REPO, "projects/FastTCM/configs/quick_schedules/clip4str_instant_test.yaml")],
+    ids=os.path.basename,
+)
+def test_recognition_configs_load(config):
+    cfg = get_cfg()
+    add_fasttcm_config(cfg)
+    cfg.merge_from_file(config)
+    assert cfg.MODEL.META_ARCHITECTURE == "FastTCMTextRecognizer"
+    assert cfg.INPUT.DATASET_MAPPER_NAME == "str"
+    h, w = cfg.MODEL.RECOGNIZER.IMAGE_SIZE
+    ph, pw = cfg.MODEL.RECOGNIZER.PATCH_SIZE
+    assert h % ph == 0 and w % pw == 0

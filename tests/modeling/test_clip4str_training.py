@@ -1,5 +1,7 @@
 """A few CLIP4STR training steps on synthetic word crops lower the loss (trainer's optimizer and mapper)."""
 
+from pathlib import Path
+
 import torch
 
 from detectron2.config import get_cfg
@@ -11,11 +13,15 @@ from fasttcm.data.str_mapper import STRDatasetMapper
 from fasttcm.data.synthetic.word_crops import generate_word_crops
 from fasttcm.engine.trainer import build_optimizer
 
+INSTANT_CONFIG = (
+    Path(__file__).resolve().parents[2] / "projects/FastTCM/configs/quick_schedules/clip4str_instant_test.yaml"
+)
+
 
 def test_training_steps_on_synthetic_crops_lower_the_loss(tmp_path):
     cfg = get_cfg()
     add_fasttcm_config(cfg)
-    cfg.merge_from_file("projects/FastTCM/configs/quick_schedules/clip4str_instant_test.yaml")
+    cfg.merge_from_file(str(INSTANT_CONFIG))
     cfg.SOLVER.BASE_LR = 3e-3
     cfg.SOLVER.RECOGNIZER.DECODER_LR_FACTOR = 1.0
     cfg.MODEL.RECOGNIZER.DECODER_DROPOUT = 0.0

@@ -132,7 +132,7 @@ def _add_input_and_solver_config(cfg):
     cfg.INPUT.TEXT_AUG.CROP_MIN_RATIO = 0.1  # smallest crop side as a fraction of the image side
     cfg.INPUT.TEXT_AUG.BRIGHTNESS = 32.0 / 255.0  # ColorJitter brightness delta
     cfg.INPUT.TEXT_AUG.SATURATION = 0.5  # ColorJitter saturation delta
-    cfg.INPUT.DATASET_MAPPER_NAME = "text"  # mapper from fasttcm.engine.trainer.MAPPERS: text | dota
+    cfg.INPUT.DATASET_MAPPER_NAME = "text"  # mapper from fasttcm.engine.trainer.MAPPERS: text | dota | str
     cfg.SOLVER.OPTIMIZER = "SGD"  # one of SGD, ADAM, ADAMW (the official TCM configs use Adam/AdamW)
     cfg.SOLVER.POLY_LR_POWER = 0.9  # power of the poly schedule (LR_SCHEDULER_NAME "WarmupPolyLR")
 

@@ -235,3 +235,29 @@ def test_recognition_configs_load(config):
     h, w = cfg.MODEL.RECOGNIZER.IMAGE_SIZE
     ph, pw = cfg.MODEL.RECOGNIZER.PATCH_SIZE
     assert h % ph == 0 and w % pw == 0
+
+
+# --- convolutional patch stem (from-scratch towers) ----------------------------------------------
+def test_conv_patch_stem_replaces_conv1_with_the_same_token_grid():
+    torch.manual_seed(0)
+    linear = build_clip4str_recognizer(tiny_cfg())
+    conv = build_clip4str_recognizer(tiny_cfg(PATCH_EMBED="conv", PATCH_SIZE=(8, 4)))
+    images = torch.randn(2, 3, 16, 32)
+    assert linear.clip_model.encode_image(images).shape == (2, 1 + 2 * 4, 32)
+    assert conv.clip_model.encode_image(images).shape == (2, 1 + 2 * 8, 32)  # 16/8 x 32/4 tokens
+    strides = [m.stride for m in conv.clip_model.visual.conv1.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert strides == [(2, 2), (2, 2), (2, 1), (1, 1)]  # halve both axes twice, then height only; 1x1 proj
+    losses = conv.recognition_losses(images, ["ab", "cd"])
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in conv.clip_model.visual.conv1.parameters())
+
+
+def test_conv_patch_stem_rejects_clip_weights_and_odd_patches(tmp_path):
+    from fasttcm.modeling.recognition.conv_stem import ConvPatchStem
+
+    with pytest.raises(ValueError, match="power of two"):
+        ConvPatchStem((6, 8), 32)
+    with pytest.raises(ValueError, match="linear' or 'conv"):
+        build_clip4str_recognizer(tiny_cfg(PATCH_EMBED="resnet"))
+    with pytest.raises(ValueError, match="PATCH_EMBED"):
+        build_clip4str_recognizer(tiny_cfg(PATCH_EMBED="conv", CLIP_WEIGHTS=str(tmp_path / "ViT-B-16.pt")))

@@ -162,6 +162,7 @@ def _add_recognizer_config(cfg):
     _C.VISION_LAYERS = 12         # ViT depth
     _C.VISION_HEADS = 12          # ViT heads
     _C.EMBED_DIM = 512            # D: CLIP joint-embedding width = decoder width (text_projection.shape[-1])
+    _C.PATCH_EMBED = "linear"     # ViT patch stem: "linear" (CLIP's conv1) or "conv" (3x3 conv stem for from-scratch training, no CLIP weights)
     # CLIP text encoder of the cross-modal branch (section 1.4).
     _C.TEXT_WIDTH = 512           # text transformer width
     _C.TEXT_LAYERS = 12           # text transformer depth

@@ -32,6 +32,7 @@ from ..clip.image_encoder import resize_attnpool_positional_embedding
 from ..clip.tokenizer import bpe_tokenizer
 from ..clip.weights import CLIPLoadResult, read_clip_state_dict
 from .charset import CharsetAdapter, CharsetTokenizer, load_charset
+from .conv_stem import ConvPatchStem
 from .decoding import autoregressive_decode, refine_decode
 from .plm import generate_permutations, permutation_attention_masks
 
@@ -78,6 +79,7 @@ class CLIPVisionTextModel(nn.Module):
         vocab_size: int = 49408,
         quick_gelu: bool = True,
         text_freeze_layers: int = 6,
+        patch_embed: str = "linear",
     ):
         """
         Args:
@@ -91,6 +93,9 @@ class CLIPVisionTextModel(nn.Module):
             quick_gelu: QuickGELU in both towers (the official code always uses it, P10).
             text_freeze_layers: frozen lower text blocks (official ``text_freeze_nlayer``: 6); the
                 token and positional embeddings are frozen too unless it is -1 (all trainable).
+            patch_embed: "linear": CLIP's patchify convolution ``visual.conv1`` (what CLIP weights
+                fill); "conv": a :class:`ConvPatchStem` in its place, for towers trained from
+                random weights (it converges much sooner; no CLIP checkpoint fits it).
         """
         super().__init__()
         image_size, patch_size = tuple(image_size), tuple(patch_size)
@@ -110,6 +115,11 @@ class CLIPVisionTextModel(nn.Module):
             pool_type="none",
             act_layer=act_layer,
         )
+        if patch_embed == "conv":
+            self.visual.conv1 = ConvPatchStem(patch_size, vision_width)
+        elif patch_embed != "linear":
+            raise ValueError(f"patch_embed must be 'linear' or 'conv', got {patch_embed!r}")
+        self.patch_embed = patch_embed
         self.token_embedding = nn.Embedding(vocab_size, text_width)
         self.positional_embedding = nn.Parameter(torch.empty(text_max_length, text_width))
         self.transformer = Transformer(
@@ -500,7 +510,13 @@ class CLIP4STR(nn.Module):
             vocab_size=rc.VOCAB_SIZE,
             quick_gelu=rc.QUICK_GELU,
             text_freeze_layers=rc.TEXT_FREEZE_LAYERS,
+            patch_embed=rc.PATCH_EMBED,
         )
+        if rc.CLIP_WEIGHTS and rc.PATCH_EMBED != "linear":
+            raise ValueError(
+                f"MODEL.RECOGNIZER.CLIP_WEIGHTS={rc.CLIP_WEIGHTS!r} with PATCH_EMBED={rc.PATCH_EMBED!r}: CLIP "
+                "checkpoints hold a linear patch embedding; set PATCH_EMBED 'linear' to load them"
+            )
         if rc.CLIP_WEIGHTS:
             load_clip4str_clip_weights(rc.CLIP_WEIGHTS, clip_model)
         else:

@@ -8,7 +8,7 @@ STAMP      := $(VENV)/.fasttcm-installed
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS="-k rotated -x"`.
 PYTEST_ARGS ?=
 
-.PHONY: install test test-slow demo dota-demo benchmark clean-venv
+.PHONY: install test test-slow demo dota-demo spotting-demo benchmark clean-venv
 
 install: $(STAMP)
 
@@ -36,6 +36,10 @@ demo: $(STAMP)
 # Oriented detection on generated aerial images (synthetic DOTA-v1.0 classes), on the CPU.
 dota-demo: $(STAMP)
 	$(VPY) tools/run_demo.py --task dota
+
+# Text spotting on generated scenes: detector + recognizer trained apart, joined, fine-tuned jointly (CPU).
+spotting-demo: $(STAMP)
+	$(VPY) tools/run_demo.py --task spotting
 
 benchmark: $(STAMP)
 	$(VPY) tools/benchmark.py --task ops --task backbone

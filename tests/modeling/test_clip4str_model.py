@@ -261,3 +261,41 @@ def test_conv_patch_stem_rejects_clip_weights_and_odd_patches(tmp_path):
         build_clip4str_recognizer(tiny_cfg(PATCH_EMBED="resnet"))
     with pytest.raises(ValueError, match="PATCH_EMBED"):
         build_clip4str_recognizer(tiny_cfg(PATCH_EMBED="conv", CLIP_WEIGHTS=str(tmp_path / "ViT-B-16.pt")))
+
+
+# --- auxiliary CTC on the image-token columns (from-scratch towers) ------------------------------
+def test_column_ctc_head_reads_columns_left_to_right_and_scores_known_alignments():
+    from fasttcm.modeling.recognition.ctc_aux import ColumnCTCHead
+
+    torch.manual_seed(0)
+    head = ColumnCTCHead(embed_dim=8, num_classes=4)
+    tokens = torch.randn(2, 1 + 2 * 3, 8)  # class token + 2x3 grid
+    log_probs = head(tokens, (2, 3))
+    assert log_probs.shape == (3, 2, 4)  # (columns, batch, blank + 3 chars)
+    torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(3, 2))
+    # column c is the mean of rows 0 and 1 at that column (row-major patches after the class token)
+    columns = tokens[:, 1:].reshape(2, 2, 3, 8).mean(1)
+    torch.testing.assert_close(log_probs, head.classifier(head.norm(columns)).log_softmax(-1).transpose(0, 1))
+    # a one-character label over 3 steps: sum over the 6 alignments (b=blank): cbb, bcb, bbc, ccb, bcc, ccc
+    p = log_probs[:, 0].exp()
+    c, b = 2, 0
+    paths = [(c, b, b), (b, c, b), (b, b, c), (c, c, b), (b, c, c), (c, c, c)]
+    expected = -torch.log(sum(p[0, x] * p[1, y] * p[2, z] for x, y, z in paths))
+    targets = torch.tensor([[c, 0, 0], [1, 3, 0]])
+    both = head.loss(tokens, (2, 3), targets)
+    second = torch.nn.functional.ctc_loss(log_probs[:, 1:], torch.tensor([[1, 3]]), torch.tensor([3]),
+                                          torch.tensor([2]), reduction="sum")
+    torch.testing.assert_close(both, (expected + second) / 3)  # per target character
+    # a label longer than the columns has no alignment: it adds nothing instead of inf
+    assert torch.isfinite(head.loss(tokens, (2, 3), torch.tensor([[1, 2, 3, 1], [1, 0, 0, 0]])))
+
+
+def test_ctc_loss_is_reported_and_trains_the_image_encoder():
+    torch.manual_seed(0)
+    model = build_clip4str_recognizer(tiny_cfg(PATCH_EMBED="conv", PATCH_SIZE=(8, 4), CTC_LOSS_WEIGHT=0.5))
+    losses = model.recognition_losses(torch.randn(2, 3, 16, 32), ["ab", "Sale!"])
+    assert set(losses) == {"loss_visual", "loss_cross_modal", "loss_ctc"}
+    losses["loss_ctc"].backward()
+    assert model.clip_model.visual.conv1.proj.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.visual_decoder.parameters())
+    assert build_clip4str_recognizer(tiny_cfg()).ctc_head is None  # official recipe: no CTC head

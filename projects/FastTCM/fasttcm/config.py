@@ -187,6 +187,7 @@ def _add_recognizer_config(cfg):
     _C.PERM_MIRRORED = True       # perm_mirrored: add the reverse of every order
     _C.IMAGE_DETACH = True        # image_detach: the cross-modal loss sends no gradient into the image encoder
     _C.CROSS_LOSS_WEIGHT = 1.0    # cross_loss_w: weight of loss_cross_modal
+    _C.CTC_LOSS_WEIGHT = 0.0      # not in CLIP4STR: auxiliary CTC on the image-token columns (from-scratch towers); 0 = off
     _C.REFINE_ITERS = 1           # refine_iters: cloze refinement passes of predict-and-refine
     # Normalization (0-255 RGB). Official train/val: CLIP statistics; official test.py: 0.5/0.5 (pitfall P1).
     _C.PIXEL_MEAN = [122.771, 116.746, 104.094]  # CLIP mean x 255 (RGB)

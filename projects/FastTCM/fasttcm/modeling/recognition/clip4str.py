@@ -33,6 +33,7 @@ from ..clip.tokenizer import bpe_tokenizer
 from ..clip.weights import CLIPLoadResult, read_clip_state_dict
 from .charset import CharsetAdapter, CharsetTokenizer, load_charset
 from .conv_stem import ConvPatchStem
+from .ctc_aux import ColumnCTCHead
 from .decoding import autoregressive_decode, refine_decode
 from .plm import generate_permutations, permutation_attention_masks
 
@@ -448,6 +449,7 @@ class CLIP4STR(nn.Module):
         refine_iters: int = 1,
         image_detach: bool = True,
         cross_loss_weight: float = 1.0,
+        ctc_loss_weight: float = 0.0,
     ):
         """
         Args:
@@ -463,6 +465,9 @@ class CLIP4STR(nn.Module):
             refine_iters: cloze refinement passes at inference (1).
             image_detach: the cross-modal loss sends no gradient into the image encoder (True).
             cross_loss_weight: weight of the cross-modal loss (1.0).
+            ctc_loss_weight: weight of the auxiliary CTC loss on the image-token columns
+                (:class:`ColumnCTCHead`; not in CLIP4STR, for towers trained from random weights);
+                0 (default) builds no CTC head.
         """
         super().__init__()
         self.clip_model = clip_model
@@ -489,6 +494,12 @@ class CLIP4STR(nn.Module):
         self.refine_iters = refine_iters
         self.image_detach = image_detach
         self.cross_loss_weight = cross_loss_weight
+        if ctc_loss_weight < 0:
+            raise ValueError(f"ctc_loss_weight must be >= 0, got {ctc_loss_weight}")
+        self.ctc_loss_weight = ctc_loss_weight
+        self.ctc_head = (
+            ColumnCTCHead(clip_model.embed_dim, self.tokenizer.num_classes) if ctc_loss_weight > 0 else None
+        )
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std, dtype=torch.float32).view(-1, 1, 1), False)
 
@@ -553,6 +564,7 @@ class CLIP4STR(nn.Module):
             "refine_iters": rc.REFINE_ITERS,
             "image_detach": rc.IMAGE_DETACH,
             "cross_loss_weight": rc.CROSS_LOSS_WEIGHT,
+            "ctc_loss_weight": rc.CTC_LOSS_WEIGHT,
         }
 
     # ---------------------------------------------------------------------------------------------
@@ -635,7 +647,8 @@ class CLIP4STR(nn.Module):
 
         Returns:
             {"loss_visual": sum_p n_p CE_v / sum_p n_p,
-             "loss_cross_modal": cross_loss_weight * sum_p n_p CE_c / sum_p n_p}.
+             "loss_cross_modal": cross_loss_weight * sum_p n_p CE_c / sum_p n_p},
+            plus "loss_ctc" (ctc_loss_weight x CTC per character) when the CTC head is built.
         """
         if len(labels) != images.shape[0]:
             raise ValueError(f"recognition_losses: {images.shape[0]} images but {len(labels)} labels")
@@ -643,7 +656,10 @@ class CLIP4STR(nn.Module):
         if not labels:
             zero = sum(p.sum() for p in self.visual_decoder.head.parameters()) * 0.0
             zero = zero + sum(p.sum() for p in self.cross_decoder.head.parameters()) * 0.0
-            return {"loss_visual": zero, "loss_cross_modal": zero.clone()}
+            losses = {"loss_visual": zero, "loss_cross_modal": zero.clone()}
+            if self.ctc_head is not None:
+                losses["loss_ctc"] = sum(p.sum() for p in self.ctc_head.parameters()) * 0.0
+            return losses
         images = images[keep.to(images.device)]
         tokens = self.tokenizer.encode(labels, device=images.device)  # (B, T + 2)
         memory = self.clip_model.encode_image(images)
@@ -674,10 +690,15 @@ class CLIP4STR(nn.Module):
             if i == 1:  # EOS is learned from the canonical and the reverse order only
                 targets = torch.where(targets == eos_id, pad_id, targets)
                 num_targets = (targets != pad_id).sum()
-        return {
+        losses = {
             "loss_visual": loss_visual / total,
             "loss_cross_modal": self.cross_loss_weight * loss_cross / total,
         }
+        if self.ctc_head is not None:
+            chars = tokens[:, 1:-1]
+            chars = torch.where((chars >= 1) & (chars <= len(self.charset)), chars, torch.zeros_like(chars))
+            losses["loss_ctc"] = self.ctc_loss_weight * self.ctc_head.loss(memory, self.clip_model.visual.grid_size, chars)
+        return losses
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -112,6 +112,25 @@ def test_train_step_with_random_and_empty_instances(model):
     assert _spotter_counts(storage)["num_crops"] == 0
 
 
+def test_recognizer_ctc_loss_is_part_of_the_spotter_losses():
+    cfg = _tiny_cfg()
+    cfg.MODEL.RECOGNIZER.PATCH_EMBED, cfg.MODEL.RECOGNIZER.PATCH_SIZE = "conv", (8, 4)
+    cfg.MODEL.RECOGNIZER.CTC_LOSS_WEIGHT = 1.0
+    torch.manual_seed(0)
+    spotter = build_model(cfg)
+    spotter.train()
+    for batch in ([_training_input([QUAD, CURVED], ["Hello", "world"], [False, False])],
+                  [_training_input([QUAD], ["###"], [True], seed=2)]):
+        spotter.zero_grad()
+        with EventStorage():
+            losses = spotter(batch)
+        assert {"loss_rec_visual", "loss_rec_cross_modal", "loss_rec_ctc"} <= set(losses)
+        sum(losses.values()).backward()
+        # every trainable recognizer parameter takes part (DDP without find_unused_parameters)
+        assert all(p.grad is not None for p in spotter.recognizer.parameters() if p.requires_grad)
+    assert any(p.grad is not None for p in spotter.recognizer.ctc_head.parameters())
+
+
 def test_training_crops_follow_the_ground_truth(model, monkeypatch):
     """Crops come from the GT polygons of the augmented image; labels in order; the cap is random."""
     inputs = _training_input([QUAD, CURVED, QUAD, CURVED], ["ab", "cd", "ef", "gh"], [False] * 4)

@@ -135,7 +135,8 @@ class FastTCMTextSpotter(FastTCMTextDetector):
                 pixel frame of "image").
 
         Returns:
-            training: the detector's losses plus "loss_rec_visual", "loss_rec_cross_modal".
+            training: the detector's losses plus "loss_rec_visual", "loss_rec_cross_modal" (and
+            "loss_rec_ctc" with a CTC head).
             inference: see :meth:`inference`.
         """
         if not self.training:
@@ -233,8 +234,9 @@ class FastTCMTextSpotter(FastTCMTextDetector):
         """Recognizer losses on the batch's ground-truth crops (see the class docstring).
 
         Returns:
-            {"loss_rec_visual", "loss_rec_cross_modal"}: scalars times ``recognition_loss_weight``;
-            zeros (connected to every trainable recognizer parameter) without a usable crop.
+            {"loss_rec_visual", "loss_rec_cross_modal"} (plus "loss_rec_ctc" when the recognizer
+            has a CTC head): the recognizer's losses times ``recognition_loss_weight``; zeros
+            (connected to every trainable recognizer parameter) without a usable crop.
         """
         crops, labels, counts = self.training_crops(batched_inputs)
         _record_counts(counts)
@@ -248,12 +250,11 @@ class FastTCMTextSpotter(FastTCMTextDetector):
             )
         if not labels:
             zero = sum(p.sum() for p in self.recognizer.parameters() if p.requires_grad) * 0.0
-            return {"loss_rec_visual": zero, "loss_rec_cross_modal": zero.clone()}
+            names = ["visual", "cross_modal"] + (["ctc"] if self.recognizer.ctc_head is not None else [])
+            return {f"loss_rec_{name}": zero.clone() for name in names}
         losses = self.recognizer.recognition_losses(crops, labels)
-        return {
-            "loss_rec_visual": self.recognition_loss_weight * losses["loss_visual"],
-            "loss_rec_cross_modal": self.recognition_loss_weight * losses["loss_cross_modal"],
-        }
+        # loss_visual -> loss_rec_visual, ...: every recognizer loss, so no head is left without gradient
+        return {"loss_rec_" + k[len("loss_"):]: self.recognition_loss_weight * v for k, v in losses.items()}
 
     @torch.no_grad()
     def recognize_detections(self, batched_inputs: List[Dict], results: List[Dict]) -> List[Dict]:

@@ -1,6 +1,5 @@
 """Spotting result lines (x1,...,yn[,score],transcription) and tools/evaluate.py --task e2e."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -120,11 +119,8 @@ def files(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def cli():
-    spec = importlib.util.spec_from_file_location("evaluate_cli", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def cli(load_tool):
+    return load_tool("evaluate")
 
 
 def run_cli(cli, capsys, *argv):

@@ -1,5 +1,4 @@
 """tools/compose_spotter_weights.py: detector + recognizer checkpoints -> one spotter checkpoint."""
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -12,17 +11,13 @@ from detectron2.modeling import build_model
 from fasttcm.modeling.meta_arch.text_detector import FastTCMTextDetector
 from fasttcm.modeling.meta_arch.text_recognizer import FastTCMTextRecognizer
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "compose_spotter_weights.py"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "modeling"))
 from test_text_spotter import _tiny_cfg  # noqa: E402  (the tiny spotter settings of the spotter tests)
 
 
 @pytest.fixture(scope="module")
-def tool():
-    spec = importlib.util.spec_from_file_location("compose_spotter_weights", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def tool(load_tool):
+    return load_tool("compose_spotter_weights")
 
 
 def test_composed_checkpoint_loads_both_parts_into_the_spotter(tool, tmp_path):

@@ -1,7 +1,5 @@
 """tools/convert_clip_weights.py: CLIP file -> detectron2 checkpoint -> DetectionCheckpointer round trip."""
-import importlib.util
 import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,15 +11,11 @@ from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
 from fasttcm import add_fasttcm_config
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "convert_clip_weights.py"
 
 
 @pytest.fixture(scope="module")
-def tool():
-    spec = importlib.util.spec_from_file_location("convert_clip_weights", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def tool(load_tool):
+    return load_tool("convert_clip_weights")
 
 
 @pytest.fixture(scope="module")

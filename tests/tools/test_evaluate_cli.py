@@ -1,6 +1,5 @@
 """tools/evaluate.py --task det on GT / result files written by the test (folders and zips)."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -46,11 +45,8 @@ def write_zip(path, files):
 
 
 @pytest.fixture(scope="module")
-def cli():
-    spec = importlib.util.spec_from_file_location("evaluate_cli", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def cli(load_tool):
+    return load_tool("evaluate")
 
 
 def last_json(text):

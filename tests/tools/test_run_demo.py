@@ -1,8 +1,6 @@
 """tools/run_demo.py: every task points at a shipped config, and results are read back from metrics.json."""
-import importlib.util
 import json
 import os
-from pathlib import Path
 
 import pytest
 
@@ -10,15 +8,11 @@ from detectron2.config import get_cfg
 
 from fasttcm import add_fasttcm_config
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "run_demo.py"
 
 
 @pytest.fixture(scope="module")
-def run_demo():
-    spec = importlib.util.spec_from_file_location("run_demo", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def run_demo(load_tool):
+    return load_tool("run_demo")
 
 
 def test_every_task_config_exists_and_names_its_evaluator(run_demo):

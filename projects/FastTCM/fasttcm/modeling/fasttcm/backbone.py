@@ -31,6 +31,7 @@ from .bimodal_similarity_matching import BimodalSimilarityMatching
 from .context_decoder import TextContextDecoder
 from .instance_language_matching import score_map
 from .language_prompt_generator import LanguagePromptGenerator, TextEmbeddingCache
+from .prompt_overlap import overlapping_prompt_pairs
 from .prompts import PromptLearner
 from .visual_prompt_generator import VisualPromptGenerator
 
@@ -39,6 +40,20 @@ __all__ = ["FastTCMBackbone", "resolve_class_prompts"]
 logger = logging.getLogger(__name__)
 
 MODES = ("fasttcm", "tcm", "none")
+
+
+def _warn_about_overlapping_prompts(text_encoder, prompt_learner, cue, frozen: bool) -> None:
+    with torch.no_grad():
+        pairs = overlapping_prompt_pairs(text_encoder, prompt_learner, cue)
+    if not pairs:
+        return
+    shown = ", ".join(f"{a!r}~{b!r} ({c:.3f})" for a, b, c in pairs[:5])
+    logger.warning(
+        f"With the random text encoder, {len(pairs)} pair(s) of the {prompt_learner.num_prompts} class prompts have "
+        f"nearly parallel embeddings (cosine >= 0.98; e.g. {shown}), so class scores cannot tell them apart"
+        + (" while the text encoder stays frozen" if frozen else " until training separates them")
+        + ". Give CLIP weights (MODEL.FASTTCM.CLIP_WEIGHTS) or a trained checkpoint (MODEL.WEIGHTS)."
+    )
 
 
 def resolve_class_prompts(cfg) -> List[str]:
@@ -187,6 +202,10 @@ class FastTCMBackbone(Backbone):
                 "MODEL.FASTTCM.CLIP_WEIGHTS is empty: the CLIP image and text encoders keep their random init "
                 "(fine for tests or when MODEL.WEIGHTS holds a full FastTCM checkpoint)"
             )
+            if mode != "none":
+                # the image-independent cue of MODE fasttcm is part of every prompt; MODE tcm's is per image
+                cue = ret["language_prompt_generator"]() if mode == "fasttcm" else None
+                _warn_about_overlapping_prompts(ret["text_encoder"], ret["prompt_learner"], cue, fc.FREEZE_TEXT_ENCODER)
         return ret
 
     @property

@@ -10,7 +10,6 @@ files with the devkit's rules. ``tools/evaluate.py --task dota --gt GT_DIR --pre
 therefore reports the same numbers.
 """
 
-import itertools
 import logging
 import os
 from collections import OrderedDict
@@ -21,13 +20,13 @@ import numpy as np
 from detectron2.config import configurable
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
-from detectron2.utils import comm
 from detectron2.utils.logger import create_small_table
 
 from ..data.datasets.dota import read_dota_labels
 from ..data.dota_merge import merge_patch_detections, parse_patch_name
 from ..utils.atomic_io import atomic_write_text
 from ..utils.geometry import xywha_to_poly
+from .gather import gather_on_main_process
 from .protocols.dota_ap import (
     ClassDetections,
     ImageObjects,
@@ -150,13 +149,9 @@ class DOTAEvaluator(DatasetEvaluator):
             )
 
     def evaluate(self):
-        if self._distributed:
-            comm.synchronize()
-            predictions = list(itertools.chain(*comm.gather(self._predictions, dst=0)))
-            if not comm.is_main_process():
-                return {}
-        else:
-            predictions = self._predictions
+        predictions = gather_on_main_process(self._predictions, self._distributed)
+        if predictions is None:
+            return {}
         if not predictions:
             logger.warning(f"DOTAEvaluator({self._dataset_name}): no patch was processed")
             return {}

@@ -14,7 +14,6 @@ Both are reported in percent, one figure per dataset split: ``{"str": {"accuracy
 keys). A crop the mapper could not read (``"image_error"``) counts as a miss.
 """
 
-import itertools
 import logging
 import os
 from collections import OrderedDict
@@ -23,9 +22,9 @@ from typing import Dict, List, Optional
 from detectron2.config import configurable
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
-from detectron2.utils import comm
 
 from ..modeling.recognition.charset import CharsetAdapter, evaluation_charset
+from .gather import gather_on_main_process
 from .protocols.submission_io import atomic_write_json
 
 __all__ = ["edit_distance", "WordAccuracyEvaluator", "word_accuracy_metrics"]
@@ -134,13 +133,9 @@ class WordAccuracyEvaluator(DatasetEvaluator):
             )
 
     def evaluate(self):
-        if self._distributed:
-            comm.synchronize()
-            predictions = list(itertools.chain(*comm.gather(self._predictions, dst=0)))
-            if not comm.is_main_process():
-                return {}
-        else:
-            predictions = self._predictions
+        predictions = gather_on_main_process(self._predictions, self._distributed)
+        if predictions is None:
+            return {}
 
         evaluated, preds, gts = [], [], []
         num_unreadable = 0

@@ -6,7 +6,6 @@ exactly those files' content, so ``tools/evaluate.py --task det`` on the written
 folder reports the same numbers.
 """
 
-import itertools
 import logging
 import os
 from collections import OrderedDict
@@ -17,9 +16,9 @@ import numpy as np
 from detectron2.config import configurable
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
-from detectron2.utils import comm
 from detectron2.utils.logger import create_small_table
 
+from .gather import gather_on_main_process
 from .protocols.base import ImageDetections, ImageGroundTruth, TextDetProtocol
 from .protocols.polygons import as_vertex_array, is_buildable
 from .protocols.submission_io import (
@@ -138,13 +137,9 @@ class TextDetEvaluator(DatasetEvaluator):
             )
 
     def evaluate(self):
-        if self._distributed:
-            comm.synchronize()
-            predictions = list(itertools.chain(*comm.gather(self._predictions, dst=0)))
-            if not comm.is_main_process():
-                return {}
-        else:
-            predictions = self._predictions
+        predictions = gather_on_main_process(self._predictions, self._distributed)
+        if predictions is None:
+            return {}
 
         ground_truth, res_names, image_to_key, gt_source = self._load_ground_truth()
         detections = self._detections_by_key(predictions, image_to_key, gt_source)

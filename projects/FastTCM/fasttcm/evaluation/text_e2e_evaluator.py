@@ -7,7 +7,6 @@ scripts read, and scores exactly what it writes, so ``tools/evaluate.py --task e
 folders reports the same numbers.
 """
 
-import itertools
 import logging
 import os
 from collections import OrderedDict
@@ -17,8 +16,8 @@ import numpy as np
 from tabulate import tabulate
 
 from detectron2.config import configurable
-from detectron2.utils import comm
 
+from .gather import gather_on_main_process
 from .protocols.base import ImageDetections
 from .protocols.e2e import E2EProtocol, TextSpottingResult, evaluate_text_spotting
 from .protocols.lexicon import (
@@ -181,13 +180,9 @@ class TextSpottingEvaluator(TextDetEvaluator):
             )
 
     def evaluate(self):
-        if self._distributed:
-            comm.synchronize()
-            predictions = list(itertools.chain(*comm.gather(self._predictions, dst=0)))
-            if not comm.is_main_process():
-                return {}
-        else:
-            predictions = self._predictions
+        predictions = gather_on_main_process(self._predictions, self._distributed)
+        if predictions is None:
+            return {}
 
         ground_truth, res_names, image_to_key, gt_source = self._load_ground_truth()
         detections = self._spotting_detections(predictions, image_to_key, gt_source)

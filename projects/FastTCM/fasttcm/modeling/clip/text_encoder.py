@@ -10,7 +10,25 @@ import torch
 from open_clip.transformer import LayerNorm, QuickGELU, Transformer
 from torch import nn
 
-__all__ = ["CLIPTextContextEncoder"]
+__all__ = ["CLIPTextContextEncoder", "init_clip_text_tower"]
+
+
+def init_clip_text_tower(tower: nn.Module) -> None:
+    """OpenAI CLIP's random init of a text tower.
+
+    `tower` holds CLIP's text-tower names: ``token_embedding``, ``positional_embedding``,
+    ``transformer`` (open_clip ``Transformer``) and ``text_projection``.
+    """
+    width, layers = tower.transformer.width, tower.transformer.layers
+    proj_std = width**-0.5 * (2 * layers) ** -0.5
+    nn.init.normal_(tower.token_embedding.weight, std=0.02)
+    nn.init.normal_(tower.positional_embedding, std=0.01)
+    for block in tower.transformer.resblocks:
+        nn.init.normal_(block.attn.in_proj_weight, std=width**-0.5)
+        nn.init.normal_(block.attn.out_proj.weight, std=proj_std)
+        nn.init.normal_(block.mlp.c_fc.weight, std=(2 * width) ** -0.5)
+        nn.init.normal_(block.mlp.c_proj.weight, std=proj_std)
+    nn.init.normal_(tower.text_projection, std=width**-0.5)
 
 
 class CLIPTextContextEncoder(nn.Module):
@@ -72,18 +90,7 @@ class CLIPTextContextEncoder(nn.Module):
 
     def init_parameters(self) -> None:
         """CLIP's random init (tcm_fasttcm.md section 7.11: no tensor may stay uninitialised)."""
-        width, layers = self.transformer.width, self.transformer.layers
-        nn.init.normal_(self.token_embedding.weight, std=0.02)
-        nn.init.normal_(self.positional_embedding, std=0.01)
-        proj_std = width**-0.5 * (2 * layers) ** -0.5
-        attn_std = width**-0.5
-        fc_std = (2 * width) ** -0.5
-        for block in self.transformer.resblocks:
-            nn.init.normal_(block.attn.in_proj_weight, std=attn_std)
-            nn.init.normal_(block.attn.out_proj.weight, std=proj_std)
-            nn.init.normal_(block.mlp.c_fc.weight, std=fc_std)
-            nn.init.normal_(block.mlp.c_proj.weight, std=proj_std)
-        nn.init.normal_(self.text_projection, std=width**-0.5)
+        init_clip_text_tower(self)
 
     def forward(
         self,

@@ -9,7 +9,7 @@ from torch import nn
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY
 
-from ..recognition.clip4str import CLIP4STR, build_clip4str_recognizer, clip4str_param_groups
+from ..recognition.clip4str import CLIP4STR, build_clip4str_recognizer, clip4str_param_groups_from_config
 
 __all__ = ["FastTCMTextRecognizer"]
 
@@ -93,12 +93,5 @@ class FastTCMTextRecognizer(nn.Module):
         ]
 
     def optimizer_param_groups(self, cfg) -> List[Dict]:
-        """The official CLIP4STR AdamW groups (see :func:`clip4str_param_groups`) from ``cfg.SOLVER``."""
-        return clip4str_param_groups(
-            self.recognizer,
-            base_lr=cfg.SOLVER.BASE_LR,
-            weight_decay=cfg.SOLVER.WEIGHT_DECAY,
-            decoder_lr_factor=cfg.SOLVER.RECOGNIZER.DECODER_LR_FACTOR,
-            betas=tuple(cfg.SOLVER.RECOGNIZER.BETAS),
-            eps=cfg.SOLVER.RECOGNIZER.EPS,
-        )
+        """The official CLIP4STR AdamW groups (:func:`clip4str_param_groups`) from ``cfg.SOLVER``."""
+        return clip4str_param_groups_from_config(self.recognizer, cfg)

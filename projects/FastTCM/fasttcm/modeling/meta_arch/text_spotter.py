@@ -13,7 +13,7 @@ from detectron2.structures import Instances
 from detectron2.utils.events import get_event_storage
 from detectron2.utils.logger import log_every_n_seconds
 
-from ..recognition.clip4str import CLIP4STR, build_clip4str_recognizer, clip4str_param_groups
+from ..recognition.clip4str import CLIP4STR, build_clip4str_recognizer, clip4str_param_groups_from_config
 from ..recognition.rectify import polygon_sampling_grids, polygon_validity, sample_crops
 from .text_detector import FastTCMTextDetector
 
@@ -324,14 +324,7 @@ class FastTCMTextSpotter(FastTCMTextDetector):
             params = [p for p in group["params"] if id(p) not in recognizer_params]
             if params:
                 detector_groups.append({**group, "params": params})
-        return detector_groups + clip4str_param_groups(
-            self.recognizer,
-            base_lr=cfg.SOLVER.BASE_LR,
-            weight_decay=cfg.SOLVER.WEIGHT_DECAY,
-            decoder_lr_factor=cfg.SOLVER.RECOGNIZER.DECODER_LR_FACTOR,
-            betas=tuple(cfg.SOLVER.RECOGNIZER.BETAS),
-            eps=cfg.SOLVER.RECOGNIZER.EPS,
-        )
+        return detector_groups + clip4str_param_groups_from_config(self.recognizer, cfg)
 
     # ---------------------------------------------------------------------------------------------
     def _normalize_crops(self, crops: torch.Tensor, num_channels: int) -> torch.Tensor:

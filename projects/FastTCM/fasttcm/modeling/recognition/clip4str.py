@@ -29,6 +29,7 @@ from detectron2.utils.events import get_event_storage
 from detectron2.utils.logger import log_every_n_seconds
 
 from ..clip.image_encoder import resize_attnpool_positional_embedding
+from ..clip.text_encoder import init_clip_text_tower
 from ..clip.tokenizer import bpe_tokenizer
 from ..clip.weights import CLIPLoadResult, read_clip_state_dict
 from .charset import CharsetAdapter, CharsetTokenizer, load_charset
@@ -46,6 +47,7 @@ __all__ = [
     "build_clip4str_recognizer",
     "load_clip4str_clip_weights",
     "clip4str_param_groups",
+    "clip4str_param_groups_from_config",
 ]
 
 logger = logging.getLogger(__name__)
@@ -129,7 +131,7 @@ class CLIPVisionTextModel(nn.Module):
         self.ln_final = LayerNorm(text_width)
         self.text_projection = nn.Parameter(torch.empty(text_width, embed_dim))
         self._init_vision_positional_embedding()
-        self._init_text_parameters()
+        init_clip_text_tower(self)  # CLIP's random init; CLIP weights replace it
         self.text_freeze_layers = text_freeze_layers
         for module in self.frozen_text_modules():
             module.requires_grad_(False)
@@ -157,18 +159,6 @@ class CLIPVisionTextModel(nn.Module):
         with torch.no_grad():
             table[0].zero_()
             table[1:] = torch.cat([r.sin(), r.cos(), c.sin(), c.cos()], dim=1)
-
-    def _init_text_parameters(self) -> None:
-        """CLIP's random init of the text tower (used when no weights file is given)."""
-        width, layers = self.transformer.width, self.transformer.layers
-        nn.init.normal_(self.token_embedding.weight, std=0.02)
-        nn.init.normal_(self.positional_embedding, std=0.01)
-        for block in self.transformer.resblocks:
-            nn.init.normal_(block.attn.in_proj_weight, std=width**-0.5)
-            nn.init.normal_(block.attn.out_proj.weight, std=width**-0.5 * (2 * layers) ** -0.5)
-            nn.init.normal_(block.mlp.c_fc.weight, std=(2 * width) ** -0.5)
-            nn.init.normal_(block.mlp.c_proj.weight, std=width**-0.5 * (2 * layers) ** -0.5)
-        nn.init.normal_(self.text_projection, std=width**-0.5)
 
     def frozen_text_modules(self) -> List[nn.Module]:
         """The token embedding and the frozen lower text blocks (none when text_freeze_layers is -1)."""
@@ -813,6 +803,18 @@ def load_clip4str_clip_weights(path: str, clip_model: CLIPVisionTextModel) -> CL
         logger.info(f"CLIP weights {path}: {len(unexpected)} entries unused by the recognizer: {unexpected[:10]}")
     logger.info(f"Loaded the recognizer's CLIP weights from {path}")
     return CLIPLoadResult(list(result.missing_keys), unexpected)
+
+
+def clip4str_param_groups_from_config(model: CLIP4STR, cfg) -> List[Dict]:
+    """:func:`clip4str_param_groups` with ``SOLVER.BASE_LR``, ``SOLVER.WEIGHT_DECAY`` and ``SOLVER.RECOGNIZER.*``."""
+    return clip4str_param_groups(
+        model,
+        base_lr=cfg.SOLVER.BASE_LR,
+        weight_decay=cfg.SOLVER.WEIGHT_DECAY,
+        decoder_lr_factor=cfg.SOLVER.RECOGNIZER.DECODER_LR_FACTOR,
+        betas=tuple(cfg.SOLVER.RECOGNIZER.BETAS),
+        eps=cfg.SOLVER.RECOGNIZER.EPS,
+    )
 
 
 def clip4str_param_groups(

@@ -182,6 +182,45 @@ def test_tcm_eval_runs_the_text_transformer_per_batch():
     assert len(calls) == 3
 
 
+@pytest.mark.parametrize("mode", ["fasttcm", "tcm"])
+def test_without_language_prompt_no_cue_reaches_the_text_encoder(mode):
+    """MODEL.FASTTCM.LANGUAGE_PROMPT False (official DOTA code): no LPG, the prompts alone make t."""
+    cfg = tiny_cfg(mode)
+    cfg.MODEL.FASTTCM.LANGUAGE_PROMPT = False
+    cfg.MODEL.FASTTCM.CLASS_PROMPTS = ["plane", "small vehicle"]
+    backbone = build(cfg).train()
+    bottom_up = backbone.bottom_up
+    assert bottom_up.mode == mode and bottom_up.language_prompt_generator is None
+    assert not any("language_prompt_generator" in name for name, _ in backbone.named_parameters())
+    features, aux = backbone.forward_with_aux(torch.randn(2, 3, 64, 64))
+    assert aux["text_embeddings"].shape == (2, 2, 64)  # (B, K, D)
+    (aux["logits"].square().mean() + sum(f.mean() for f in features.values())).backward()
+    unused = [n for n, p in backbone.named_parameters() if p.requires_grad and p.grad is None]
+    assert unused == []
+    assert bottom_up.prompt_learner.contexts.grad.abs().sum() > 0
+
+    # the text embedding equals the text encoder run on [SOS, ctx, prompt, EOS] with no cue
+    token_ids, contexts = bottom_up.prompt_learner()
+    with torch.no_grad():
+        expected = bottom_up.text_encoder(token_ids, contexts, None)
+        if mode == "fasttcm":
+            global_embedding = torch.randn(2, 64)
+            got = bottom_up.text_embeddings(global_embedding)
+            expected = bottom_up.bimodal_similarity_matching(expected, global_embedding)
+        else:
+            got = bottom_up.text_embeddings(torch.randn(2, 64))
+            expected = expected.expand(2, -1, -1)
+    torch.testing.assert_close(got, expected)
+
+    # image-independent in both modes, so computed once in eval mode
+    backbone.eval()
+    calls = _count_text_runs(backbone)
+    with torch.no_grad():
+        for _ in range(3):
+            backbone(torch.randn(2, 3, 64, 64))
+    assert len(calls) == 1
+
+
 def test_prompts_from_dataset_metadata():
     name = "fasttcm_test_backbone_prompts_from_metadata"
     MetadataCatalog.get(name).set(thing_classes=["plane", "small-vehicle", "ground-track-field"])
@@ -235,6 +274,11 @@ def test_backbone_from_modules_without_a_config():
         text_branch["language_prompt_generator"] = LanguagePromptGenerator(mode="fasttcm", visual_dim=64,
                                                                            token_width=32)
         FastTCMBackbone(image_encoder=CLIPImageEncoder(**image), **text_branch)
+    with pytest.raises(ValueError, match="without the text branch"):
+        FastTCMBackbone(image_encoder=CLIPImageEncoder(**image),
+                        language_prompt_generator=text_branch["language_prompt_generator"])
+    text_branch["language_prompt_generator"] = None  # no cue: still MODE tcm (no BSM)
+    assert FastTCMBackbone(image_encoder=CLIPImageEncoder(**image), **text_branch).mode == "tcm"
 
 
 def test_bad_config_values():

@@ -41,6 +41,7 @@ def _add_backbone_config(cfg):
     _C.QUICK_GELU = True         # QuickGELU activations in the text transformer, as in OpenAI CLIP
     _C.FREEZE_TEXT_ENCODER = True  # requires_grad=False on the text encoder (gradients still reach ctx, MQ, PG)
     # Prompts.
+    _C.LANGUAGE_PROMPT = True    # add the LPG's cue cc to every prompt position; False: no cc (official DOTA code)
     _C.CONTEXT_LENGTH = 4        # n_ctx: learnable context vectors between SOS and the class prompt
     _C.CLASS_PROMPTS = ["the pixels of many arbitrary-shape text instances."]  # the K class prompts
     _C.PROMPTS_FROM_METADATA = False  # K prompts from thing_classes of DATASETS.TRAIN[0] (DOTA)

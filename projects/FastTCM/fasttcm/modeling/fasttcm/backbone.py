@@ -3,7 +3,8 @@
 Forward order (tcm_fasttcm.md section 2.8):
 
 1. image encoder -> res2..res5, global vector I-bar (B, D), dense map I (B, D, H/32, W/32);
-2. language prompt cc = LPG(I-bar) ("tcm") or LPG(MQ) ("fasttcm", cached in eval mode);
+2. language prompt cc = LPG(I-bar) ("tcm") or LPG(MQ) ("fasttcm", cached in eval mode); no cc when
+   the LPG is switched off (``MODEL.FASTTCM.LANGUAGE_PROMPT False``, as the official DOTA code);
 3. text embeddings t = TextEncoder([SOS, ctx, prompt, EOS] + cc) -> (B or 1, K, D);
 4. "fasttcm" only: t = BSM(t, I-bar) -> (B, K, D);
 5. I-hat = VPG(I, t), using t before step 6;
@@ -91,7 +92,7 @@ class FastTCMBackbone(Backbone):
     ``ImageList.from_tensors(images, size_divisibility=backbone.size_divisibility)``; other sizes
     raise a ValueError.
 
-    In eval mode with MODE "fasttcm", the image-independent text embedding is computed once and
+    In eval mode with MODE "fasttcm" (or without the LPG), the image-independent text embedding is computed once and
     cached; the cache is dropped when the module returns to training mode and recomputed as soon
     as any parameter it depends on changes (optimizer step, checkpoint load, ``.to()``). The cached
     embedding is a constant: it carries no gradient back to the prompt parameters.
@@ -113,19 +114,29 @@ class FastTCMBackbone(Backbone):
         """
         Args:
             image_encoder: the CLIP image encoder (stored as ``visual``, CLIP's name).
-            text_encoder, prompt_learner, language_prompt_generator, visual_prompt_generator,
-                text_context_decoder: the text branch; all None for MODE "none".
-            bimodal_similarity_matching: required iff the LPG runs in MODE "fasttcm".
+            text_encoder, prompt_learner, visual_prompt_generator, text_context_decoder: the text
+                branch; all None for MODE "none".
+            language_prompt_generator: the LPG whose cue cc is added to every prompt position; None
+                for no cue (the official DOTA code builds it but never calls it).
+            bimodal_similarity_matching: present iff MODE is "fasttcm" (so it decides "fasttcm"
+                vs "tcm" when there is no LPG).
             tau: temperature of the score logits S / tau (0.07).
         """
         super().__init__()
-        text_branch = (text_encoder, prompt_learner, language_prompt_generator, visual_prompt_generator,
-                       text_context_decoder)
+        text_branch = (text_encoder, prompt_learner, visual_prompt_generator, text_context_decoder)
         if any(m is None for m in text_branch) and any(m is not None for m in text_branch):
             raise ValueError("FastTCMBackbone: give all text-branch modules (MODE tcm/fasttcm) or none (MODE none)")
-        self.mode = "none" if text_encoder is None else language_prompt_generator.mode
-        if (self.mode == "fasttcm") != (bimodal_similarity_matching is not None):
-            raise ValueError("FastTCMBackbone: bimodal_similarity_matching is required in MODE fasttcm, only there")
+        if text_encoder is None:
+            if language_prompt_generator is not None or bimodal_similarity_matching is not None:
+                raise ValueError("FastTCMBackbone: an LPG or BSM without the text branch (MODE none) is never used")
+            self.mode = "none"
+        else:
+            self.mode = "fasttcm" if bimodal_similarity_matching is not None else "tcm"
+        if language_prompt_generator is not None and language_prompt_generator.mode != self.mode:
+            raise ValueError(
+                f"FastTCMBackbone: LPG in MODE {language_prompt_generator.mode!r} with a text branch in MODE "
+                f"{self.mode!r}; bimodal_similarity_matching is required in MODE fasttcm, only there"
+            )
         if self.mode != "none" and image_encoder.attnpool is None:
             raise ValueError("FastTCMBackbone: the text branch needs the image encoder's attention pool")
         self.visual = image_encoder
@@ -186,8 +197,9 @@ class FastTCMBackbone(Backbone):
                     token_width=fc.TEXT_WIDTH,
                     max_length=fc.TEXT_MAX_LENGTH,
                 ),
-                language_prompt_generator=LanguagePromptGenerator(
-                    mode=mode, visual_dim=fc.EMBED_DIM, token_width=fc.TEXT_WIDTH
+                language_prompt_generator=(
+                    LanguagePromptGenerator(mode=mode, visual_dim=fc.EMBED_DIM, token_width=fc.TEXT_WIDTH)
+                    if fc.LANGUAGE_PROMPT else None
                 ),
                 bimodal_similarity_matching=(
                     BimodalSimilarityMatching(embed_dim=fc.EMBED_DIM) if mode == "fasttcm" else None
@@ -204,7 +216,8 @@ class FastTCMBackbone(Backbone):
             )
             if mode != "none":
                 # the image-independent cue of MODE fasttcm is part of every prompt; MODE tcm's is per image
-                cue = ret["language_prompt_generator"]() if mode == "fasttcm" else None
+                lpg = ret["language_prompt_generator"]
+                cue = lpg() if lpg is not None and mode == "fasttcm" else None
                 _warn_about_overlapping_prompts(ret["text_encoder"], ret["prompt_learner"], cue, fc.FREEZE_TEXT_ENCODER)
         return ret
 
@@ -223,15 +236,21 @@ class FastTCMBackbone(Backbone):
         return super().train(mode)
 
     def _text_dependencies(self) -> Iterator[torch.Tensor]:
-        """Every tensor the image-independent ("fasttcm") text embedding is computed from."""
+        """Every tensor the image-independent ("fasttcm" or no LPG) text embedding is computed from."""
+        lpg = self.language_prompt_generator
         return itertools.chain(
             self.prompt_learner.parameters(),
             self.prompt_learner.buffers(),
-            self.language_prompt_generator.parameters(),
+            () if lpg is None else lpg.parameters(),
             self.text_encoder.parameters(),
         )
 
-    def _encode_text(self, conditional_cue: torch.Tensor) -> torch.Tensor:
+    def _shared_text_embeddings(self) -> torch.Tensor:
+        """(1, K, D) text embedding that does not depend on the image: cc = LPG(MQ) or no cue."""
+        lpg = self.language_prompt_generator
+        return self._encode_text(None if lpg is None else lpg())
+
+    def _encode_text(self, conditional_cue: Optional[torch.Tensor]) -> torch.Tensor:
         token_ids, contexts = self.prompt_learner()
         return self.text_encoder(token_ids, contexts, conditional_cue)
 
@@ -242,17 +261,18 @@ class FastTCMBackbone(Backbone):
             global_embedding: (B, D) global image vectors I-bar.
 
         Returns:
-            (B, K, D): per image in MODE "tcm"; in MODE "fasttcm", the shared (cached in eval mode)
-            embedding after BSM with each image's I-bar.
+            (B, K, D): per image in MODE "tcm" with the LPG; otherwise the shared (cached in eval
+            mode) embedding, after BSM with each image's I-bar in MODE "fasttcm", broadcast to the
+            batch in MODE "tcm".
         """
-        if self.mode == "tcm":
+        if self.mode == "tcm" and self.language_prompt_generator is not None:
             return self._encode_text(self.language_prompt_generator(global_embedding))
         if self.training:
-            text = self._encode_text(self.language_prompt_generator())
+            text = self._shared_text_embeddings()
         else:
-            text = self._text_cache.get(
-                self._text_dependencies(), lambda: self._encode_text(self.language_prompt_generator())
-            )
+            text = self._text_cache.get(self._text_dependencies(), self._shared_text_embeddings)
+        if self.mode == "tcm":
+            return text.expand(global_embedding.shape[0], -1, -1)
         return self.bimodal_similarity_matching(text, global_embedding)
 
     def forward_with_aux(self, x: torch.Tensor) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:

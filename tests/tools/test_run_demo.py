@@ -27,6 +27,19 @@ def test_every_task_config_exists_and_names_its_evaluator(run_demo):
             assert cfg.TEST.EVALUATOR_TYPE == expected_evaluator[stage.prefix], task
 
 
+def test_spotting_demo_recognizer_matches_the_recognition_demo(run_demo):
+    """make spotting-demo loads the recognition demo's checkpoint into the spotter: same MODEL.RECOGNIZER."""
+    def recognizer_settings(config):
+        cfg = get_cfg()
+        add_fasttcm_config(cfg)
+        cfg.merge_from_file(config)
+        return dict(cfg.MODEL.RECOGNIZER)
+
+    recognition = recognizer_settings(run_demo.TASKS["recognition"][0].config)
+    spotting = recognizer_settings(run_demo.TASKS["spotting"][0].config)
+    assert {k: v for k, v in spotting.items() if recognition[k] != v} == {}
+
+
 def test_last_evaluation_is_read_from_metrics_json(run_demo, tmp_path):
     records = [
         {"iteration": 19, "total_loss": 3.0},

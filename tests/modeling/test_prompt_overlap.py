@@ -55,3 +55,26 @@ def test_random_text_encoder_with_many_prompts_warns_at_build_time(caplog):
         build_backbone(cfg, ShapeSpec(channels=3))
     warnings = [r.getMessage() for r in caplog.records if "nearly parallel" in r.getMessage()]
     assert len(warnings) == 1 and "CLIP_WEIGHTS" in warnings[0] and "stays frozen" in warnings[0]
+    assert "LANGUAGE_PROMPT False" in warnings[0]
+
+
+def test_the_language_prompt_cue_is_what_makes_random_prompts_parallel():
+    """Same seed, same random text encoder: with the LPG's cue nearly all DOTA prompt pairs are
+    parallel; without it (LANGUAGE_PROMPT False) nearly none are."""
+    cfg = get_cfg()
+    add_fasttcm_config(cfg)
+    cfg.MODEL.BACKBONE.NAME = "build_fasttcm_cr50_fpn_backbone"
+    cfg.MODEL.FPN.OUT_CHANNELS = 16
+    fc = cfg.MODEL.FASTTCM
+    fc.IMAGE_LAYERS, fc.IMAGE_WIDTH, fc.IMAGE_HEADS, fc.EMBED_DIM = [1, 1, 1, 1], 8, 2, 64
+    fc.TEXT_WIDTH, fc.TEXT_LAYERS, fc.TEXT_HEADS = 128, 2, 4
+    fc.DECODER_WIDTH, fc.DECODER_HEADS, fc.DECODER_LAYERS = 16, 2, 1
+    fc.CLASS_PROMPTS = DOTA_NAMES
+    counts = {}
+    for with_cue in (True, False):
+        fc.LANGUAGE_PROMPT = with_cue
+        torch.manual_seed(0)
+        bottom_up = build_backbone(cfg, ShapeSpec(channels=3)).bottom_up
+        cue = bottom_up.language_prompt_generator() if with_cue else None
+        counts[with_cue] = len(overlapping_prompt_pairs(bottom_up.text_encoder, bottom_up.prompt_learner, cue))
+    assert counts[True] >= 90 and counts[False] <= 10, counts

@@ -53,7 +53,10 @@ def _warn_about_overlapping_prompts(text_encoder, prompt_learner, cue, frozen: b
         f"With the random text encoder, {len(pairs)} pair(s) of the {prompt_learner.num_prompts} class prompts have "
         f"nearly parallel embeddings (cosine >= 0.98; e.g. {shown}), so class scores cannot tell them apart"
         + (" while the text encoder stays frozen" if frozen else " until training separates them")
-        + ". Give CLIP weights (MODEL.FASTTCM.CLIP_WEIGHTS) or a trained checkpoint (MODEL.WEIGHTS)."
+        + ". Give CLIP weights (MODEL.FASTTCM.CLIP_WEIGHTS) or a trained checkpoint (MODEL.WEIGHTS)"
+        + ("" if cue is None else ", or leave the LPG's cue out of the prompts (MODEL.FASTTCM.LANGUAGE_PROMPT False, "
+           "as the DOTA configs): at random init it drowns the class-name tokens")
+        + "."
     )
 
 

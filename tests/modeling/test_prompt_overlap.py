@@ -40,7 +40,8 @@ def test_pairs_above_the_threshold_are_listed_most_similar_first():
     assert overlapping_prompt_pairs(_FixedEncoder([[1.0, 0.0]]), single) == []
 
 
-def test_random_text_encoder_with_many_prompts_warns_at_build_time(caplog):
+def _dota_prompts_cfg():
+    """A tiny FastTCM backbone whose K = 15 prompts are the DOTA-v1.0 class names."""
     cfg = get_cfg()
     add_fasttcm_config(cfg)
     cfg.MODEL.BACKBONE.NAME = "build_fasttcm_cr50_fpn_backbone"
@@ -50,6 +51,11 @@ def test_random_text_encoder_with_many_prompts_warns_at_build_time(caplog):
     fc.TEXT_WIDTH, fc.TEXT_LAYERS, fc.TEXT_HEADS = 128, 2, 4
     fc.DECODER_WIDTH, fc.DECODER_HEADS, fc.DECODER_LAYERS = 16, 2, 1
     fc.CLASS_PROMPTS = DOTA_NAMES
+    return cfg
+
+
+def test_random_text_encoder_with_many_prompts_warns_at_build_time(caplog):
+    cfg = _dota_prompts_cfg()
     torch.manual_seed(0)
     with caplog.at_level(logging.WARNING, logger="fasttcm"):
         build_backbone(cfg, ShapeSpec(channels=3))
@@ -61,18 +67,10 @@ def test_random_text_encoder_with_many_prompts_warns_at_build_time(caplog):
 def test_the_language_prompt_cue_is_what_makes_random_prompts_parallel():
     """Same seed, same random text encoder: with the LPG's cue nearly all DOTA prompt pairs are
     parallel; without it (LANGUAGE_PROMPT False) nearly none are."""
-    cfg = get_cfg()
-    add_fasttcm_config(cfg)
-    cfg.MODEL.BACKBONE.NAME = "build_fasttcm_cr50_fpn_backbone"
-    cfg.MODEL.FPN.OUT_CHANNELS = 16
-    fc = cfg.MODEL.FASTTCM
-    fc.IMAGE_LAYERS, fc.IMAGE_WIDTH, fc.IMAGE_HEADS, fc.EMBED_DIM = [1, 1, 1, 1], 8, 2, 64
-    fc.TEXT_WIDTH, fc.TEXT_LAYERS, fc.TEXT_HEADS = 128, 2, 4
-    fc.DECODER_WIDTH, fc.DECODER_HEADS, fc.DECODER_LAYERS = 16, 2, 1
-    fc.CLASS_PROMPTS = DOTA_NAMES
+    cfg = _dota_prompts_cfg()
     counts = {}
     for with_cue in (True, False):
-        fc.LANGUAGE_PROMPT = with_cue
+        cfg.MODEL.FASTTCM.LANGUAGE_PROMPT = with_cue
         torch.manual_seed(0)
         bottom_up = build_backbone(cfg, ShapeSpec(channels=3)).bottom_up
         cue = bottom_up.language_prompt_generator() if with_cue else None

@@ -43,9 +43,12 @@ logger = logging.getLogger(__name__)
 MODES = ("fasttcm", "tcm", "none")
 
 
-def _warn_about_overlapping_prompts(text_encoder, prompt_learner, cue, frozen: bool) -> None:
+def _warn_about_overlapping_prompts(text_encoder, prompt_learner, language_prompt_generator, frozen: bool) -> None:
+    lpg = language_prompt_generator
+    # the image-independent cue of MODE fasttcm is part of every prompt; MODE tcm's is per image
     with torch.no_grad():
-        pairs = overlapping_prompt_pairs(text_encoder, prompt_learner, cue)
+        cue = lpg() if lpg is not None and not lpg.is_image_conditioned else None
+    pairs = overlapping_prompt_pairs(text_encoder, prompt_learner, cue)
     if not pairs:
         return
     shown = ", ".join(f"{a!r}~{b!r} ({c:.3f})" for a, b, c in pairs[:5])
@@ -95,10 +98,11 @@ class FastTCMBackbone(Backbone):
     ``ImageList.from_tensors(images, size_divisibility=backbone.size_divisibility)``; other sizes
     raise a ValueError.
 
-    In eval mode with MODE "fasttcm" (or without the LPG), the image-independent text embedding is computed once and
-    cached; the cache is dropped when the module returns to training mode and recomputed as soon
-    as any parameter it depends on changes (optimizer step, checkpoint load, ``.to()``). The cached
-    embedding is a constant: it carries no gradient back to the prompt parameters.
+    In eval mode with MODE "fasttcm" (or without the LPG), the image-independent text embedding is
+    computed once and cached; the cache is dropped when the module returns to training mode and
+    recomputed as soon as any parameter it depends on changes (optimizer step, checkpoint load,
+    ``.to()``). The cached embedding is a constant: it carries no gradient back to the prompt
+    parameters.
     """
 
     @configurable
@@ -218,10 +222,9 @@ class FastTCMBackbone(Backbone):
                 "(fine for tests or when MODEL.WEIGHTS holds a full FastTCM checkpoint)"
             )
             if mode != "none":
-                # the image-independent cue of MODE fasttcm is part of every prompt; MODE tcm's is per image
-                lpg = ret["language_prompt_generator"]
-                cue = lpg() if lpg is not None and mode == "fasttcm" else None
-                _warn_about_overlapping_prompts(ret["text_encoder"], ret["prompt_learner"], cue, fc.FREEZE_TEXT_ENCODER)
+                _warn_about_overlapping_prompts(
+                    ret["text_encoder"], ret["prompt_learner"], ret["language_prompt_generator"], fc.FREEZE_TEXT_ENCODER
+                )
         return ret
 
     @property

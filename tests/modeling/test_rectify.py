@@ -170,6 +170,30 @@ def test_predicted_straight_outline_with_bevelled_ends_uses_its_rectangle():
     np.testing.assert_allclose(grid[0].numpy(), expected, atol=1e-4)
 
 
+def test_rectangle_layout_warps_the_minimum_area_rectangle_of_any_outline():
+    """Any outline -> its min-area rectangle (checked against OpenCV), read along the long side."""
+    arch = _arch(8, angles=(240.0, 300.0))
+    outlines = [QUAD, np.roll(QUAD[::-1], 2, axis=0), arch, np.roll(arch, 5, axis=0)]
+    h, w = 6, 24
+    grids, valid = polygon_sampling_grids(outlines, (h, w), layout="rectangle")
+    assert valid.all()
+    for outline, grid in zip(outlines, grids.numpy()):
+        box = cv2.boxPoints(cv2.minAreaRect(outline.astype(np.float32))).astype(np.float64)
+        # the grid's corner samples lie half a pixel step inside the rectangle's corners
+        corners = np.stack([grid[0, 0], grid[0, -1], grid[-1, -1], grid[-1, 0]])
+        u_step, v_step = (grid[0, -1] - grid[0, 0]) / (w - 1), (grid[-1, 0] - grid[0, 0]) / (h - 1)
+        outer = corners + 0.5 * np.stack([-u_step - v_step, u_step - v_step, u_step + v_step, -u_step + v_step])
+        for corner in outer:  # every corner of the sampled rectangle is a corner of OpenCV's
+            assert np.linalg.norm(box - corner, axis=1).min() < 0.05
+        assert np.linalg.norm(u_step) * (w - 1) > np.linalg.norm(v_step) * (h - 1)  # long side = reading axis
+        assert u_step[0] > 0  # read left to right
+    # the arch's two listings give one grid; QUAD's listings too
+    np.testing.assert_allclose(grids[2].numpy(), grids[3].numpy(), atol=1e-6)
+    np.testing.assert_allclose(grids[0].numpy(), grids[1].numpy(), atol=1e-6)
+    _, valid = polygon_sampling_grids([QUAD[:2], np.zeros((4, 2))], (h, w), layout="rectangle")
+    assert valid.tolist() == [False, False]
+
+
 def test_predicted_contour_of_gentle_arch_follows_both_sides():
     """A 60-degree arch listed from an arbitrary vertex (no side structure) gives the annotated grid."""
     arch = _arch(8, angles=(240.0, 300.0))

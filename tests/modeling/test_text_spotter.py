@@ -16,6 +16,7 @@ from fasttcm import add_fasttcm_config
 from fasttcm.evaluation import TextDetEvaluator, TextSpottingEvaluator, build_evaluator
 from fasttcm.modeling.meta_arch.text_detector import FastTCMTextDetector
 from fasttcm.modeling.meta_arch.text_spotter import FastTCMTextSpotter
+from fasttcm.modeling.recognition.crop_jitter import jitter_side_polygons
 from fasttcm.modeling.recognition.rectify import rectify_polygons
 from fasttcm.modeling.text_heads.db_targets import make_db_targets
 
@@ -162,6 +163,22 @@ def test_training_crops_follow_the_ground_truth(model, monkeypatch):
         model.training_crops([{"image": inputs["image"], "file_name": "a.jpg"}])
 
 
+def test_training_crops_with_jitter_are_crops_of_the_jittered_polygons(model, monkeypatch):
+    """CROP_JITTER moves the GT sides by a seeded random multiple of the height before rectification."""
+    inputs = _training_input([QUAD, CURVED], ["ab", "cd"], [False] * 2)
+    monkeypatch.setattr(model, "crop_jitter", (-0.1, 0.3))
+    torch.manual_seed(7)
+    crops, labels, _ = model.training_crops([inputs])
+    torch.manual_seed(7)
+    rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,))))
+    jittered, offsets = jitter_side_polygons([np.float32(QUAD), np.float32(CURVED)], -0.1, 0.3, rng)
+    expected = rectify_polygons([inputs["image"]], jittered, [0, 0], (16, 32)).crops
+    torch.testing.assert_close(crops, model.recognizer.normalize(expected))
+    exact = rectify_polygons([inputs["image"]], [QUAD, CURVED], [0, 0], (16, 32)).crops
+    assert labels == ["ab", "cd"] and not torch.allclose(crops, model.recognizer.normalize(exact))
+    assert offsets.min() >= -0.1 and offsets.max() <= 0.3
+
+
 class _FixedPolygons:
     """Stands in for DBPostprocessor: the same polygons (original-image pixels) for every image."""
 
@@ -207,6 +224,16 @@ def test_inference_returns_texts_in_original_coordinates(model, monkeypatch):
     scaled = [p.astype(np.float64) / 2 for p in original[:2]]
     expected = rectify_polygons([image], scaled, [0, 0], (16, 32), layout="predicted").crops
     torch.testing.assert_close(torch.cat(captured), model.recognizer.normalize(expected))
+
+    # TEST.SPOTTER.CROP_LAYOUT "rectangle": the crops are those of the min-area rectangles
+    captured.clear()
+    monkeypatch.setattr(model, "crop_layout", "rectangle")
+    with torch.no_grad():
+        model([{"image": image, "height": 128, "width": 192}])
+    expected = rectify_polygons([image], scaled, [0, 0], (16, 32), layout="rectangle").crops
+    torch.testing.assert_close(torch.cat(captured), model.recognizer.normalize(expected))
+    assert not torch.allclose(expected[1], rectify_polygons([image], scaled[1:], [0], (16, 32), layout="predicted").crops[0])
+    monkeypatch.setattr(model, "crop_layout", "predicted")
 
     # recognition confidence gate; batches of one crop give the same answer
     monkeypatch.setattr(model, "crop_batch_size", 1)
@@ -260,6 +287,11 @@ def test_bad_construction_arguments(model):
         FastTCMTextSpotter(input_format="YUV", **kwargs)
     with pytest.raises(ValueError, match="MAX_TRAIN_CROPS"):
         FastTCMTextSpotter(max_train_crops=0, **kwargs)
+    for bad in ((0.3, 0.1), (-0.5, 0.2)):
+        with pytest.raises(ValueError, match="CROP_JITTER"):
+            FastTCMTextSpotter(crop_jitter=bad, **kwargs)
+    with pytest.raises(ValueError, match="CROP_LAYOUT must be 'predicted' or 'rectangle'"):
+        FastTCMTextSpotter(crop_layout="annotated", **kwargs)
     bgr = FastTCMTextSpotter(input_format="BGR", **kwargs)
     crops = torch.rand(2, 3, 16, 32) * 255
     torch.testing.assert_close(bgr._normalize_crops(crops, 3), model._normalize_crops(crops.flip(1), 3))

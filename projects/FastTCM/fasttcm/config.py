@@ -234,12 +234,14 @@ def _add_spotter_config(cfg):
     _C.RECOGNITION_LOSS_WEIGHT = 1.0  # weight of the recognizer's PLM losses: L = L_det + lambda L_aux + w L_rec
     _C.REMOVE_WHITESPACE = True       # GT "a b" -> "ab" as CLIP4STR labels (section 1.5); False = skip texts with spaces
     _C.MIN_POLYGON_AREA = 4.0         # polygons below this area (pixels^2 of the network input) get no crop (counted)
+    _C.CROP_JITTER = (0.0, 0.0)       # not in the papers: GT crop sides moved by U(low, high) x text height, like detections
     # fmt: on
 
     cfg.TEST.SPOTTER = CN()
     # fmt: off
     cfg.TEST.SPOTTER.CROP_BATCH_SIZE = 64  # rectified crops per recognizer forward at inference
     cfg.TEST.SPOTTER.MIN_TEXT_SCORE = 0.0  # drop detections whose recognition confidence (section 1.7) is below this
+    cfg.TEST.SPOTTER.CROP_LAYOUT = "predicted"  # rectify detections: "predicted" (two long sides) or "rectangle" (min-area)
     # fmt: on
 
     # evaluator_type used for every test set instead of the dataset metadata's; "" = the metadata's

@@ -14,6 +14,7 @@ from detectron2.utils.events import get_event_storage
 from detectron2.utils.logger import log_every_n_seconds
 
 from ..recognition.clip4str import CLIP4STR, build_clip4str_recognizer, clip4str_param_groups_from_config
+from ..recognition.crop_jitter import jitter_side_polygons
 from ..recognition.rectify import polygon_sampling_grids, polygon_validity, sample_crops
 from .text_detector import FastTCMTextDetector
 
@@ -45,11 +46,14 @@ class FastTCMTextSpotter(FastTCMTextDetector):
     charset (after NFKD folding to ASCII, and whitespace removal when ``remove_whitespace``);
     polygons without a valid rectification (< 3 points, non-finite, area below
     ``min_polygon_area``). At most ``max_train_crops`` crops per batch are used (a random subset,
-    ``spotter/dropped_by_cap``).
+    ``spotter/dropped_by_cap``). With ``crop_jitter = (low, high)`` other than (0, 0), each side of
+    a ground-truth polygon is first moved by ``U(low, high)`` times its height
+    (:mod:`~fasttcm.modeling.recognition.crop_jitter`), so the recognizer learns to read the
+    imprecise framing of detected polygons.
 
     **Inference** detects polygons (original-image pixels), maps them back to the network input by
     the per-axis scale between the two sizes (the test mapper only resizes), rectifies them from
-    the network-input image with the orientation-free "predicted" layout, recognizes the crops in
+    the network-input image with the orientation-free layout ``crop_layout``, recognizes the crops in
     batches of ``crop_batch_size`` and returns, per image, :class:`Instances` in original-image
     pixels with ``polygons``, ``scores`` (detection), ``pred_boxes``, ``texts`` (strings over the
     recognizer's training charset) and ``text_scores`` (recognition confidence: product of the
@@ -75,6 +79,8 @@ class FastTCMTextSpotter(FastTCMTextDetector):
         min_polygon_area: float = 4.0,
         crop_batch_size: int = 64,
         min_text_score: float = 0.0,
+        crop_jitter: Tuple[float, float] = (0.0, 0.0),
+        crop_layout: str = "predicted",
         **detector_kwargs,
     ):
         """
@@ -90,6 +96,13 @@ class FastTCMTextSpotter(FastTCMTextDetector):
             min_polygon_area: polygons with a smaller area (network-input pixels^2) get no crop.
             crop_batch_size: crops per recognizer forward at inference (>= 1).
             min_text_score: detections with a lower recognition confidence are dropped.
+            crop_jitter: (low, high) range of the random side offsets of ground-truth training
+                polygons, in units of the polygon's height (positive = outwards);
+                -0.25 <= low <= high; (0, 0) = exact ground-truth crops.
+            crop_layout: how detected outlines are rectified at inference: "predicted" (quads
+                and straight outlines by their rectangle, curved ones along their two long sides)
+                or "rectangle" (always the minimum-area rectangle); see
+                :mod:`~fasttcm.modeling.recognition.rectify`.
             detector_kwargs: arguments of :class:`FastTCMTextDetector`.
         """
         super().__init__(**detector_kwargs)
@@ -100,6 +113,20 @@ class FastTCMTextSpotter(FastTCMTextDetector):
                 "text_spotter.FastTCMTextSpotter: MODEL.SPOTTER.MAX_TRAIN_CROPS and TEST.SPOTTER.CROP_BATCH_SIZE "
                 f"must be >= 1, got {max_train_crops} and {crop_batch_size}"
             )
+        low, high = (float(x) for x in crop_jitter)
+        if not -0.25 <= low <= high:
+            raise ValueError(
+                "text_spotter.FastTCMTextSpotter: MODEL.SPOTTER.CROP_JITTER must be (low, high) with "
+                f"-0.25 <= low <= high (fractions of the text height; more negative offsets can fold a short "
+                f"word's ends over each other), got {tuple(crop_jitter)}"
+            )
+        self.crop_jitter = (low, high)
+        if crop_layout not in ("predicted", "rectangle"):
+            raise ValueError(
+                "text_spotter.FastTCMTextSpotter: TEST.SPOTTER.CROP_LAYOUT must be 'predicted' or 'rectangle', "
+                f"got {crop_layout!r}"
+            )
+        self.crop_layout = crop_layout
         self.recognizer = recognizer
         self.input_format = input_format
         self.max_train_crops = max_train_crops
@@ -122,6 +149,8 @@ class FastTCMTextSpotter(FastTCMTextDetector):
             min_polygon_area=cfg.MODEL.SPOTTER.MIN_POLYGON_AREA,
             crop_batch_size=cfg.TEST.SPOTTER.CROP_BATCH_SIZE,
             min_text_score=cfg.TEST.SPOTTER.MIN_TEXT_SCORE,
+            crop_jitter=tuple(cfg.MODEL.SPOTTER.CROP_JITTER),
+            crop_layout=cfg.TEST.SPOTTER.CROP_LAYOUT,
         )
         return ret
 
@@ -220,8 +249,12 @@ class FastTCMTextSpotter(FastTCMTextDetector):
             counts["dropped_by_cap"] = len(selected) - self.max_train_crops
             selected = selected[torch.randperm(len(selected))[: self.max_train_crops]].sort().values
         counts["num_crops"] = len(selected)
+        selected_polygons = [polygons[i] for i in selected.tolist()]
+        if self.crop_jitter != (0.0, 0.0):
+            rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,))))  # follows torch's seed
+            selected_polygons, _ = jitter_side_polygons(selected_polygons, *self.crop_jitter, rng)
         grids, _ = polygon_sampling_grids(
-            [polygons[i] for i in selected.tolist()],
+            selected_polygons,
             self.recognizer.input_size,
             layout="annotated",
             min_area=self.min_polygon_area,
@@ -278,7 +311,7 @@ class FastTCMTextSpotter(FastTCMTextDetector):
         for start in range(0, len(polygons), self.crop_batch_size):  # bounded grid and crop memory
             stop = min(start + self.crop_batch_size, len(polygons))
             grids, chunk_valid = polygon_sampling_grids(
-                polygons[start:stop], self.recognizer.input_size, layout="predicted", min_area=self.min_polygon_area
+                polygons[start:stop], self.recognizer.input_size, layout=self.crop_layout, min_area=self.min_polygon_area
             )
             valid[start:stop] = chunk_valid
             chunk = torch.arange(start, stop)[chunk_valid]

@@ -26,6 +26,9 @@ crop), v from the top of the text to its bottom. Samples outside the image are z
   warped exactly. Another outline that fills at least 85% of its minimum-area rectangle is
   straight text: that rectangle is warped (long side = reading direction), which keeps rounded or
   bevelled ends of DB outlines from skewing the crop. Curved outlines use the contour fallback.
+* ``"rectangle"`` (detector output, any outline): the polygon's minimum-area rectangle, long
+  side = reading direction, warped exactly. Straight text keeps any perspective skew and curved
+  text stays curved inside the crop, but the crop never follows the wobble of a noisy outline.
 
 **Contour fallback.** The reading axis is the polygon's principal axis (eigenvector of the
 vertex covariance), oriented to the right (``x`` component > 0; a vertical axis points down, so
@@ -66,7 +69,7 @@ __all__ = [
     "rectify_polygons",
 ]
 
-LAYOUTS = ("annotated", "predicted")
+LAYOUTS = ("annotated", "predicted", "rectangle")
 """Vertex conventions :func:`polygon_sampling_grids` understands (see the module docstring)."""
 
 _EPS = 1e-9
@@ -432,7 +435,7 @@ def polygon_sampling_grids(
     Args:
         polygons: N (K_i, 2) vertex arrays or tensors (x, y), absolute pixels of the image.
         output_size: (h, w) of the crops.
-        layout: "annotated" or "predicted" (see the module docstring).
+        layout: "annotated", "predicted" or "rectangle" (see the module docstring).
         min_area: smallest absolute polygon area (pixels^2) that gets a crop.
         device: device of the computation and of the outputs (default: CPU; it must support
             float64, so keep the CPU for MPS images: :func:`sample_crops` moves the points).
@@ -460,6 +463,14 @@ def polygon_sampling_grids(
     area = _signed_areas(points, lengths)
     valid = _is_valid(lengths, finite, area, min_area)
     points = _make_clockwise(points, lengths, area)
+
+    if layout == "rectangle":
+        H, ok = quad_homographies(_min_area_rect_quads(points[valid]))
+        index = valid.nonzero()[:, 0]
+        grids[index[ok]] = _homography_grids(H[ok], (h, w))
+        valid[index[~ok]] = False
+        grids[~valid] = 0.0
+        return grids, valid
 
     quads = valid & (lengths == 4)
     sided = valid & (lengths >= 6) & (lengths % 2 == 0) if layout == "annotated" else torch.zeros_like(valid)
@@ -589,7 +600,8 @@ def rectify_polygons(
         polygons: N (K_i, 2) vertex arrays (x, y) in the pixel frame of their image.
         image_indices: (N,) index into `images` of each polygon.
         output_size: (h, w) of the crops.
-        layout: "annotated" (dataset vertex order) or "predicted" (any outline); see the module docstring.
+        layout: "annotated" (dataset vertex order), "predicted" or "rectangle" (any outline); see the
+            module docstring.
         min_area: polygons with a smaller absolute area (pixels^2) are skipped.
         padding_mode: ``grid_sample`` padding outside the image.
 

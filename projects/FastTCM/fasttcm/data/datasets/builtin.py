@@ -71,6 +71,7 @@ SYNTHETIC_TEXT_SPLITS = {
 SYNTHETIC_SPOTTING_SPLITS = {
     "synthetic_spotting_train": ("spotting_train", 400, 2),
     "synthetic_spotting_test": ("spotting_test", 100, 3),
+    "synthetic_spotting_val": ("spotting_val", 100, 4),  # for choosing inference thresholds, not the test split
 }
 SYNTHETIC_SPOTTING_OPTIONS = {"line_prob": 0.0}  # SceneTextOptions overrides: no multi-word lines
 SYNTHETIC_TEXT_IMAGE_SIZE = (320, 320)  # (height, width)

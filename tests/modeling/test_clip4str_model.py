@@ -294,8 +294,11 @@ def test_ctc_loss_is_reported_and_trains_the_image_encoder():
     torch.manual_seed(0)
     model = build_clip4str_recognizer(tiny_cfg(PATCH_EMBED="conv", PATCH_SIZE=(8, 4), CTC_LOSS_WEIGHT=0.5))
     losses = model.recognition_losses(torch.randn(2, 3, 16, 32), ["ab", "Sale!"])
-    assert set(losses) == {"loss_visual", "loss_cross_modal", "loss_ctc"}
+    assert set(losses) == {"loss_visual", "loss_cross_modal", "loss_ctc"} == set(model.loss_names)
     losses["loss_ctc"].backward()
     assert model.clip_model.visual.conv1.proj.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in model.visual_decoder.parameters())
-    assert build_clip4str_recognizer(tiny_cfg()).ctc_head is None  # official recipe: no CTC head
+    official = build_clip4str_recognizer(tiny_cfg())
+    assert official.ctc_head is None  # official recipe: no CTC head
+    assert official.loss_names == ("loss_visual", "loss_cross_modal")
+    assert set(official.recognition_losses(torch.randn(1, 3, 16, 32), ["ab"])) == set(official.loss_names)

@@ -283,11 +283,10 @@ class FastTCMTextSpotter(FastTCMTextDetector):
             )
         if not labels:
             zero = sum(p.sum() for p in self.recognizer.parameters() if p.requires_grad) * 0.0
-            names = ["visual", "cross_modal"] + (["ctc"] if self.recognizer.ctc_head is not None else [])
-            return {f"loss_rec_{name}": zero.clone() for name in names}
+            return {_spotter_loss_name(name): zero.clone() for name in self.recognizer.loss_names}
         losses = self.recognizer.recognition_losses(crops, labels)
         # loss_visual -> loss_rec_visual, ...: every recognizer loss, so no head is left without gradient
-        return {"loss_rec_" + k[len("loss_"):]: self.recognition_loss_weight * v for k, v in losses.items()}
+        return {_spotter_loss_name(k): self.recognition_loss_weight * v for k, v in losses.items()}
 
     @torch.no_grad()
     def recognize_detections(self, batched_inputs: List[Dict], results: List[Dict]) -> List[Dict]:
@@ -379,6 +378,11 @@ class FastTCMTextSpotter(FastTCMTextDetector):
         result.texts = [texts[i] for i in kept]
         result.text_scores = text_scores[index].to(self.device)
         return result
+
+
+def _spotter_loss_name(name: str) -> str:
+    """A recognizer loss key in the spotter's loss dict: "loss_visual" -> "loss_rec_visual"."""
+    return "loss_rec_" + name[len("loss_"):]
 
 
 def _record_counts(counts) -> None:

@@ -572,6 +572,11 @@ class CLIP4STR(nn.Module):
         """Decoding slots: max label length + 1 (EOS)."""
         return self.max_label_length + 1
 
+    @property
+    def loss_names(self) -> Tuple[str, ...]:
+        """Keys of :meth:`recognition_losses`: visual, cross-modal, and CTC when the head is built."""
+        return ("loss_visual", "loss_cross_modal") + (("loss_ctc",) if self.ctc_head is not None else ())
+
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) RGB in 0-255 (any dtype) -> normalized float crops."""
         return (images.to(self.pixel_mean.dtype) - self.pixel_mean) / self.pixel_std

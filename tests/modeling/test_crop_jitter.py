@@ -73,3 +73,15 @@ def test_zero_range_is_the_identity_and_bad_input_is_named():
         jitter_side_polygons([RECT], 0.3, 0.1, np.random.default_rng(0))
     with pytest.raises(ValueError, match="polygon 1 has shape"):
         jitter_side_polygons([RECT, np.zeros(4)], 0.0, 0.1, np.random.default_rng(0))
+
+
+def test_inward_end_offsets_never_fold_a_short_word_over():
+    """A one-letter box 8 wide and 20 high: ends pulled in by 0.25 h = 5 each would cross; each stops at 8 / 4."""
+    narrow = np.array([[0, 0], [8, 0], [8, 20], [0, 20]], dtype=np.float64)
+    (moved,), _ = jitter_side_polygons([narrow], -1, 1, _Fixed([0.0, -0.25, 0.0, -0.25]))
+    np.testing.assert_allclose(moved, [[2, 0], [6, 0], [6, 20], [2, 20]])
+    assert Polygon(moved).is_valid and Polygon(moved).area == pytest.approx(4 * 20)
+    (moved,), _ = jitter_side_polygons([narrow], -1, 1, _Fixed([0.0, -0.05, 0.0, -0.05]))  # 1 each: room enough
+    np.testing.assert_allclose(moved, [[1, 0], [7, 0], [7, 20], [1, 20]])
+    (moved,), _ = jitter_side_polygons([narrow], -1, 1, _Fixed([0.0, 0.25, 0.0, 0.25]))  # outwards: no limit
+    np.testing.assert_allclose(moved, [[-5, 0], [13, 0], [13, 20], [-5, 20]])

@@ -16,7 +16,8 @@ to right, then n along the bottom side right to left. Top point i pairs with bot
 * left / right: the first (last) column moves along the side's end direction (top point 0 away
   from top point 1, bottom point 0 away from bottom point 1; likewise at the right end); inwards
   by at most a quarter of the shorter end segment, so that a word shorter than the offsets keeps
-  at least half its length and never folds over (the top and bottom offsets cannot fold a polygon: low >= -0.25 is the spotter's bound).
+  at least half its length and never folds over (the top and bottom offsets cannot fold a
+  polygon as long as they stay above -0.5; the spotter bounds them at -0.25).
 
 Other vertex counts (odd, or fewer than 4) are returned unchanged.
 """
@@ -47,11 +48,14 @@ def _jitter_group(points: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     shift = offsets * height[:, None]  # (M, 4) pixels
     top -= shift[:, None, 0:1] * down
     bottom += shift[:, None, 2:3] * down
-    # an end moves inwards by at most a quarter of its shorter end segment: short words keep half their length
-    left_room = 0.25 * np.minimum(np.linalg.norm(top[:, 0] - top[:, 1], axis=-1), np.linalg.norm(bottom[:, 0] - bottom[:, 1], axis=-1))
-    right_room = 0.25 * np.minimum(np.linalg.norm(top[:, -1] - top[:, -2], axis=-1), np.linalg.norm(bottom[:, -1] - bottom[:, -2], axis=-1))
-    left = np.maximum(shift[:, 3], -left_room)[:, None]
-    right = np.maximum(shift[:, 1], -right_room)[:, None]
+
+    def room(end: int, neighbour: int) -> np.ndarray:
+        """(M,) how far an end may move inwards: a quarter of its shorter end segment (half the word stays)."""
+        lengths = [np.linalg.norm(side[:, end] - side[:, neighbour], axis=-1) for side in (top, bottom)]
+        return 0.25 * np.minimum(*lengths)
+
+    left = np.maximum(shift[:, 3], -room(0, 1))[:, None]
+    right = np.maximum(shift[:, 1], -room(-1, -2))[:, None]
     for side in (top, bottom):  # left end: point 0 away from point 1; right end: n-1 away from n-2
         side[:, 0] += left * _unit(side[:, 0] - side[:, 1])
         side[:, -1] += right * _unit(side[:, -1] - side[:, -2])

@@ -467,9 +467,8 @@ def polygon_sampling_grids(
     if layout == "rectangle":
         H, ok = quad_homographies(_min_area_rect_quads(points[valid]))
         index = valid.nonzero()[:, 0]
-        grids[index[ok]] = _homography_grids(H[ok], (h, w))
+        grids[index[ok]] = _homography_grids(H[ok], (h, w))  # the others stay zero
         valid[index[~ok]] = False
-        grids[~valid] = 0.0
         return grids, valid
 
     quads = valid & (lengths == 4)

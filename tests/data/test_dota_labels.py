@@ -186,9 +186,11 @@ def test_register_all_dota_names_and_layout(tmp_path, isolated_catalogs):
         assert {f"{prefix}_{s}" for s in ("train", "val", "test")} <= names
         for scheme in ("ss1024", "ms1024"):
             assert {f"{prefix}_{s}_{scheme}" for s in ("train", "val", "trainval", "test")} <= names
-    assert {"synthetic_aerial_train", "synthetic_aerial_test"} <= names
-    assert {"synthetic_aerial_train_ss1024", "synthetic_aerial_test_ss1024"} <= names
-    assert set(SYNTHETIC_AERIAL_SPLITS) == {"train", "test"}
+    assert {f"synthetic_aerial_{s}" for s in ("train", "val", "test")} <= names
+    assert {f"synthetic_aerial_{s}_ss1024" for s in ("train", "val", "test")} <= names
+    assert set(SYNTHETIC_AERIAL_SPLITS) == {"train", "val", "test"}
+    # Distinct seeds: the val split chooses test-time settings without repeating test images.
+    assert len({seed for _, seed in SYNTHETIC_AERIAL_SPLITS.values()}) == 3
 
     trainval = MetadataCatalog.get("dota15_trainval_ss1024")
     assert len(trainval.thing_classes) == 16 and trainval.dota_version == "1.5"

@@ -347,9 +347,10 @@ _SPLIT_SCHEMES = ("ss1024", "ms1024")  # datasets/dota_split_configs/{ss,ms}_*.j
 SYNTHETIC_AERIAL_SPLITS = {
     # split: (number of images, seed); images are 2048-4096 px a side
     "train": (24, 0),
+    "val": (6, 2),  # for choosing test-time settings without looking at the test split
     "test": (6, 1),
 }
-"""Size and seed of the generated ``synthetic_aerial_{train,test}`` splits."""
+"""Size and seed of the generated ``synthetic_aerial_{train,val,test}`` splits."""
 
 
 def _label_dir_or_none(split: str, path: str) -> Optional[str]:
@@ -394,8 +395,8 @@ def register_all_dota(root: str) -> None:
         dota10_split/{ss1024,ms1024}/{train,val,trainval,test}/{images,labelTxt}
                                                            dota10_{train,val,trainval,test}_{ss,ms}1024
         dota15/..., dota15_split/...                       the same names with dota15 (16 classes)
-        synthetic_aerial/{train,test}/{images,labelTxt}    synthetic_aerial_{train,test}
-        synthetic_aerial_split/ss1024/{train,test}/...     synthetic_aerial_{train,test}_ss1024
+        synthetic_aerial/{train,val,test}/{images,labelTxt}   synthetic_aerial_{train,val,test}
+        synthetic_aerial_split/ss1024/{train,val,test}/...   synthetic_aerial_{train,val,test}_ss1024
 
     DOTA splits are cut with ``tools/dota_split.py`` and the configs in
     ``datasets/dota_split_configs``; the synthetic splits are generated (and cut) on first load.

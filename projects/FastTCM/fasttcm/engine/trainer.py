@@ -78,12 +78,19 @@ def build_mapper(cfg, is_train: bool):
     return MAPPERS[name](cfg, is_train)
 
 
+#: SOLVER.OPTIMIZER -> factory(params, cfg). ``foreach=True`` everywhere: torch picks the multi-tensor
+#: update by itself only for CUDA parameters; on the CPU the per-parameter loop of the DOTA model's
+#: 276 tensors took 102 ms per AdamW step against 44 ms with ``foreach`` (same values).
 _OPTIMIZERS = {
     "SGD": lambda params, cfg: torch.optim.SGD(
-        params, lr=cfg.SOLVER.BASE_LR, momentum=cfg.SOLVER.MOMENTUM, nesterov=cfg.SOLVER.NESTEROV
+        params,
+        lr=cfg.SOLVER.BASE_LR,
+        momentum=cfg.SOLVER.MOMENTUM,
+        nesterov=cfg.SOLVER.NESTEROV,
+        foreach=True,
     ),
-    "ADAM": lambda params, cfg: torch.optim.Adam(params, lr=cfg.SOLVER.BASE_LR),
-    "ADAMW": lambda params, cfg: torch.optim.AdamW(params, lr=cfg.SOLVER.BASE_LR),
+    "ADAM": lambda params, cfg: torch.optim.Adam(params, lr=cfg.SOLVER.BASE_LR, foreach=True),
+    "ADAMW": lambda params, cfg: torch.optim.AdamW(params, lr=cfg.SOLVER.BASE_LR, foreach=True),
 }
 
 

@@ -8,7 +8,7 @@ import torch
 from detectron2.layers.rotated_boxes import pairwise_iou_rotated
 from detectron2.structures import RotatedBoxes
 from detectron2.structures import pairwise_iou_rotated as structures_pairwise_iou_rotated
-from fasttcm_ops.rotated_iou import box_iou_rotated, paired_box_iou_rotated
+from fasttcm_ops.rotated_iou import box_iou_rotated, paired_box_iou_rotated, screening_bounds
 
 
 def rotated_box_corners(boxes: np.ndarray) -> np.ndarray:
@@ -153,6 +153,34 @@ def test_detectron2_entry_points_use_it():
     i, j = np.meshgrid(np.arange(20), np.arange(30), indexing="ij")
     ref = shapely_iou(boxes1.double().numpy()[i.ravel()], boxes2.double().numpy()[j.ravel()])
     np.testing.assert_allclose(expected.numpy().ravel(), ref, atol=1e-4)
+
+
+@pytest.mark.parametrize("center_range", [100.0, 1e5])
+def test_screening_bounds_contain_every_corner(center_range):
+    """The float32 screen never cuts a box: every corner lies inside its bounds, also far from the
+    origin (large DOTA images) where float32 has ~0.01 px resolution."""
+    g = torch.Generator().manual_seed(4)
+    boxes = random_boxes(g, 2000, center_range, (0.5, 300))
+    boxes[:10, 4] = torch.tensor([0.0, 90.0, -90.0, 180.0, 270.0, 45.0, -45.0, 360.0, 1e-7, 89.999999])
+    corners = torch.from_numpy(rotated_box_corners(boxes.numpy()))  # (N, 4, 2) float64
+    x0, y0, x1, y1 = screening_bounds(boxes).double()
+    assert bool((corners[..., 0] >= x0[:, None]).all() and (corners[..., 0] <= x1[:, None]).all())
+    assert bool((corners[..., 1] >= y0[:, None]).all() and (corners[..., 1] <= y1[:, None]).all())
+    # and they stay tight: at most the relative widening beyond the corners' own bounds
+    slack = x1 - corners[..., 0].amax(1)
+    assert bool((slack <= 1e-5 * (boxes[:, 0].abs() + boxes[:, 2] + boxes[:, 3]) + 1e-3).all())
+    empty = screening_bounds(torch.tensor([[5.0, 5.0, 0.0, 3.0, 10.0]], dtype=torch.float64))
+    assert empty[0, 0] == float("inf") and empty[2, 0] == float("-inf")
+
+
+def test_barely_overlapping_far_boxes_are_not_screened_out():
+    """Two boxes far from the origin that overlap by 1e-3 px get their (tiny) IoU, as shapely."""
+    a = torch.tensor([[1.0e5, 2.0e5, 10.0, 4.0, 0.0]], dtype=torch.float64)
+    b = a.clone()
+    b[0, 0] += 10.0 - 1e-3  # right edge of a and left edge of b overlap by 1e-3
+    got = box_iou_rotated(a, b)[0, 0].item()
+    want = shapely_iou(a.numpy(), b.numpy())[0]
+    assert got > 0 and got == pytest.approx(want, rel=1e-6)
 
 
 def test_many_boxes_are_chunked_consistently(monkeypatch):

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from .rotated_iou import MIN_BOX_AREA, PREFILTER_CHUNK, RotatedBoxFrames
-from .rotated_iou import candidate_pairs, check_rotated_boxes, pairs_iou
+from .rotated_iou import candidate_pairs, check_rotated_boxes, pairs_iou, screening_bounds
 
 __all__ = ["nms_rotated", "greedy_suppression", "register_nms_rotated_op"]
 
@@ -86,13 +86,15 @@ def nms_rotated(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
         if n <= 1 or iou_threshold <= 0.0:
             # Every IoU is >= 0: the best box suppresses all others.
             return order[: min(n, 1)]
-        frames = RotatedBoxFrames.from_boxes(boxes[order].double())
+        sorted_boxes = boxes[order].double()
+        frames = RotatedBoxFrames.from_boxes(sorted_boxes)
+        bounds = screening_bounds(sorted_boxes)
         area = frames.area
         srcs, dsts = [], []
         rows_per_block = max(1, PREFILTER_CHUNK // n)
         for row_start in range(0, n, rows_per_block):
             rows, cols = candidate_pairs(
-                frames, frames, row_start, row_start + rows_per_block, upper_triangle=True
+                bounds, bounds, row_start, row_start + rows_per_block, upper_triangle=True
             )
             # IoU <= min(area) / max(area): pairs of too unequal sizes cannot reach the threshold.
             small = torch.minimum(area[rows], area[cols])

@@ -95,3 +95,25 @@ def test_optimizer_step_leaves_the_text_encoder_untouched_and_moves_the_prompts(
     for key, value in model.backbone.bottom_up.text_encoder.state_dict().items():
         assert torch.equal(value, text_before[key]), key
     assert not torch.equal(model.backbone.bottom_up.prompt_learner.contexts, contexts_before)
+
+
+def test_trainable_text_encoder_keeps_its_token_table_frozen_by_default():
+    """FREEZE_TEXT_ENCODER False trains the transformer but not the (vocab, width) token table,
+    unless FREEZE_TOKEN_EMBEDDING False asks for it."""
+    cfg = tiny_cfg(freeze_text=False)
+    model = _Model(cfg)
+    text = model.backbone.bottom_up.text_encoder
+    ids = {id(p) for g in build_fasttcm_param_groups(model, cfg) for p in g["params"]}
+    assert id(text.token_embedding.weight) not in ids
+    assert id(text.transformer.resblocks[0].attn.in_proj_weight) in ids
+    table_before = text.token_embedding.weight.detach().clone()
+    features, aux = model.backbone.forward_with_aux(torch.randn(2, 3, 64, 64))
+    (model.head(features["p2"]).mean() + aux["logits"].mean()).backward()
+    assert text.token_embedding.weight.grad is None
+    assert text.transformer.resblocks[0].attn.in_proj_weight.grad is not None
+    assert torch.equal(text.token_embedding.weight, table_before)
+
+    cfg.MODEL.FASTTCM.FREEZE_TOKEN_EMBEDDING = False
+    model = _Model(cfg)
+    ids = {id(p) for g in build_fasttcm_param_groups(model, cfg) for p in g["params"]}
+    assert id(model.backbone.bottom_up.text_encoder.token_embedding.weight) in ids

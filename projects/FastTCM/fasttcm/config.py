@@ -40,6 +40,7 @@ def _add_backbone_config(cfg):
     _C.VOCAB_SIZE = 49408        # CLIP BPE vocabulary size
     _C.QUICK_GELU = True         # QuickGELU activations in the text transformer, as in OpenAI CLIP
     _C.FREEZE_TEXT_ENCODER = True  # requires_grad=False on the text encoder (gradients still reach ctx, MQ, PG)
+    _C.FREEZE_TOKEN_EMBEDDING = True  # keep the BPE token table frozen when the text encoder trains (no paper symbol)
     # Prompts.
     _C.LANGUAGE_PROMPT = True    # add the LPG's cue cc to every prompt position; False: no cc (official DOTA code)
     _C.CONTEXT_LENGTH = 4        # n_ctx: learnable context vectors between SOS and the class prompt

@@ -197,6 +197,7 @@ class FastTCMBackbone(Backbone):
                     embed_dim=fc.EMBED_DIM,
                     quick_gelu=fc.QUICK_GELU,
                     freeze=fc.FREEZE_TEXT_ENCODER,
+                    freeze_token_embedding=fc.FREEZE_TOKEN_EMBEDDING,
                 ),
                 prompt_learner=PromptLearner(
                     class_prompts=resolve_class_prompts(cfg),

@@ -32,6 +32,7 @@ from torch import Tensor
 
 __all__ = [
     "box_iou_rotated",
+    "sparse_box_iou_rotated",
     "paired_box_iou_rotated",
     "rotated_boxes_intersection_area",
     "RotatedBoxFrames",
@@ -369,12 +370,74 @@ def candidate_pairs(
     return rows + row_start, cols + col_start
 
 
+def _compact_indices(index: Tensor, size: int) -> Tuple[Tensor, Tensor]:
+    """``torch.unique(index, return_inverse=True)`` for indices in ``[0, size)``, by a presence mask
+    instead of a sort (the sort took ~50 ms for 150k anchor indices on the CPU).
+
+    Returns:
+        (used, position): the distinct indices in increasing order, and each entry's position in it.
+    """
+    present = torch.zeros(size, dtype=torch.bool, device=index.device)
+    present[index] = True
+    used = present.nonzero().squeeze(1)
+    position = torch.empty(size, dtype=torch.int64, device=index.device)
+    position[used] = torch.arange(used.numel(), device=index.device)
+    return used, position[index]
+
+
+def sparse_box_iou_rotated(boxes1: Tensor, boxes2: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """The non-zero entries of :func:`box_iou_rotated`, without the dense N x M matrix.
+
+    For few boxes against very many (a rotated RPN's ~200k anchors against a patch's ground truth)
+    the dense matrix is mostly zeros, and allocating, filling and scanning it costs more than the
+    geometry of the overlapping pairs.
+
+    Args:
+        boxes1 (Tensor[N, 5]), boxes2 (Tensor[M, 5]): XYWHA boxes ``(cx, cy, w, h, angle)``, angle
+            in degrees, counter-clockwise; floating point, finite, on the same device.
+
+    Returns:
+        (rows, cols, ious): int64 Tensor[P] indices into boxes1 and boxes2 in row-major order, and
+        Tensor[P] IoU > 0 in the promoted dtype of the inputs; every pair not listed has IoU 0.
+
+    Raises:
+        ValueError / TypeError: wrong shape, dtype or device, or non-finite coordinates.
+    """
+    check_rotated_boxes(boxes1, "boxes1")
+    check_rotated_boxes(boxes2, "boxes2")
+    _check_same_device(boxes1, boxes2)
+    out_dtype = torch.promote_types(boxes1.dtype, boxes2.dtype)
+    n, m = boxes1.shape[0], boxes2.shape[0]
+    all_rows, all_cols, all_ious = [], [], []
+    with torch.no_grad():
+        if n and m:
+            b1, b2 = boxes1.double(), boxes2.double()
+            bounds1, bounds2 = screening_bounds(b1), screening_bounds(b2)
+            rows_per_block = max(1, PREFILTER_CHUNK // m)
+            for row_start in range(0, n, rows_per_block):
+                rows, cols = candidate_pairs(bounds1, bounds2, row_start, row_start + rows_per_block)
+                if rows.numel() == 0:
+                    continue
+                used1, rows_in_used = _compact_indices(rows, n)
+                used2, cols_in_used = _compact_indices(cols, m)
+                frames1 = RotatedBoxFrames.from_boxes(b1.index_select(0, used1))
+                frames2 = RotatedBoxFrames.from_boxes(b2.index_select(0, used2))
+                ious = pairs_iou(frames1, rows_in_used, frames2, cols_in_used).to(out_dtype)
+                hit = ious > 0
+                all_rows.append(rows[hit])
+                all_cols.append(cols[hit])
+                all_ious.append(ious[hit])
+        if not all_rows:
+            empty = torch.empty(0, dtype=torch.int64, device=boxes1.device)
+            return empty, empty.clone(), torch.empty(0, dtype=out_dtype, device=boxes1.device)
+        return torch.cat(all_rows), torch.cat(all_cols), torch.cat(all_ious)
+
+
 def box_iou_rotated(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     """IoU of every pair of rotated boxes (the v0.6 ``_C.box_iou_rotated`` contract).
 
     Only the boxes of pairs that pass the bounding-box screen get frames (trigonometry, exact
-    quarter turns): for the rotated RPN's ~200k anchors against a few dozen ground-truth boxes
-    that is a few thousand anchors.
+    quarter turns); see :func:`sparse_box_iou_rotated`.
 
     Args:
         boxes1 (Tensor[N, 5]), boxes2 (Tensor[M, 5]): XYWHA boxes ``(cx, cy, w, h, angle)``, angle
@@ -387,25 +450,7 @@ def box_iou_rotated(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     Raises:
         ValueError / TypeError: wrong shape, dtype or device, or non-finite coordinates.
     """
-    check_rotated_boxes(boxes1, "boxes1")
-    check_rotated_boxes(boxes2, "boxes2")
-    _check_same_device(boxes1, boxes2)
-    out_dtype = torch.promote_types(boxes1.dtype, boxes2.dtype)
-    n, m = boxes1.shape[0], boxes2.shape[0]
-    with torch.no_grad():
-        ious = torch.zeros(n, m, dtype=out_dtype, device=boxes1.device)
-        if n == 0 or m == 0:
-            return ious
-        b1, b2 = boxes1.double(), boxes2.double()
-        bounds1, bounds2 = screening_bounds(b1), screening_bounds(b2)
-        rows_per_block = max(1, PREFILTER_CHUNK // m)
-        for row_start in range(0, n, rows_per_block):
-            rows, cols = candidate_pairs(bounds1, bounds2, row_start, row_start + rows_per_block)
-            if rows.numel() == 0:
-                continue
-            used1, rows_in_used = torch.unique_consecutive(rows, return_inverse=True)
-            used2, cols_in_used = torch.unique(cols, return_inverse=True)
-            frames1 = RotatedBoxFrames.from_boxes(b1.index_select(0, used1))
-            frames2 = RotatedBoxFrames.from_boxes(b2.index_select(0, used2))
-            ious[rows, cols] = pairs_iou(frames1, rows_in_used, frames2, cols_in_used).to(out_dtype)
+    rows, cols, values = sparse_box_iou_rotated(boxes1, boxes2)
+    ious = torch.zeros(boxes1.shape[0], boxes2.shape[0], dtype=values.dtype, device=boxes1.device)
+    ious[rows, cols] = values
     return ious

@@ -1,6 +1,7 @@
 """CLIP4STR recognizer: charsets, shapes, frozen layers, optimizer groups, CLIP weights, meta-architecture."""
 
 import glob
+import logging
 import os
 import string
 
@@ -252,6 +253,22 @@ def test_conv_patch_stem_replaces_conv1_with_the_same_token_grid():
     assert all(p.grad is not None for p in conv.clip_model.visual.conv1.parameters())
 
 
+def test_full_height_patches_give_one_token_per_column_and_a_ctc_step_each():
+    """PATCH_SIZE (H, 4): a 1 x W/4 grid, the stem halving only the height at the end (CPU config)."""
+    torch.manual_seed(0)
+    model = build_clip4str_recognizer(tiny_cfg(PATCH_EMBED="conv", PATCH_SIZE=(16, 4), CTC_LOSS_WEIGHT=1.0))
+    images = torch.randn(2, 3, 16, 32)
+    assert model.clip_model.visual.grid_size == (1, 8)
+    tokens = model.clip_model.encode_image(images)
+    assert tokens.shape == (2, 1 + 8, 32)
+    strides = [m.stride for m in model.clip_model.visual.conv1.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert strides == [(2, 2), (2, 2), (2, 1), (2, 1), (1, 1)]
+    assert model.ctc_head(tokens, (1, 8)).shape == (8, 2, model.tokenizer.num_classes)  # 8 time steps
+    losses = model.recognition_losses(images, ["ab", "cde"])
+    assert set(losses) == {"loss_visual", "loss_cross_modal", "loss_ctc"}
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
 def test_conv_patch_stem_rejects_clip_weights_and_odd_patches(tmp_path):
     from fasttcm.modeling.recognition.conv_stem import ConvPatchStem
 
@@ -302,3 +319,29 @@ def test_ctc_loss_is_reported_and_trains_the_image_encoder():
     assert official.ctc_head is None  # official recipe: no CTC head
     assert official.loss_names == ("loss_visual", "loss_cross_modal")
     assert set(official.recognition_losses(torch.randn(1, 3, 16, 32), ["ab"])) == set(official.loss_names)
+
+
+def test_refinement_without_random_orders_is_warned_about(caplog):
+    """perm_num <= 2 trains only the canonical / reverse contexts; refinement then reads an unseen one."""
+    with caplog.at_level(logging.WARNING, logger="fasttcm.modeling.recognition.clip4str"):
+        build_clip4str_recognizer(tiny_cfg(PERM_NUM=2, REFINE_ITERS=1))
+    assert any("REFINE_ITERS 0" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="fasttcm.modeling.recognition.clip4str"):
+        build_clip4str_recognizer(tiny_cfg(PERM_NUM=2, REFINE_ITERS=0))
+        build_clip4str_recognizer(tiny_cfg(PERM_NUM=6, REFINE_ITERS=1))
+    assert not any("REFINE_ITERS 0" in r.getMessage() for r in caplog.records)
+
+
+def test_cpu_spotter_config_uses_the_cpu_recognizer_settings():
+    """tools/compose_spotter_weights.py joins the two CPU checkpoints: their recognizers must match."""
+
+    def recognizer(path):
+        cfg = get_cfg()
+        add_fasttcm_config(cfg)
+        cfg.merge_from_file(os.path.join(REPO, "projects/FastTCM/configs", path))
+        return cfg.MODEL.RECOGNIZER
+
+    alone = recognizer("TextRecognition/clip4str_tiny_synthetic_cpu.yaml")
+    in_spotter = recognizer("TextSpotting/fasttcm_cr50_fpn_spotter_synthetic_cpu.yaml")
+    assert {k: (v, in_spotter[k]) for k, v in alone.items() if in_spotter[k] != v} == {}

@@ -45,7 +45,7 @@ setup(
         for p in sorted((ROOT / "projects/FastTCM/fasttcm").rglob("*"))
         if p.is_dir() and (p / "__init__.py").exists()
     ],
-    package_data={"fasttcm": ["data/charsets/*.txt"]},
+    package_data={"fasttcm": ["structures/charsets/*.txt"]},
     install_requires=read_requirements("requirements.txt") + ["detectron2>=0.6"],
     extras_require={"dev": read_requirements("requirements-dev.txt")},
 )

@@ -26,7 +26,7 @@ from fasttcm.data.datasets.str_lmdb import (
 )
 from fasttcm.data.str_mapper import STRDatasetMapper, WordCropRandAugment
 from fasttcm.data.synthetic.word_crops import generate_word_crops
-from fasttcm.modeling.recognition.charset import CharsetAdapter, load_charset
+from fasttcm.structures.charset import CharsetAdapter, load_charset
 
 
 def _png(h, w, seed):

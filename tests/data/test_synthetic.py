@@ -14,7 +14,7 @@ from fasttcm.data.synthetic import (
     BACKGROUND_KINDS,
     DEFAULT_CHARSET,
     DIFFICULTY_PRESETS,
-    IGNORE_TEXT,
+    DONT_CARE_TEXT,
     SceneTextOptions,
     discover_fonts,
     generate_text_dataset,
@@ -264,7 +264,7 @@ def test_dont_care_rate_and_marking():
             np.random.default_rng([31, i]), (160, 160), dont_care_prob=rate, **SMALL
         )
         for ann in anns:
-            assert ann["ignore"] == (ann["text"] == IGNORE_TEXT)
+            assert ann["ignore"] == (ann["text"] == DONT_CARE_TEXT)
             assert ann["ignore"] or "#" not in ann["text"]
             flags.append(ann["ignore"])
     assert len(flags) > 100

@@ -14,14 +14,12 @@ from detectron2.modeling import build_model
 from fasttcm import add_fasttcm_config
 from fasttcm.modeling.recognition import (
     CharacterDecoder,
-    CharsetAdapter,
     CharsetTokenizer,
     build_clip4str_recognizer,
     clip4str_param_groups,
-    load_charset,
     load_clip4str_clip_weights,
-    preprocess_label,
 )
+from fasttcm.structures.charset import CharsetAdapter, load_charset, preprocess_label
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

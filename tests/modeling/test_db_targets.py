@@ -6,7 +6,7 @@ import shapely
 import torch
 from shapely.geometry import Polygon
 
-from fasttcm.modeling.text_heads.db_targets import make_db_targets, shrink_distance
+from fasttcm.data.db_targets import make_db_targets, shrink_distance
 
 SQUARE = np.array([[10, 10], [110, 10], [110, 110], [10, 110]], dtype=np.float64)  # 100 x 100, corners on pixel edges
 

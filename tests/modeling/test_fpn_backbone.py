@@ -11,7 +11,7 @@ from detectron2.structures import ImageList
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
 from fasttcm import add_fasttcm_config
-from fasttcm.modeling.fasttcm import balanced_bce_loss
+from fasttcm.modeling.tcm import balanced_bce_loss
 from fasttcm.solver import build_fasttcm_param_groups
 
 
@@ -245,7 +245,7 @@ def test_prompts_from_dataset_metadata():
 
 def test_backbone_from_modules_without_a_config():
     from fasttcm.modeling.clip import CLIPImageEncoder, CLIPTextContextEncoder
-    from fasttcm.modeling.fasttcm import (
+    from fasttcm.modeling.tcm import (
         FastTCMBackbone, LanguagePromptGenerator, PromptLearner, TextContextDecoder, VisualPromptGenerator,
     )
 

@@ -8,8 +8,8 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_backbone
 
 from fasttcm import add_fasttcm_config
-from fasttcm.modeling.fasttcm.prompt_overlap import overlapping_prompt_pairs
-from fasttcm.modeling.fasttcm.prompts import PromptLearner
+from fasttcm.modeling.tcm.prompt_overlap import overlapping_prompt_pairs
+from fasttcm.modeling.tcm.prompts import PromptLearner
 
 DOTA_NAMES = ["plane", "baseball diamond", "bridge", "ground track field", "small vehicle", "large vehicle",
               "ship", "tennis court", "basketball court", "storage tank", "soccer ball field", "roundabout",

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fasttcm.modeling.fasttcm import (
+from fasttcm.modeling.tcm import (
     BimodalSimilarityMatching,
     ContextDecoder,
     LanguagePromptGenerator,

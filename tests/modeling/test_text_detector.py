@@ -14,10 +14,10 @@ from shapely.geometry import Polygon
 from torch import nn
 
 from fasttcm import add_fasttcm_config
-from fasttcm.modeling.fasttcm.instance_language_matching import balanced_bce_loss
+from fasttcm.modeling.tcm.instance_language_matching import balanced_bce_loss
 from fasttcm.modeling.meta_arch.text_detector import FastTCMTextDetector
 from fasttcm.modeling.text_heads.db_head import FastTCMDBHead
-from fasttcm.modeling.text_heads.db_targets import make_db_targets
+from fasttcm.data.db_targets import make_db_targets
 from fasttcm.modeling.text_heads.postprocess import DBPostprocessor
 
 PIXEL_MEAN, PIXEL_STD = [103.53, 116.28, 123.675], [57.375, 57.12, 58.395]

@@ -18,7 +18,7 @@ from fasttcm.modeling.meta_arch.text_detector import FastTCMTextDetector
 from fasttcm.modeling.meta_arch.text_spotter import FastTCMTextSpotter
 from fasttcm.modeling.recognition.crop_jitter import jitter_side_polygons
 from fasttcm.modeling.recognition.rectify import rectify_polygons
-from fasttcm.modeling.text_heads.db_targets import make_db_targets
+from fasttcm.data.db_targets import make_db_targets
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG_DIR = os.path.join(REPO, "projects", "FastTCM", "configs")

@@ -134,6 +134,7 @@ def _add_input_and_solver_config(cfg):
     cfg.INPUT.TEXT_AUG.CROP_MIN_RATIO = 0.1  # smallest crop side as a fraction of the image side
     cfg.INPUT.TEXT_AUG.BRIGHTNESS = 32.0 / 255.0  # ColorJitter brightness delta
     cfg.INPUT.TEXT_AUG.SATURATION = 0.5  # ColorJitter saturation delta
+    cfg.INPUT.DB_TARGETS = False  # text mapper adds DB shrink/threshold maps (G_s, G_t) for training
     cfg.INPUT.DATASET_MAPPER_NAME = "text"  # mapper from fasttcm.engine.trainer.MAPPERS: text | dota | str
     cfg.SOLVER.OPTIMIZER = "SGD"  # one of SGD, ADAM, ADAMW (the official TCM configs use Adam/AdamW)
     cfg.SOLVER.POLY_LR_POWER = 0.9  # power of the poly schedule (LR_SCHEDULER_NAME "WarmupPolyLR")
@@ -180,7 +181,7 @@ def _add_recognizer_config(cfg):
     _C.DECODER_MLP_RATIO = 4.0    # FFN width = ratio * D
     _C.DECODER_DROPOUT = 0.1      # decoder dropout
     # Charsets and labels (section 1.5).
-    _C.CHARSET = "94_full"        # training charset: fasttcm/data/charsets/<name>.txt or a path (ids 1..N)
+    _C.CHARSET = "94_full"        # training charset: fasttcm/structures/charsets/<name>.txt or a path (ids 1..N)
     _C.TEST_CHARSET = "36_lowercase"  # adapter of the visual prediction before the text encoder (official: test charset)
     _C.MAX_LABEL_LENGTH = 25      # max_label_length: 25 characters + EOS = 26 decoding slots
     # Training objective (section 1.6) and inference (section 1.7).

@@ -16,6 +16,8 @@ from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from detectron2.structures import Instances
 
+from ..structures.text import DONT_CARE_TEXT
+from .db_targets import make_db_targets
 from .transforms import RandomScale, TextInstanceAwareCrop, polygons_to_boxes
 
 __all__ = ["TextDatasetMapper", "build_text_train_augmentations", "build_text_test_augmentations"]
@@ -98,7 +100,7 @@ class TextDatasetMapper:
         else:
             augs = build_text_test_augmentations(cfg)
         db_kwargs = None
-        if is_train and cfg.MODEL.META_ARCHITECTURE in ("FastTCMTextDetector", "FastTCMTextSpotter"):
+        if is_train and cfg.INPUT.DB_TARGETS:
             h = cfg.MODEL.DB_HEAD
             db_kwargs = dict(
                 shrink_ratio=h.SHRINK_RATIO,
@@ -130,7 +132,7 @@ class TextDatasetMapper:
 
         annos = annos or []
         polygons = [_annotation_polygon(a, file_name) for a in annos]
-        ignore = [bool(a.get("ignore", False)) or a.get("text") == "###" for a in annos]
+        ignore = [bool(a.get("ignore", False)) or a.get("text") == DONT_CARE_TEXT for a in annos]
         texts = [a.get("text", "") for a in annos]
 
         aug_input = T.AugInput(image, boxes=polygons_to_boxes(polygons))
@@ -159,8 +161,6 @@ class TextDatasetMapper:
         inst.gt_ignore = torch.tensor(kept_ignore, dtype=torch.bool)
         dataset_dict["instances"] = inst
         if self.db_target_kwargs is not None:
-            from ..modeling.text_heads.db_targets import make_db_targets
-
             targets = make_db_targets(kept_polys, kept_ignore, h, w, **self.db_target_kwargs)
             dataset_dict["db_targets"] = {k: torch.as_tensor(v) for k, v in targets.items()}
         return dataset_dict

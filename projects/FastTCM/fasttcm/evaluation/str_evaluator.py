@@ -23,7 +23,7 @@ from detectron2.config import configurable
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 
-from ..modeling.recognition.charset import CharsetAdapter, evaluation_charset
+from ..structures.charset import CharsetAdapter, evaluation_charset
 from .gather import gather_on_main_process
 from .protocols.submission_io import atomic_write_json
 

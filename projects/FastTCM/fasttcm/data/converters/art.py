@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from .common import (
-    IGNORE_TEXT,
+    DONT_CARE_TEXT,
     ConversionError,
     SourceImage,
     SplitOutputs,
@@ -64,13 +64,13 @@ def parse_art_labels(path) -> Dict[str, List[TextAnnotation]]:
             where = f"{path} ({key!r}, instance {index})"
             if not isinstance(inst, dict) or "points" not in inst:
                 raise ConversionError(where, "instance without 'points'")
-            text = inst.get("transcription", IGNORE_TEXT)
+            text = inst.get("transcription", DONT_CARE_TEXT)
             if not isinstance(text, str):
                 raise ConversionError(where, f"transcription must be a string, got {text!r}")
-            ignore = bool(inst.get("illegibility", False)) or text == IGNORE_TEXT
+            ignore = bool(inst.get("illegibility", False)) or text == DONT_CARE_TEXT
             try:
                 ann = make_annotation(
-                    inst["points"], IGNORE_TEXT if ignore else text, ignore, path=where
+                    inst["points"], DONT_CARE_TEXT if ignore else text, ignore, path=where
                 )
             except ConversionError:
                 raise

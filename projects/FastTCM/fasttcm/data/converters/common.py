@@ -42,11 +42,12 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ...utils.atomic_io import atomic_open
+from ...structures.text import DONT_CARE_TEXT
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "IGNORE_TEXT",
+    "DONT_CARE_TEXT",
     "IMAGE_EXTENSIONS",
     "ConversionError",
     "TextAnnotation",
@@ -68,7 +69,6 @@ __all__ = [
     "pair_images_with_annotations",
 ]
 
-IGNORE_TEXT = "###"
 """Transcription of a don't-care region (ICDAR convention)."""
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff")
@@ -239,8 +239,8 @@ def make_annotation(coords, text: str, ignore: bool, *, path, line: Optional[int
             "%s: skipping a polygon with %d point(s) (< 3)", _where(path, line), len(pts)
         )
         return None
-    ignore = bool(ignore) or text == IGNORE_TEXT
-    return TextAnnotation(polygon=pts, text=IGNORE_TEXT if ignore else text, ignore=ignore)
+    ignore = bool(ignore) or text == DONT_CARE_TEXT
+    return TextAnnotation(polygon=pts, text=DONT_CARE_TEXT if ignore else text, ignore=ignore)
 
 
 def _where(path, line):

@@ -36,6 +36,7 @@ from typing import Dict, List
 
 import numpy as np
 
+from ...structures.text import DONT_CARE_TEXT
 from .common import (
     ConversionError,
     SourceImage,
@@ -99,7 +100,7 @@ def parse_ctw1500_xml_file(path) -> List[TextAnnotation]:
             raise ConversionError(path, f"{where} has no <segs> polygon")
         coords = _floats(re.split(r"[\s,]+", segs.text.strip()), path, None)
         text = (label.text or "") if label is not None else ""
-        ann = make_annotation(coords, text, text == "###", path=f"{path} ({where})")
+        ann = make_annotation(coords, text, text == DONT_CARE_TEXT, path=f"{path} ({where})")
         if ann is not None:
             annotations.append(ann)
     return annotations
@@ -134,7 +135,7 @@ def parse_ctw1500_test_txt_file(path) -> List[TextAnnotation]:
         if not marker:
             raise ConversionError(path, "expected 'x1,y1,...,xn,yn,####transcription'", lineno)
         coords = _floats(coords_part.split(","), path, lineno)
-        ann = make_annotation(coords, text, text == "###", path=path, line=lineno)
+        ann = make_annotation(coords, text, text == DONT_CARE_TEXT, path=path, line=lineno)
         if ann is not None:
             annotations.append(ann)
     return annotations

@@ -19,6 +19,7 @@ Expected source layout (the official zips, each extracted into a folder of the s
 from pathlib import Path
 from typing import Dict, List
 
+from ...structures.text import DONT_CARE_TEXT
 from .common import (
     ConversionError,
     SourceImage,
@@ -79,7 +80,7 @@ def parse_icdar2015_gt_file(path) -> List[TextAnnotation]:
         except ValueError as e:
             raise ConversionError(path, f"non-numeric coordinate ({e})", lineno) from e
         text = parts[_NUM_COORDS]
-        ann = make_annotation(coords, text, text == "###", path=path, line=lineno)
+        ann = make_annotation(coords, text, text == DONT_CARE_TEXT, path=path, line=lineno)
         if ann is not None:
             annotations.append(ann)
     return annotations

@@ -30,7 +30,7 @@ from typing import Dict, List
 import numpy as np
 
 from .common import (
-    IGNORE_TEXT,
+    DONT_CARE_TEXT,
     ConversionError,
     SourceImage,
     SplitOutputs,
@@ -105,7 +105,7 @@ def parse_msra_td500_gt_file(path) -> List[TextAnnotation]:
     for polygon, difficult, lineno in zip(polygons, table[:, 1], linenos):
         ignore = bool(difficult)
         ann = make_annotation(
-            polygon, IGNORE_TEXT if ignore else "", ignore, path=path, line=lineno
+            polygon, DONT_CARE_TEXT if ignore else "", ignore, path=path, line=lineno
         )
         if ann is not None:
             annotations.append(ann)

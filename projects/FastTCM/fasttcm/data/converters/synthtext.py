@@ -75,7 +75,7 @@ import numpy as np
 
 from ...utils.atomic_io import atomic_open
 from .common import (
-    IGNORE_TEXT,
+    DONT_CARE_TEXT,
     JSON_SCHEMA_VERSION,
     ConversionError,
     SplitOutputs,
@@ -341,7 +341,7 @@ class _TextJsonWriter:
                 "image_id": image_id,
                 "polygon": polygon,
                 "text": text,
-                "ignore": text == IGNORE_TEXT,
+                "ignore": text == DONT_CARE_TEXT,
             }
             for ann_id, polygon, text in zip(
                 itertools.count(first_id), np.asarray(polygons).tolist(), words

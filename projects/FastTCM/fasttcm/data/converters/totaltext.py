@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from .common import (
-    IGNORE_TEXT,
+    DONT_CARE_TEXT,
     ConversionError,
     SourceImage,
     SplitOutputs,
@@ -107,7 +107,7 @@ def parse_totaltext_record(record: str, path="<string>", line: int = 0):
     text = ",".join(texts) if texts else _TOTALTEXT_IGNORE
     ignore = text == _TOTALTEXT_IGNORE or ornt == [_TOTALTEXT_IGNORE]
     return make_annotation(
-        list(zip(xs, ys)), IGNORE_TEXT if ignore else text, ignore, path=path, line=line
+        list(zip(xs, ys)), DONT_CARE_TEXT if ignore else text, ignore, path=path, line=line
     )
 
 

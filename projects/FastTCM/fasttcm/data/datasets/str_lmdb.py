@@ -34,7 +34,7 @@ import lmdb
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from ...modeling.recognition.charset import CharsetAdapter, load_charset, preprocess_label
+from ...structures.charset import CharsetAdapter, load_charset, preprocess_label
 from ..converters.str_lmdb import NUM_SAMPLES_KEY, image_key, label_key
 
 __all__ = [

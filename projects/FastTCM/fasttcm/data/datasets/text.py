@@ -57,6 +57,7 @@ from detectron2.data.detection_utils import read_image
 from detectron2.structures import BoxMode
 
 from ..converters.common import ConversionError, image_size
+from ...structures.text import DONT_CARE_TEXT
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,6 @@ __all__ = [
 ]
 
 TEXT_THING_CLASSES = ["text"]
-IGNORE_TEXT = "###"
 _SCHEMA_VERSION = 1
 _MAX_LISTED_PROBLEMS = 20  # per load, detailed warnings; the rest are counted
 
@@ -292,7 +292,7 @@ def _parse_annotations(entries: list, images, json_file: str):
         if len(pts) < 3:
             problems.append(f"{where}: skipped, polygon has {len(pts)} point(s), need >= 3")
             continue
-        kept_meta.append((image_id, text, ignore or text == IGNORE_TEXT, where))
+        kept_meta.append((image_id, text, ignore or text == DONT_CARE_TEXT, where))
         kept_polys.append(pts)
 
     anns_by_image: Dict[int, list] = defaultdict(list)

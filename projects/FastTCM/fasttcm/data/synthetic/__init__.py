@@ -10,7 +10,7 @@ from .backgrounds import BACKGROUND_KINDS, make_background
 from .fonts import FontSpec, discover_fonts, load_font
 from .scene_text import (
     DIFFICULTY_PRESETS,
-    IGNORE_TEXT,
+    DONT_CARE_TEXT,
     SceneTextOptions,
     generate_text_dataset,
     render_scene,
@@ -30,7 +30,7 @@ __all__ = [
     "DEFAULT_CHARSET",
     "DIFFICULTY_PRESETS",
     "FontSpec",
-    "IGNORE_TEXT",
+    "DONT_CARE_TEXT",
     "SceneTextOptions",
     "VOCABULARY",
     "WordGeometry",

@@ -40,6 +40,7 @@ import shapely
 from ...utils.atomic_io import atomic_open
 from .backgrounds import BACKGROUND_KINDS, blend_color, fractal_noise, make_background
 from .fonts import FontSpec, discover_fonts
+from ...structures.text import DONT_CARE_TEXT
 from .word_render import (
     DEFAULT_CHARSET,
     WordGeometry,
@@ -53,13 +54,12 @@ __all__ = [
     "DIFFICULTY_PRESETS",
     "render_scene",
     "generate_text_dataset",
-    "IGNORE_TEXT",
+    "DONT_CARE_TEXT",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: Transcription of don't-care regions (ICDAR convention).
-IGNORE_TEXT = "###"
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601 luminance weights
 
 
@@ -507,7 +507,7 @@ def render_scene(
         annotations.append(
             {
                 "polygon": word.polygon,
-                "text": IGNORE_TEXT if ignore else word.text,
+                "text": DONT_CARE_TEXT if ignore else word.text,
                 "ignore": ignore,
             }
         )

@@ -18,6 +18,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from .polygons import as_vertex_array
+from ...structures.text import DONT_CARE_TEXT
 
 __all__ = [
     "DONT_CARE_TEXT",
@@ -27,7 +28,6 @@ __all__ = [
     "TextDetProtocol",
 ]
 
-DONT_CARE_TEXT = "###"
 """Transcription marking a don't-care ground-truth region (ICDAR/RRC, converted TT/CTW GT)."""
 
 

@@ -35,6 +35,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 import shapely
 
+from ...structures.text import DONT_CARE_TEXT
 from .base import DetectionCounts, ImageDetections, ImageGroundTruth, TextDetProtocol
 from .polygons import make_ground_truth_polygons, make_polygons, pairwise_intersection_areas
 
@@ -94,7 +95,7 @@ class DetEvalProtocol(TextDetProtocol):
             "fsc_k": self.fsc_k,
             "dont_care_threshold": self.dont_care_threshold,
             "dont_care_test": "area(D∩G) / (area(D) + 1) > threshold",
-            "dont_care_text": "###",
+            "dont_care_text": DONT_CARE_TEXT,
             "table_rounding": 2,
             "aggregation": "dataset-level sums of credits / #gt / #det",
         }

@@ -29,6 +29,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 import shapely
 
+from ...structures.text import DONT_CARE_TEXT
 from .base import DetectionCounts, ImageDetections, ImageGroundTruth, TextDetProtocol
 from .polygons import (
     make_ground_truth_polygons,
@@ -101,7 +102,7 @@ class IoUProtocol(TextDetProtocol):
             "iou_test": "strict >",
             "area_precision_threshold": self.area_precision_threshold,
             "area_precision_test": "strict >",
-            "dont_care_text": "###",
+            "dont_care_text": DONT_CARE_TEXT,
             "matching": "greedy one-to-one, GT file order then detection order",
             "invalid_detections": self.invalid_detections,
             "aggregation": "dataset-level sums of matched / gt_care / det_care",

@@ -7,7 +7,7 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling.backbone import BACKBONE_REGISTRY, FPN
 from detectron2.modeling.backbone.fpn import LastLevelMaxPool
 
-from ..fasttcm.backbone import FastTCMBackbone
+from ..tcm.backbone import FastTCMBackbone
 
 __all__ = ["FastTCMFPN", "build_fasttcm_cr50_fpn_backbone"]
 

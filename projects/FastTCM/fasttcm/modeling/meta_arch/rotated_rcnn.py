@@ -101,7 +101,7 @@ class FastTCMRotatedRCNN(GeneralizedRCNN):
         return losses
 
     def _ilm_loss(self, logits: torch.Tensor, images, gt_instances: List[Instances]):
-        from ..fasttcm.instance_language_matching import per_class_bce_loss
+        from ..tcm.instance_language_matching import per_class_bce_loss
 
         num_classes = logits.shape[1]
         height, width = images.tensor.shape[-2:]

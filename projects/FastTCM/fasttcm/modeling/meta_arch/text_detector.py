@@ -11,7 +11,7 @@ from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, SEM_SEG_HEADS_REGISTRY, Backbone, build_backbone
 from detectron2.structures import Boxes, ImageList, Instances
 
-from ..fasttcm.instance_language_matching import balanced_bce_loss
+from ..tcm.instance_language_matching import balanced_bce_loss
 from ..text_heads.postprocess import DBPostprocessor
 
 __all__ = ["FastTCMTextDetector", "DB_TARGET_KEYS"]

@@ -17,12 +17,12 @@ from ..recognition.clip4str import CLIP4STR, build_clip4str_recognizer, clip4str
 from ..recognition.crop_jitter import jitter_side_polygons
 from ..recognition.rectify import polygon_sampling_grids, polygon_validity, sample_crops
 from .text_detector import FastTCMTextDetector
+from ...structures.text import DONT_CARE_TEXT
 
 __all__ = ["FastTCMTextSpotter"]
 
 logger = logging.getLogger(__name__)
 
-IGNORE_TEXT = "###"  # ICDAR don't-care transcription
 _COUNT_NAMES = ("skipped_ignore", "skipped_text", "skipped_geometry", "dropped_by_cap", "num_crops")
 
 
@@ -197,7 +197,7 @@ class FastTCMTextSpotter(FastTCMTextDetector):
             ``(label, "")`` or ``(None, reason)``, reason one of "dont_care", "empty",
             "out_of_charset", "too_long".
         """
-        if text.strip() == IGNORE_TEXT:
+        if text.strip() == DONT_CARE_TEXT:
             return None, "dont_care"
         if self.remove_whitespace:
             text = "".join(text.split())

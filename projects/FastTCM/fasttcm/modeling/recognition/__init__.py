@@ -1,6 +1,6 @@
-"""CLIP4STR scene-text recognition (clip4str.md): charsets, permutation LM, decoders, decoding."""
+"""CLIP4STR scene-text recognition (CLIP4STR, Zhao et al.): tokenizer, permutation LM, decoders, decoding."""
 
-from .charset import CharsetAdapter, CharsetTokenizer, evaluation_charset, load_charset, preprocess_label
+from .tokenizer import CharsetTokenizer
 from .clip4str import (
     CLIP4STR,
     CharacterDecoder,
@@ -16,16 +16,12 @@ __all__ = [
     "CLIP4STR",
     "CLIPVisionTextModel",
     "CharacterDecoder",
-    "CharsetAdapter",
     "CharsetTokenizer",
     "autoregressive_decode",
     "build_clip4str_recognizer",
     "clip4str_param_groups",
-    "evaluation_charset",
     "generate_permutations",
-    "load_charset",
     "load_clip4str_clip_weights",
     "permutation_attention_masks",
-    "preprocess_label",
     "refine_decode",
 ]

@@ -32,7 +32,8 @@ from ..clip.image_encoder import resize_attnpool_positional_embedding
 from ..clip.text_encoder import init_clip_text_tower
 from ..clip.tokenizer import bpe_tokenizer
 from ..clip.weights import CLIPLoadResult, read_clip_state_dict
-from .charset import CharsetAdapter, CharsetTokenizer, load_charset
+from ...structures.charset import CharsetAdapter, load_charset
+from .tokenizer import CharsetTokenizer
 from .conv_stem import ConvPatchStem
 from .ctc_aux import ColumnCTCHead
 from .decoding import autoregressive_decode, refine_decode

@@ -26,7 +26,7 @@ def overlapping_prompt_pairs(
 
     Args:
         text_encoder: a :class:`~fasttcm.modeling.clip.text_encoder.CLIPTextContextEncoder`.
-        prompt_learner: a :class:`~fasttcm.modeling.fasttcm.prompts.PromptLearner` with K prompts.
+        prompt_learner: a :class:`~fasttcm.modeling.tcm.prompts.PromptLearner` with K prompts.
         conditional_cue: (1, width) cue added to every prompt position (the LPG's cc in MODE
             "fasttcm"), or None.
         threshold: cosine similarity from which two prompts count as indistinguishable.

@@ -3,9 +3,6 @@
 import pytest
 import torch
 
-from detectron2.config import get_cfg
-
-from fasttcm import add_fasttcm_config
 from fasttcm.modeling.recognition import build_clip4str_recognizer
 from fasttcm.modeling.recognition.decoding import (
     autoregressive_decode,
@@ -13,19 +10,16 @@ from fasttcm.modeling.recognition.decoding import (
     cloze_query_mask,
     refine_decode,
 )
+from tests.common import QUICK_RECOGNIZER, key_values, load_config
 
 
 def tiny_cfg(**overrides):
-    cfg = get_cfg()
-    add_fasttcm_config(cfg)
-    rc = cfg.MODEL.RECOGNIZER
-    rc.IMAGE_SIZE, rc.PATCH_SIZE = (16, 32), (8, 8)
-    rc.VISION_WIDTH, rc.VISION_LAYERS, rc.VISION_HEADS, rc.EMBED_DIM = 32, 1, 2, 32
-    rc.TEXT_WIDTH, rc.TEXT_LAYERS, rc.TEXT_HEADS, rc.TEXT_FREEZE_LAYERS = 32, 2, 2, 1
-    rc.DECODER_HEADS = 2
-    for key, value in overrides.items():
-        setattr(rc, key, value)
-    return cfg
+    """The recognizer quick schedule on 16x32 crops, then ``MODEL.RECOGNIZER.<key> = value``."""
+    return load_config(
+        QUICK_RECOGNIZER,
+        "MODEL.RECOGNIZER.IMAGE_SIZE", (16, 32),
+        *key_values("MODEL.RECOGNIZER", **overrides),
+    )
 
 
 @pytest.fixture(scope="module")

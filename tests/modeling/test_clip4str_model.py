@@ -16,25 +16,31 @@ from fasttcm.modeling.recognition import (
     CharacterDecoder,
     CharsetTokenizer,
     build_clip4str_recognizer,
-    clip4str_param_groups,
     load_clip4str_clip_weights,
 )
+from fasttcm.solver import build_param_groups, clip4str_param_groups
 from fasttcm.structures.charset import CharsetAdapter, load_charset, preprocess_label
+from tests.common import QUICK_RECOGNIZER, key_values, load_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+# The recognizer quick schedule on 16x32 crops with 4 text layers (2 frozen). INPUT.FORMAT and the
+# SOLVER keys the optimizer groups read keep the detectron2 defaults these tests were written with.
+TINY_OVERRIDES = (
+    "MODEL.RECOGNIZER.IMAGE_SIZE", (16, 32),
+    "MODEL.RECOGNIZER.TEXT_LAYERS", 4,
+    "MODEL.RECOGNIZER.TEXT_FREEZE_LAYERS", 2,
+    "INPUT.FORMAT", "BGR",
+    "SOLVER.BASE_LR", 0.001,
+    "SOLVER.WEIGHT_DECAY", 0.0001,
+)
+
+
 def tiny_cfg(**overrides):
-    cfg = get_cfg()
-    add_fasttcm_config(cfg)
-    rc = cfg.MODEL.RECOGNIZER
-    rc.IMAGE_SIZE, rc.PATCH_SIZE = (16, 32), (8, 8)
-    rc.VISION_WIDTH, rc.VISION_LAYERS, rc.VISION_HEADS, rc.EMBED_DIM = 32, 1, 2, 32
-    rc.TEXT_WIDTH, rc.TEXT_LAYERS, rc.TEXT_HEADS, rc.TEXT_FREEZE_LAYERS = 32, 4, 2, 2
-    rc.DECODER_HEADS = 2
-    for key, value in overrides.items():
-        setattr(rc, key, value)
-    return cfg
+    """The tiny recognizer config, then ``MODEL.RECOGNIZER.<key> = value`` for each override."""
+    recognizer = key_values("MODEL.RECOGNIZER", **overrides)
+    return load_config(QUICK_RECOGNIZER, *TINY_OVERRIDES, *recognizer)
 
 
 # --- charsets ---------------------------------------------------------------------------------
@@ -83,7 +89,7 @@ def test_tokenizer_ids_and_greedy_decoding():
 # --- architecture -------------------------------------------------------------------------------
 def test_decoder_size_matches_the_official_count():
     decoder = CharacterDecoder(embed_dim=512, num_tokens=97, num_classes=95, num_heads=8)
-    assert sum(p.numel() for p in decoder.parameters()) == 4_317_791  # clip4str.md section 1.1
+    assert sum(p.numel() for p in decoder.parameters()) == 4_317_791  # docs/recognizer.md, "Model sizes"
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +221,7 @@ def test_meta_architecture_training_and_inference():
         assert out["score"] == pytest.approx(float(out["char_scores"].prod()), rel=1e-5)
     with pytest.raises(ValueError, match="non-empty"):
         model([{"image": torch.zeros(3, 0, 10, dtype=torch.uint8), "image_id": "broken"}])
-    groups = model.optimizer_param_groups(cfg)
+    groups = build_param_groups(model, cfg)
     assert {g["lr"] for g in groups} == {cfg.SOLVER.BASE_LR, cfg.SOLVER.BASE_LR * 19.0}
 
 
@@ -268,7 +274,7 @@ def test_full_height_patches_give_one_token_per_column_and_a_ctc_step_each():
 
 
 def test_conv_patch_stem_rejects_clip_weights_and_odd_patches(tmp_path):
-    from fasttcm.modeling.recognition.conv_stem import ConvPatchStem
+    from fasttcm.modeling.clip.conv_stem import ConvPatchStem
 
     with pytest.raises(ValueError, match="power of two"):
         ConvPatchStem((6, 8), 32)

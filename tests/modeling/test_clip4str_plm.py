@@ -1,4 +1,4 @@
-"""Permutation language modelling: permutation sets and attention masks (clip4str.md section 1.6)."""
+"""Permutation language modelling: permutation sets and attention masks (docs/recognizer.md)."""
 
 import math
 

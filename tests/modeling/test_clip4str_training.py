@@ -1,30 +1,23 @@
 """A few CLIP4STR training steps on synthetic word crops lower the loss (trainer's optimizer and mapper)."""
 
-from pathlib import Path
-
 import torch
 
-from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 
-from fasttcm import add_fasttcm_config
 from fasttcm.data.datasets.str_lmdb import load_str_lmdb
 from fasttcm.data.str_mapper import STRDatasetMapper
 from fasttcm.data.synthetic.word_crops import generate_word_crops
 from fasttcm.engine.trainer import build_optimizer
-
-INSTANT_CONFIG = (
-    Path(__file__).resolve().parents[2] / "projects/FastTCM/configs/quick_schedules/clip4str_instant_test.yaml"
-)
+from tests.common import QUICK_RECOGNIZER, load_config
 
 
 def test_training_steps_on_synthetic_crops_lower_the_loss(tmp_path):
-    cfg = get_cfg()
-    add_fasttcm_config(cfg)
-    cfg.merge_from_file(str(INSTANT_CONFIG))
-    cfg.SOLVER.BASE_LR = 3e-3
-    cfg.SOLVER.RECOGNIZER.DECODER_LR_FACTOR = 1.0
-    cfg.MODEL.RECOGNIZER.DECODER_DROPOUT = 0.0
+    cfg = load_config(
+        QUICK_RECOGNIZER,
+        "SOLVER.BASE_LR", 3e-3,
+        "SOLVER.RECOGNIZER.DECODER_LR_FACTOR", 1.0,
+        "MODEL.RECOGNIZER.DECODER_DROPOUT", 0.0,
+    )
     torch.manual_seed(0)
     model = build_model(cfg)
     optimizer = build_optimizer(cfg, model)

@@ -13,21 +13,18 @@ from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 from fasttcm import add_fasttcm_config
 from fasttcm.modeling.tcm import balanced_bce_loss
 from fasttcm.solver import build_fasttcm_param_groups
+from tests.common import QUICK_DETECTOR, load_config
 
 
 def tiny_cfg(mode: str = "fasttcm"):
-    cfg = get_cfg()
-    add_fasttcm_config(cfg)
-    cfg.MODEL.BACKBONE.NAME = "build_fasttcm_cr50_fpn_backbone"
-    cfg.MODEL.FPN.IN_FEATURES = ["res2", "res3", "res4", "res5"]
-    cfg.MODEL.FPN.OUT_CHANNELS = 32
-    fc = cfg.MODEL.FASTTCM
-    fc.MODE = mode
-    fc.IMAGE_LAYERS, fc.IMAGE_WIDTH, fc.IMAGE_HEADS, fc.EMBED_DIM = [1, 1, 1, 1], 8, 2, 64
-    fc.TEXT_WIDTH, fc.TEXT_LAYERS, fc.TEXT_HEADS = 32, 2, 2
-    fc.DECODER_WIDTH, fc.DECODER_HEADS, fc.DECODER_LAYERS = 32, 2, 2
-    cfg.SOLVER.BASE_LR = 0.1
-    return cfg
+    """The detector quick schedule's backbone (FPN width 32) with 2-layer, 2-head decoders."""
+    return load_config(
+        QUICK_DETECTOR,
+        "MODEL.FASTTCM.MODE", mode,
+        "MODEL.FASTTCM.DECODER_HEADS", 2,
+        "MODEL.FASTTCM.DECODER_LAYERS", 2,
+        "SOLVER.BASE_LR", 0.1,
+    )
 
 
 def build(cfg):

@@ -1,29 +1,30 @@
 """build_fasttcm_param_groups: frozen text encoder, image encoder lr factor, norm/bias decay."""
 import torch
-from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_backbone
 
-from fasttcm import add_fasttcm_config
 from fasttcm.solver import build_fasttcm_param_groups
+from tests.common import QUICK_DETECTOR, load_config
 
 
 def tiny_cfg(freeze_text: bool = True):
-    cfg = get_cfg()
-    add_fasttcm_config(cfg)
-    cfg.MODEL.BACKBONE.NAME = "build_fasttcm_cr50_fpn_backbone"
-    cfg.MODEL.FPN.OUT_CHANNELS = 16
-    fc = cfg.MODEL.FASTTCM
-    fc.IMAGE_LAYERS, fc.IMAGE_WIDTH, fc.IMAGE_HEADS, fc.EMBED_DIM = [1, 1, 1, 1], 8, 2, 32
-    fc.TEXT_WIDTH, fc.TEXT_LAYERS, fc.TEXT_HEADS = 16, 1, 2
-    fc.DECODER_WIDTH, fc.DECODER_HEADS, fc.DECODER_LAYERS = 16, 2, 1
-    fc.FREEZE_TEXT_ENCODER = freeze_text
-    fc.IMAGE_ENCODER_LR_FACTOR = 0.1
-    fc.TEXT_ENCODER_LR_FACTOR = 0.01
-    cfg.SOLVER.BASE_LR = 2.0
-    cfg.SOLVER.WEIGHT_DECAY = 1e-4
-    cfg.SOLVER.WEIGHT_DECAY_NORM = 0.0
-    return cfg
+    """The detector quick schedule's backbone, narrower (FPN 16, text 16 x 1 layer), and lr factors
+    and decays that the expected group settings below are computed from."""
+    return load_config(
+        QUICK_DETECTOR,
+        "MODEL.FPN.OUT_CHANNELS", 16,
+        "MODEL.FASTTCM.EMBED_DIM", 32,
+        "MODEL.FASTTCM.TEXT_WIDTH", 16,
+        "MODEL.FASTTCM.TEXT_LAYERS", 1,
+        "MODEL.FASTTCM.DECODER_WIDTH", 16,
+        "MODEL.FASTTCM.DECODER_HEADS", 2,
+        "MODEL.FASTTCM.FREEZE_TEXT_ENCODER", freeze_text,
+        "MODEL.FASTTCM.IMAGE_ENCODER_LR_FACTOR", 0.1,
+        "MODEL.FASTTCM.TEXT_ENCODER_LR_FACTOR", 0.01,
+        "SOLVER.BASE_LR", 2.0,
+        "SOLVER.WEIGHT_DECAY", 1e-4,
+        "SOLVER.WEIGHT_DECAY_NORM", 0.0,
+    )
 
 
 class _Model(torch.nn.Module):

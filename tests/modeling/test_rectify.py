@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from fasttcm.modeling.recognition.quad_warp import quad_homographies
 from fasttcm.modeling.recognition.rectify import (
     RectifiedCrops,
     polygon_sampling_grids,
     polygon_validity,
-    quad_homographies,
     rectify_polygons,
     sample_crops,
 )

@@ -1,21 +1,16 @@
 """FastTCMRotatedRCNN + FastTCMRROIHeads: tiny model, CPU, train and eval steps on random data."""
-from pathlib import Path
-
 import pytest
 import torch
 
-from detectron2.config import get_cfg
 from detectron2.data import MetadataCatalog
 from detectron2.modeling import build_model
 from detectron2.structures import Instances, RotatedBoxes
 from detectron2.utils.events import EventStorage
 
-from fasttcm import add_fasttcm_config
 from fasttcm.data.datasets.dota_meta import dota_class_names
 from fasttcm.modeling.meta_arch.rotated_rcnn import rasterize_rotated_boxes
+from tests.common import QUICK_RRCNN, load_config
 
-CONFIG = (Path(__file__).resolve().parents[2]
-          / "projects/FastTCM/configs/quick_schedules/fasttcm_cr50_fpn_rrcnn_instant_test.yaml")
 CLASSES = dota_class_names("1.0")
 
 
@@ -23,12 +18,7 @@ def _cfg(mode="fasttcm"):
     name = "_test_rrcnn_meta"
     if "thing_classes" not in MetadataCatalog.get(name).as_dict():
         MetadataCatalog.get(name).set(thing_classes=list(CLASSES))
-    cfg = get_cfg()
-    add_fasttcm_config(cfg)
-    cfg.merge_from_file(str(CONFIG))
-    cfg.DATASETS.TRAIN = (name,)
-    cfg.MODEL.FASTTCM.MODE = mode
-    return cfg
+    return load_config(QUICK_RRCNN, "DATASETS.TRAIN", (name,), "MODEL.FASTTCM.MODE", mode)
 
 
 def _inputs(with_boxes=True):

@@ -4,7 +4,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 from detectron2.modeling.backbone import FPN, ResNet
 from detectron2.modeling.backbone.fpn import LastLevelMaxPool
@@ -13,42 +12,43 @@ from detectron2.structures import Boxes, Instances
 from shapely.geometry import Polygon
 from torch import nn
 
-from fasttcm import add_fasttcm_config
 from fasttcm.modeling.tcm.instance_language_matching import balanced_bce_loss
 from fasttcm.modeling.meta_arch.text_detector import FastTCMTextDetector
 from fasttcm.modeling.text_heads.db_head import FastTCMDBHead
 from fasttcm.data.db_targets import make_db_targets
 from fasttcm.modeling.text_heads.postprocess import DBPostprocessor
+from tests.common import QUICK_DETECTOR, load_config
 
 PIXEL_MEAN, PIXEL_STD = [103.53, 116.28, 123.675], [57.375, 57.12, 58.395]
 
 
+# detectron2's R18-FPN (BN, nothing frozen) with detectron2's default BGR pixel statistics
+_RESNET18_FPN = (
+    "MODEL.BACKBONE.NAME", "build_resnet_fpn_backbone",
+    "MODEL.BACKBONE.FREEZE_AT", 0,
+    "MODEL.RESNETS.DEPTH", 18,
+    "MODEL.RESNETS.RES2_OUT_CHANNELS", 64,
+    "MODEL.RESNETS.NORM", "BN",
+    "MODEL.RESNETS.OUT_FEATURES", ["res2", "res3", "res4", "res5"],
+    "MODEL.PIXEL_MEAN", [103.53, 116.28, 123.675],
+    "MODEL.PIXEL_STD", [1.0, 1.0, 1.0],
+    "INPUT.FORMAT", "BGR",
+)
+# the quick schedule's FastTCM-CR50, narrower (embedding 32, 1 text layer, 16-wide decoders),
+# without dropout
+_NARROW_FASTTCM = (
+    "MODEL.FASTTCM.EMBED_DIM", 32,
+    "MODEL.FASTTCM.TEXT_LAYERS", 1,
+    "MODEL.FASTTCM.DECODER_WIDTH", 16,
+    "MODEL.FASTTCM.DECODER_HEADS", 2,
+    "MODEL.FASTTCM.DECODER_DROPOUT", 0.0,
+)
+
+
 def _tiny_cfg(backbone: str = "resnet"):
-    """A detector small enough for CPU tests: R18-FPN (detectron2's builder) or a narrow FastTCM-CR50-FPN."""
-    cfg = get_cfg()
-    add_fasttcm_config(cfg)
-    cfg.MODEL.DEVICE = "cpu"
-    cfg.MODEL.META_ARCHITECTURE = "FastTCMTextDetector"
-    cfg.MODEL.FPN.OUT_CHANNELS = 16
-    cfg.MODEL.DB_HEAD.CONV_DIMS = 32
-    if backbone == "resnet":
-        cfg.MODEL.BACKBONE.NAME = "build_resnet_fpn_backbone"
-        cfg.MODEL.BACKBONE.FREEZE_AT = 0
-        cfg.MODEL.RESNETS.DEPTH = 18
-        cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
-        cfg.MODEL.RESNETS.NORM = "BN"
-        cfg.MODEL.RESNETS.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
-        cfg.MODEL.FPN.IN_FEATURES = ["res2", "res3", "res4", "res5"]
-    else:
-        cfg.MODEL.BACKBONE.NAME = "build_fasttcm_cr50_fpn_backbone"
-        cfg.INPUT.FORMAT = "RGB"
-        cfg.MODEL.PIXEL_MEAN = [122.771, 116.746, 104.094]
-        cfg.MODEL.PIXEL_STD = [68.501, 66.632, 70.323]
-        fc = cfg.MODEL.FASTTCM
-        fc.IMAGE_LAYERS, fc.IMAGE_WIDTH, fc.IMAGE_HEADS, fc.EMBED_DIM = [1, 1, 1, 1], 8, 2, 32
-        fc.TEXT_WIDTH, fc.TEXT_LAYERS, fc.TEXT_HEADS = 32, 1, 2
-        fc.DECODER_WIDTH, fc.DECODER_HEADS, fc.DECODER_LAYERS, fc.DECODER_DROPOUT = 16, 2, 1, 0.0
-    return cfg
+    """The detector quick schedule with FPN width 16, on R18-FPN or a narrower FastTCM-CR50-FPN."""
+    variant = _RESNET18_FPN if backbone == "resnet" else _NARROW_FASTTCM
+    return load_config(QUICK_DETECTOR, "MODEL.FPN.OUT_CHANNELS", 16, *variant)
 
 
 def _narrow_resnet_fpn(width: int = 8, out_channels: int = 16) -> FPN:

@@ -18,30 +18,33 @@ from fasttcm.modeling.meta_arch.text_detector import FastTCMTextDetector
 from fasttcm.modeling.meta_arch.text_spotter import FastTCMTextSpotter
 from fasttcm.modeling.recognition.crop_jitter import jitter_side_polygons
 from fasttcm.modeling.recognition.rectify import rectify_polygons
+from fasttcm.solver import build_param_groups
 from fasttcm.data.db_targets import make_db_targets
+from tests.common import QUICK_SPOTTER, load_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG_DIR = os.path.join(REPO, "projects", "FastTCM", "configs")
 
 
 def _tiny_cfg():
-    """A narrow FastTCM-CR50 DB detector and a tiny CLIP4STR (16x32 crops, 10 characters)."""
-    cfg = get_cfg()
-    add_fasttcm_config(cfg)
-    cfg.merge_from_file(os.path.join(CONFIG_DIR, "TextSpotting", "Base-Spotter.yaml"))
-    cfg.MODEL.DEVICE = "cpu"
-    cfg.MODEL.FPN.OUT_CHANNELS = 16
-    cfg.MODEL.DB_HEAD.CONV_DIMS = 16
-    fc = cfg.MODEL.FASTTCM
-    fc.IMAGE_LAYERS, fc.IMAGE_WIDTH, fc.IMAGE_HEADS, fc.EMBED_DIM = [1, 1, 1, 1], 8, 2, 32
-    fc.TEXT_WIDTH, fc.TEXT_LAYERS, fc.TEXT_HEADS = 32, 1, 2
-    fc.DECODER_WIDTH, fc.DECODER_HEADS, fc.DECODER_LAYERS, fc.DECODER_DROPOUT = 16, 2, 1, 0.0
-    rc = cfg.MODEL.RECOGNIZER
-    rc.IMAGE_SIZE, rc.PATCH_SIZE = (16, 32), (8, 8)
-    rc.VISION_WIDTH, rc.VISION_LAYERS, rc.VISION_HEADS, rc.EMBED_DIM = 32, 1, 2, 32
-    rc.TEXT_WIDTH, rc.TEXT_LAYERS, rc.TEXT_HEADS, rc.TEXT_FREEZE_LAYERS = 32, 2, 2, 1
-    rc.DECODER_HEADS, rc.DECODER_DROPOUT, rc.MAX_LABEL_LENGTH, rc.PERM_NUM = 2, 0.0, 10, 2
-    return cfg
+    """The spotter quick schedule, narrower (FPN 16, 1 text layer, 16-wide decoders), without
+    dropout, on 16x32 crops of up to 10 characters, 2 orders, Base-Spotter's crop batch sizes."""
+    return load_config(
+        QUICK_SPOTTER,
+        "MODEL.FPN.OUT_CHANNELS", 16,
+        "MODEL.DB_HEAD.CONV_DIMS", 16,
+        "MODEL.FASTTCM.EMBED_DIM", 32,
+        "MODEL.FASTTCM.TEXT_LAYERS", 1,
+        "MODEL.FASTTCM.DECODER_WIDTH", 16,
+        "MODEL.FASTTCM.DECODER_HEADS", 2,
+        "MODEL.FASTTCM.DECODER_DROPOUT", 0.0,
+        "MODEL.RECOGNIZER.IMAGE_SIZE", (16, 32),
+        "MODEL.RECOGNIZER.DECODER_DROPOUT", 0.0,
+        "MODEL.RECOGNIZER.MAX_LABEL_LENGTH", 10,
+        "MODEL.RECOGNIZER.PERM_NUM", 2,
+        "MODEL.SPOTTER.MAX_TRAIN_CROPS", 64,
+        "TEST.SPOTTER.CROP_BATCH_SIZE", 64,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -266,7 +269,7 @@ def test_checkpoints_of_detector_and_recognizer_load_by_name(model):
 
 def test_optimizer_groups_cover_every_trainable_parameter_once(model):
     cfg = _tiny_cfg()
-    groups = model.optimizer_param_groups(cfg)
+    groups = build_param_groups(model, cfg)
     ids = [id(p) for g in groups for p in g["params"]]
     assert len(ids) == len(set(ids)) == sum(p.requires_grad for p in model.parameters())
     decoder = {id(p) for p in model.recognizer.visual_decoder.parameters()}

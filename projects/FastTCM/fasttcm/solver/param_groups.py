@@ -1,4 +1,7 @@
-"""Optimizer parameter groups of FastTCM models (DECISIONS.md section 2, tcm_fasttcm.md 4.1).
+"""Optimizer parameter groups of FastTCM models (detectors with CLIP RN50 encoders).
+
+The official TCM / FastTCM recipe keeps the CLIP text encoder frozen, trains the CLIP image
+encoder at a tenth of the base lr and the new modules at the base lr:
 
 * CLIP text encoder: frozen (``requires_grad=False``), so it is left out; gradients still flow
   through it to the context vectors, the meta query and the prompt generator.
@@ -38,7 +41,7 @@ def get_fasttcm_optimizer_params(
     image_encoder_lr_factor: float = 0.1,
     text_encoder_lr_factor: float = 0.1,
 ) -> List[Dict[str, Any]]:
-    """Parameter groups for ``torch.optim`` with explicit ``lr`` and ``weight_decay`` in every group.
+    """Parameter groups for ``torch.optim``, explicit ``lr`` and ``weight_decay`` in every group.
 
     Modules are recognised by type (:class:`CLIPImageEncoder`, :class:`CLIPTextContextEncoder`),
     so wrappers (e.g. DistributedDataParallel) and attribute names do not matter. Parameters with
@@ -59,7 +62,10 @@ def get_fasttcm_optimizer_params(
     lr_factors: Dict[int, float] = {}
     for module in model.modules():
         if isinstance(module, (CLIPImageEncoder, CLIPTextContextEncoder)):
-            factor = image_encoder_lr_factor if isinstance(module, CLIPImageEncoder) else text_encoder_lr_factor
+            if isinstance(module, CLIPImageEncoder):
+                factor = image_encoder_lr_factor
+            else:
+                factor = text_encoder_lr_factor
             for param in module.parameters():
                 lr_factors[id(param)] = factor
 

@@ -1,4 +1,4 @@
-"""CLIP ModifiedResNet image encoder with TCM's dense attention pool (tcm_fasttcm.md section 2.1).
+"""CLIP ModifiedResNet image encoder with TCM's dense attention pool.
 
 The stem, the anti-aliased bottleneck stages and the attention-pool parameters are open_clip's
 (``open_clip.modified_resnet``), so parameter names match CLIP state dicts (``visual.*``). TCM

@@ -1,6 +1,6 @@
 """Frozen CLIP text transformer that takes learnable context vectors and a conditional cue.
 
-tcm_fasttcm.md section 2.2. The layers are open_clip's (``open_clip.transformer.Transformer``,
+The text encoder of TCM / FastTCM. The layers are open_clip's (``open_clip.transformer.Transformer``,
 ``LayerNorm``, ``QuickGELU``) and the parameter names match CLIP state dicts (``token_embedding``,
 ``positional_embedding``, ``transformer.resblocks.*``, ``ln_final``, ``text_projection``).
 """
@@ -97,7 +97,7 @@ class CLIPTextContextEncoder(nn.Module):
         return self.text_projection.shape[1]
 
     def init_parameters(self) -> None:
-        """CLIP's random init (tcm_fasttcm.md section 7.11: no tensor may stay uninitialised)."""
+        """CLIP's random init (no tensor may stay uninitialised)."""
         init_clip_text_tower(self)
 
     def forward(

@@ -1,6 +1,6 @@
 """Read CLIP RN50 weights from a local file and load them into the FastTCM encoders.
 
-Two formats are accepted (DECISIONS.md section 1); nothing is ever downloaded:
+Two formats are accepted; nothing is ever downloaded:
 
 * OpenAI ``RN50.pt``: a TorchScript archive, read with ``torch.jit.load``. Its state dict is
   partly float16 and carries the scalar entries ``input_resolution``, ``context_length`` and

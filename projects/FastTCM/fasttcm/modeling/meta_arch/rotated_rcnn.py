@@ -18,6 +18,8 @@ from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
 from detectron2.structures import Instances
 
+from ..tcm.instance_language_matching import per_class_bce_loss
+
 __all__ = ["FastTCMRotatedRCNN", "rasterize_rotated_boxes"]
 
 
@@ -101,8 +103,6 @@ class FastTCMRotatedRCNN(GeneralizedRCNN):
         return losses
 
     def _ilm_loss(self, logits: torch.Tensor, images, gt_instances: List[Instances]):
-        from ..tcm.instance_language_matching import per_class_bce_loss
-
         num_classes = logits.shape[1]
         height, width = images.tensor.shape[-2:]
         targets = torch.stack([

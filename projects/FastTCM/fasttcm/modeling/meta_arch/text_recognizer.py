@@ -9,14 +9,14 @@ from torch import nn
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY
 
-from ..recognition.clip4str import CLIP4STR, build_clip4str_recognizer, clip4str_param_groups_from_config
+from ..recognition.clip4str import CLIP4STR, build_clip4str_recognizer
 
 __all__ = ["FastTCMTextRecognizer"]
 
 
 @META_ARCH_REGISTRY.register()
 class FastTCMTextRecognizer(nn.Module):
-    """Word-crop recognizer (clip4str.md): batched detectron2 dicts in, losses or strings out.
+    """Word-crop CLIP4STR recognizer (docs/recognizer.md): batched detectron2 dicts in, losses or strings out.
 
     Each input dict holds ``"image"``, a (3, H, W) uint8 RGB crop (the STR mapper resizes crops to
     the recognizer's input size; other sizes are resized here, bicubic), and in training
@@ -91,7 +91,3 @@ class FastTCMTextRecognizer(nn.Module):
             {"text": text, "score": float(score), "char_scores": chars}
             for text, score, chars in zip(texts, scores.tolist(), char_scores)
         ]
-
-    def optimizer_param_groups(self, cfg) -> List[Dict]:
-        """The official CLIP4STR AdamW groups (:func:`clip4str_param_groups`) from ``cfg.SOLVER``."""
-        return clip4str_param_groups_from_config(self.recognizer, cfg)

@@ -13,7 +13,7 @@ from detectron2.structures import Instances
 from detectron2.utils.events import get_event_storage
 from detectron2.utils.logger import log_every_n_seconds
 
-from ..recognition.clip4str import CLIP4STR, build_clip4str_recognizer, clip4str_param_groups_from_config
+from ..recognition.clip4str import CLIP4STR, build_clip4str_recognizer
 from ..recognition.crop_jitter import jitter_side_polygons
 from ..recognition.rectify import polygon_sampling_grids, polygon_validity, sample_crops
 from .text_detector import FastTCMTextDetector
@@ -28,7 +28,7 @@ _COUNT_NAMES = ("skipped_ignore", "skipped_text", "skipped_geometry", "dropped_b
 
 @META_ARCH_REGISTRY.register()
 class FastTCMTextSpotter(FastTCMTextDetector):
-    """End-to-end text spotter: :class:`FastTCMTextDetector` + a CLIP4STR recognizer (clip4str.md 6.3).
+    """End-to-end text spotter: :class:`FastTCMTextDetector` + a CLIP4STR recognizer (docs/recognizer.md).
 
     The detector and the recognizer share no features: the recognizer reads crops of the input
     image rectified along each text polygon (:mod:`fasttcm.modeling.recognition.rectify`), squashed
@@ -340,23 +340,6 @@ class FastTCMTextSpotter(FastTCMTextDetector):
             result["instances"] = self._spotting_instances(instances, index, texts[start:stop], text_scores[start:stop])
             start = stop
         return results
-
-    def optimizer_param_groups(self, cfg) -> List[Dict]:
-        """Detector groups (:func:`build_fasttcm_param_groups`) + the CLIP4STR groups of the recognizer.
-
-        The recognizer keeps its recipe (:func:`clip4str_param_groups`): decoders at
-        ``SOLVER.RECOGNIZER.DECODER_LR_FACTOR`` x ``SOLVER.BASE_LR``, no weight decay on norms,
-        biases, position queries and character embeddings.
-        """
-        from ...solver import build_fasttcm_param_groups  # here: fasttcm.solver imports fasttcm.modeling
-
-        recognizer_params = {id(p) for p in self.recognizer.parameters()}
-        detector_groups = []
-        for group in build_fasttcm_param_groups(self, cfg):
-            params = [p for p in group["params"] if id(p) not in recognizer_params]
-            if params:
-                detector_groups.append({**group, "params": params})
-        return detector_groups + clip4str_param_groups_from_config(self.recognizer, cfg)
 
     # ---------------------------------------------------------------------------------------------
     def _normalize_crops(self, crops: torch.Tensor, num_channels: int) -> torch.Tensor:

@@ -1,14 +1,11 @@
-"""CLIP4STR scene-text recognition (CLIP4STR, Zhao et al.): tokenizer, permutation LM, decoders, decoding."""
+"""CLIP4STR scene-text recognition (CLIP4STR, Zhao et al.): tokenizer, permutation LM, decoders,
+decoding. The optimizer recipe of the recognizer is in :mod:`fasttcm.solver`."""
 
+from ..clip.vision_text_model import CLIPVisionTextModel
+from ..clip.vision_text_weights import load_clip4str_clip_weights
 from .tokenizer import CharsetTokenizer
-from .clip4str import (
-    CLIP4STR,
-    CharacterDecoder,
-    CLIPVisionTextModel,
-    build_clip4str_recognizer,
-    clip4str_param_groups,
-    load_clip4str_clip_weights,
-)
+from .clip4str import CLIP4STR, build_clip4str_recognizer
+from .decoder import CharacterDecoder
 from .decoding import autoregressive_decode, refine_decode
 from .plm import generate_permutations, permutation_attention_masks
 
@@ -19,7 +16,6 @@ __all__ = [
     "CharsetTokenizer",
     "autoregressive_decode",
     "build_clip4str_recognizer",
-    "clip4str_param_groups",
     "generate_permutations",
     "load_clip4str_clip_weights",
     "permutation_attention_masks",

@@ -1,8 +1,9 @@
 """Inference with one two-stream character decoder: greedy autoregressive decoding and refinement.
 
-clip4str.md section 1.7 (PARSeq's ``forward``). The decoder is any module called as
+Follows PARSeq's ``forward``. The decoder is any module called as
 ``decoder(tokens, memory, content_mask=..., query_mask=..., padding_mask=..., query_slice=...)``
-returning ``(logits, features)`` (:class:`~fasttcm.modeling.recognition.clip4str.CharacterDecoder`).
+returning ``(logits, features)``
+(:class:`~fasttcm.modeling.recognition.decoder.CharacterDecoder`).
 Positions are output slots 0..L-1: slot i predicts the (i + 1)-th token after BOS (a character
 or EOS). CLIP4STR's dual predict-and-refine order, which chains two decoders and the text
 encoder, is :meth:`~fasttcm.modeling.recognition.clip4str.CLIP4STR.forward`.
@@ -97,8 +98,8 @@ def refine_decode(
     The context is ``[BOS, argmax(logits)[:, :-1]]``; tokens from the first EOS on are
     key-padding masked; all `num_queries` slots are queried at once with the cloze mask of
     :func:`cloze_query_mask`. The content stream keeps the causal mask; the official code edits
-    one tensor aliased as both masks (pitfall P9), which only matters for decoders deeper than one
-    layer (the last layer never updates the content stream).
+    one tensor aliased as both masks (so the cloze edit changes its content mask too), which only
+    matters for decoders deeper than one layer (the last layer never updates the content stream).
 
     Args:
         decoder: the character decoder.

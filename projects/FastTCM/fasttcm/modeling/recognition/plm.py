@@ -1,6 +1,6 @@
 """Permutation language modelling (PARSeq / CLIP4STR training): orders and their attention masks.
 
-clip4str.md section 1.6. A *permutation* of a batch whose longest label has T characters is a
+PARSeq's training objective. A *permutation* of a batch whose longest label has T characters is a
 LongTensor of T + 2 token positions ``[0, p_1 + 1, ..., p_T + 1, T + 1]``: position 0 is BOS,
 positions 1..T the characters, T + 1 the EOS, and the order says in which sequence the characters
 are generated. BOS always comes first and EOS last, except in the second permutation, where EOS is

@@ -1,4 +1,4 @@
-"""FastTCM-CR50 text-image interaction modules (tcm_fasttcm.md sections 2-3)."""
+"""FastTCM-CR50 text-image interaction modules (described in projects/FastTCM/docs/model.md)."""
 from .backbone import FastTCMBackbone, resolve_class_prompts
 from .bimodal_similarity_matching import BimodalSimilarityMatching
 from .context_decoder import ContextDecoder, ContextDecoderLayer, TextContextDecoder

@@ -1,6 +1,6 @@
 """FastTCMBackbone: the CR50 image encoder plus TCM/FastTCM's text branch, as a detectron2 Backbone.
 
-Forward order (tcm_fasttcm.md section 2.8):
+Forward order (docs/model.md, "Forward order"):
 
 1. image encoder -> res2..res5, global vector I-bar (B, D), dense map I (B, D, H/32, W/32);
 2. language prompt cc = LPG(I-bar) ("tcm") or LPG(MQ) ("fasttcm", cached in eval mode); no cc when

@@ -1,7 +1,8 @@
 """Bimodal Similarity Matching (BSM), FastTCM's image conditioning of a cached text embedding.
 
-tcm_fasttcm.md section 3.2 with the fix of DECISIONS.md section 2: g = normalize(W I-bar),
-t = normalize(t), t-hat = <t, g> g + t, W a D x D linear map initialised to the identity.
+g = normalize(W I-bar), t = normalize(t), t-hat = <t, g> g + t, W a D x D linear map initialised
+to the identity. The released FastTCM code's 1024 x 512 projection cannot run, hence this form
+(docs/design_choices.md, "BSM projection").
 """
 import torch
 import torch.nn.functional as F

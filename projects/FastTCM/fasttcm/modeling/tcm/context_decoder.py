@@ -1,8 +1,9 @@
 """Cross-attention context decoder shared by the visual prompt generator and the text side.
 
-tcm_fasttcm.md sections 2.4-2.5 (DenseCLIP-style): queries and memory are projected from D (1024)
-to the decoder width (256), pass through pre-norm decoder layers (self-attention over the queries,
-cross-attention to the memory, MLP), and are projected back to D.
+DenseCLIP-style (docs/model.md, "Visual prompt generator" and "Text-side context decoder"):
+queries and memory are projected from D (1024) to the decoder width (256), pass through pre-norm
+decoder layers (self-attention over the queries, cross-attention to the memory, MLP), and are
+projected back to D.
 """
 import torch
 import torch.nn.functional as F
@@ -109,7 +110,8 @@ class TextContextDecoder(nn.Module):
     """Text-side post-model prompting: t <- t + gamma * ContextDecoder(t, [I-bar; I]).
 
     gamma is a learnable per-channel gate (D,) initialised small (1e-3), so the refinement starts
-    close to the identity. The memory is the *un-prompted* visual context (tcm_fasttcm.md 2.8).
+    close to the identity. The memory is the *un-prompted* visual context (the map I before the VPG
+    adds its prompt).
     """
 
     def __init__(self, *, embed_dim: int = 1024, width: int = 256, heads: int = 4, layers: int = 3,

@@ -1,4 +1,4 @@
-"""Instance-language matching (ILM): cosine score map and its auxiliary losses (tcm_fasttcm.md 2.6)."""
+"""Instance-language matching (ILM): cosine score map and its auxiliary losses (docs/model.md, ILM)."""
 import torch
 import torch.nn.functional as F
 

@@ -1,6 +1,6 @@
 """Language prompt generator (LPG) and the eval-mode text-embedding cache.
 
-tcm_fasttcm.md sections 2.3 and 3.1. The LPG turns a 1024-d query into the conditional cue cc
+See docs/model.md, "Language prompt generator". The LPG turns a 1024-d query into the conditional cue cc
 (512-d, the token width) that is added to every input position of the text encoder:
 
 * MODE "tcm": the query is the global image vector I-bar, so cc and the text embedding change

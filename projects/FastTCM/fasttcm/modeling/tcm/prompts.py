@@ -1,4 +1,4 @@
-"""Class prompts with learnable context vectors (CoOp-style; tcm_fasttcm.md section 2.2)."""
+"""Class prompts with learnable context vectors (CoOp-style; see docs/model.md, "Text encoder and class prompts")."""
 from typing import List, Sequence
 
 import torch

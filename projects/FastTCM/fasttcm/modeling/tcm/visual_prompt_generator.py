@@ -1,4 +1,4 @@
-"""Visual prompt generator (VPG): image tokens attend to the text embeddings (tcm_fasttcm.md 2.5)."""
+"""Visual prompt generator (VPG): image tokens attend to the text embeddings (docs/model.md, VPG)."""
 import torch
 from torch import nn
 

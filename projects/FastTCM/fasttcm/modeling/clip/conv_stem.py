@@ -32,7 +32,14 @@ class ConvPatchStem(nn.Module):
     Channels start at ``base_channels`` and double at every stride-2 step (capped at `width`).
     """
 
-    def __init__(self, patch_size: Tuple[int, int], width: int, *, base_channels: int = 32, in_channels: int = 3):
+    def __init__(
+        self,
+        patch_size: Tuple[int, int],
+        width: int,
+        *,
+        base_channels: int = 32,
+        in_channels: int = 3,
+    ):
         """
         Args:
             patch_size: (p_h, p_w), powers of two; the token grid is (H / p_h, W / p_w).
@@ -41,7 +48,8 @@ class ConvPatchStem(nn.Module):
             in_channels: image channels.
         """
         super().__init__()
-        steps_h, steps_w = _num_halvings(patch_size[0], "height"), _num_halvings(patch_size[1], "width")
+        steps_h = _num_halvings(patch_size[0], "height")
+        steps_w = _num_halvings(patch_size[1], "width")
         num_steps = max(steps_h, steps_w, 1)
         layers = []
         channels = in_channels

@@ -21,7 +21,7 @@ INSTANT = REPO / "projects/FastTCM/configs/quick_schedules/fasttcm_cr50_fpn_dbne
 @pytest.fixture(scope="module")
 def datasets_root(tmp_path_factory):
     """$DETECTRON2_DATASETS holding tiny synthetic_text_{train,test} splits (the builtin names)."""
-    from fasttcm.data.synthetic.scene_text import generate_text_dataset
+    from fasttcm.data.synthetic.scene_text_dataset import generate_text_dataset
 
     root = tmp_path_factory.mktemp("datasets")
     generate_text_dataset(root / "synthetic_text" / "train", 6, seed=0, image_size=(128, 128))

@@ -187,7 +187,7 @@ def benchmark_backbone(args: argparse.Namespace) -> List[Dict]:
             seconds = median_seconds(lambda: backbone.forward_with_aux(image), args.runs, device)
         rows.append({"task": "backbone", "op": label, "mode": mode,
                      "size": "1x3x640x640, RN50 widths", "seconds": seconds})
-        del backbone
+        backbone = None  # free the model before the next one is built
     t = {r["mode"]: r["seconds"] for r in rows}
     rows.append({"task": "backbone", "op": "ratio fasttcm/tcm", "size": "",
                  "seconds": t["fasttcm"] / t["tcm"], "unit": "ratio"})

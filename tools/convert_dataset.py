@@ -12,38 +12,22 @@ temporary name and renamed into place. The expected raw layout of each dataset i
 ``datasets/README.md`` and in the docstring of its converter module
 (``fasttcm.data.converters.<name>``).
 
-More datasets are added by adding an entry to ``CONVERTERS``: a function
-``convert(src, dst, *, gt_root, image_mode, overwrite)``.
+More datasets are added by adding an entry to
+``fasttcm.data.converters.catalog.CONVERTERS``: the reader of the dataset's native files and its
+splits.
 """
 
 import argparse
 import logging
 import sys
 
-from fasttcm.data.converters import art, ctw1500, icdar2015, msra_td500, synthtext, totaltext
-
-# CLI name -> (converter, one-line description)
-CONVERTERS = {
-    "icdar2015": (icdar2015.convert, "ICDAR 2015 incidental text (gt_img_<n>.txt quadrilaterals)"),
-    "totaltext": (
-        totaltext.convert,
-        "Total-Text (poly_gt_<img>.txt 'x: [[..]], y: [[..]]' polygons)",
-    ),
-    "ctw1500": (ctw1500.convert, "SCUT-CTW1500 (XML train labels, '####' test labels)"),
-    "td500": (msra_td500.convert, "MSRA-TD500 (.gt rotated rectangles, difficult -> ignore)"),
-    "art": (art.convert, "ICDAR 2019 ArT (train_labels.json polygons)"),
-    "synthtext": (
-        synthtext.convert,
-        "SynthText 800k (gt.mat word quads; train only, no evaluation GT; --images symlink "
-        "recommended)",
-    ),
-}
+from fasttcm.data.converters.catalog import CONVERTERS, convert
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        epilog="datasets: " + "; ".join(f"{k}: {v[1]}" for k, v in CONVERTERS.items()),
+        epilog="datasets: " + "; ".join(f"{k}: {v.summary}" for k, v in CONVERTERS.items()),
     )
     parser.add_argument("dataset", choices=sorted(CONVERTERS), help="which raw dataset --src holds")
     parser.add_argument("--src", required=True, help="folder holding the extracted raw dataset")
@@ -70,9 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] %(message)s")
-    convert, _ = CONVERTERS[args.dataset]
     try:
         outputs = convert(
+            args.dataset,
             args.src,
             args.dst,
             gt_root=args.gt_dir,

@@ -21,17 +21,25 @@ import argparse
 import logging
 import sys
 
-from fasttcm.data.converters.common import ConversionError
+from fasttcm.data.converters.source_files import ConversionError
 from fasttcm.data.converters.str_lmdb import LABEL_FORMATS, convert_crops_to_lmdb
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", required=True, help="folder the image paths of the labels file are relative to")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--images", required=True, help="folder the image paths of the labels file are relative to"
+    )
     parser.add_argument("--labels", required=True, help="labels file (see --format)")
     parser.add_argument("--out", required=True, help="LMDB folder to create")
-    parser.add_argument("--format", default="tsv", choices=LABEL_FORMATS, help="labels file format (default: tsv)")
-    parser.add_argument("--no-check", action="store_true", help="do not decode images to skip broken ones")
+    parser.add_argument(
+        "--format", default="tsv", choices=LABEL_FORMATS, help="labels file format (default: tsv)"
+    )
+    parser.add_argument(
+        "--no-check", action="store_true", help="do not decode images to skip broken ones"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     return parser
 

@@ -19,11 +19,11 @@ import time
 
 from detectron2.config import get_cfg
 from detectron2.data import MetadataCatalog
-from detectron2.data.detection_utils import read_image
 from detectron2.engine import DefaultPredictor
 from detectron2.utils.logger import setup_logger
 
 from fasttcm import add_fasttcm_config
+from fasttcm.data.image_io import read_image
 from fasttcm.utils.atomic_io import atomic_write_text
 from fasttcm.utils.visualizer import FastTCMVisualizer, instances_to_records
 

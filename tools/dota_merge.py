@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Merge patch-level DOTA Task-1 results into full-image ones (evaluation.md section 6, "Merge").
+"""Merge patch-level DOTA Task-1 results into full-image ones, as the DOTA devkit's merge step.
 
 Example::
 
@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from fasttcm.data.datasets.dota_meta import dota_class_names
-    from fasttcm.data.dota_merge import merge_task1_dir
+    from fasttcm.evaluation.dota_merge import merge_task1_dir
 
     try:
         classes = dota_class_names(args.classes) if args.classes else None

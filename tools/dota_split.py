@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Cut DOTA images and labels into patches, driven by a split config (evaluation.md section 6).
+"""Cut DOTA images and labels into patches, driven by a split config (the devkit's ``splitbase``).
 
 Example (single-scale trainval of DOTA-v1.0 under $DETECTRON2_DATASETS, 4 worker processes)::
 

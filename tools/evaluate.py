@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Offline evaluation of result files against ground-truth files, as the official scripts do.
 
-Text detection (ICDAR IoU protocol or Total-Text DetEval, evaluation.md sections 1-2)::
+Text detection (ICDAR IoU protocol or Total-Text DetEval; rules in projects/FastTCM/docs/protocols.md)::
 
     tools/evaluate.py --task det --gt GT --pred PRED [--protocol iou|deteval] [--score-sweep]
 
@@ -16,7 +16,7 @@ file and line number (exit status 1).
 The ``det_txt/`` folder written by ``TextDetEvaluator`` is a valid PRED: this script then reports
 the evaluator's numbers.
 
-DOTA Task 1 (oriented boxes, the devkit's ``dota_evaluation_task1.py``, evaluation.md section 5)::
+DOTA Task 1 (oriented boxes, the devkit's ``dota_evaluation_task1.py``; docs/protocols.md)::
 
     tools/evaluate.py --task dota --gt LABELTXT_DIR --pred TASK1_DIR [--classes dota10|dota15]
 
@@ -24,7 +24,7 @@ GT is a folder of full-image ``<image>.txt`` labelTxt files (the image set); PRE
 ``Task1_<class>.txt`` per class (``<image> <score> x1 y1 ... x4 y4``), e.g. the output folder of
 ``DOTAEvaluator``. The JSON line has ``mAP`` and ``AP`` (class name -> AP50), in percent.
 
-End-to-end text spotting (RRC rules, evaluation.md section 3; lexicons section 3.1)::
+End-to-end text spotting (RRC rules and lexicons; docs/protocols.md)::
 
     tools/evaluate.py --task e2e --gt GT --pred PRED [--word-spotting]
         [--lexicon none|generic|weak|strong|full --lexicon-dir DIR] [--far-off-rule adelaidet|testr]

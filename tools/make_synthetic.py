@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Write a synthetic dataset to disk (DECISIONS.md section 5: data that needs no download).
+"""Write a synthetic dataset to disk (data that needs no download; see projects/FastTCM/docs/design_choices.md).
 
 Example::
 
@@ -26,7 +26,7 @@ import time
 from typing import Callable, Dict
 
 from fasttcm.data.synthetic.aerial import make_aerial_dataset
-from fasttcm.data.synthetic.scene_text import generate_text_dataset
+from fasttcm.data.synthetic.scene_text_dataset import generate_text_dataset
 from fasttcm.data.synthetic.word_crops import generate_word_crops
 
 #: Synthetic dataset kinds by name: generator functions with the signature described above.

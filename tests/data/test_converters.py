@@ -12,8 +12,17 @@ import pytest
 import shapely
 from PIL import Image
 
-from fasttcm.data.converters import art, common, ctw1500, icdar2015, msra_td500, totaltext
-from fasttcm.data.converters.common import ConversionError
+from fasttcm.data.converters import (
+    annotations,
+    art,
+    ctw1500,
+    icdar2015,
+    icdar_gt,
+    msra_td500,
+    totaltext,
+)
+from fasttcm.data.converters.catalog import convert
+from fasttcm.data.converters.source_files import ConversionError, image_size
 from fasttcm.data.datasets.text import load_text_json
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,7 +88,7 @@ def make_icdar2015(src):
 def test_icdar2015_parse_and_convert(tmp_path):
     src, dst = tmp_path / "raw", tmp_path / "datasets" / "icdar2015"
     make_icdar2015(src)
-    outputs = icdar2015.convert(src, dst)
+    outputs = convert("icdar2015", src, dst)
 
     assert set(outputs) == {"train", "test"}
     train = read_json(dst / "train.json")
@@ -141,18 +150,18 @@ def test_icdar2015_missing_folders_and_gt(tmp_path):
 def test_no_overwrite_unless_asked_and_atomic_failure(tmp_path):
     src, dst = tmp_path / "raw", tmp_path / "out" / "icdar2015"
     make_icdar2015(src)
-    icdar2015.convert(src, dst, image_mode="symlink")
+    convert("icdar2015", src, dst, image_mode="symlink")
     assert os.path.islink(dst / "train_images/img_1.jpg")
     before = (dst / "train.json").read_bytes()
     with pytest.raises(FileExistsError, match="train.json"):
-        icdar2015.convert(src, dst)
+        convert("icdar2015", src, dst)
     assert (dst / "train.json").read_bytes() == before
 
     # Replace one label; --overwrite swaps every output in.
     write_text(
         src / "ch4_training_localization_transcription_gt/gt_img_2.txt", "1,1,5,1,5,5,1,5,new\n"
     )
-    icdar2015.convert(src, dst, overwrite=True)
+    convert("icdar2015", src, dst, overwrite=True)
     assert anns_of(read_json(dst / "train.json"), "img_2.jpg")[0]["text"] == "new"
     assert not os.path.islink(dst / "train_images/img_1.jpg")  # copies now
 
@@ -160,7 +169,7 @@ def test_no_overwrite_unless_asked_and_atomic_failure(tmp_path):
     (src / "ch4_test_images/img_1.jpg").write_bytes(b"not an image")
     dst2 = tmp_path / "out2" / "icdar2015"
     with pytest.raises(ConversionError, match="img_1.jpg"):
-        icdar2015.convert(src, dst2)
+        convert("icdar2015", src, dst2)
     leftovers = list((tmp_path / "out2").rglob("*"))
     assert all(p.is_dir() for p in leftovers)  # at most the empty parents
     assert not any(p.name.endswith(".tmp") for p in leftovers)
@@ -191,6 +200,8 @@ def test_cli(tmp_path, capsys):
     assert tool.main(args) == 1
     assert "refusing to overwrite" in capsys.readouterr().err
     assert tool.main(args + ["--overwrite"]) == 0
+    with pytest.raises(ValueError, match="unknown dataset 'nope'"):
+        convert("nope", src, dst)
 
 
 # ------------------------------------------------------------------------------------ Total-Text
@@ -203,9 +214,11 @@ def test_totaltext(tmp_path):
     write_image(src / "Images/Test/img1.jpg")
     write_text(
         src / "txt_format/Train/poly_gt_img11.txt",
-        "x: [[115 503 494 115]], y: [[322 346 426 404]], ornt: [u'm'], transcriptions: [u'nauGHTY']\n"
+        "x: [[115 503 494 115]], y: [[322 346 426 404]], ornt: [u'm'], "
+        "transcriptions: [u'nauGHTY']\n"
         # A record wrapped over two lines, curved, 6 points.
-        "x: [[ 10  20  30\n  30  20  10]], y: [[5 3 5 15 13 15]], ornt: [u'c'], transcriptions: [u\"it's\"]\n"
+        "x: [[ 10  20  30\n  30  20  10]], y: [[5 3 5 15 13 15]], ornt: [u'c'], "
+        "transcriptions: [u\"it's\"]\n"
         "x: [[1 9 9 1]], y: [[1 1 9 9]], ornt: [u'#'], transcriptions: [u'#']\n"
         # A 2-point record cannot be a polygon: skipped with a warning.
         "x: [[1 9]], y: [[1 1]], ornt: [u'h'], transcriptions: [u'no']\n"
@@ -216,7 +229,7 @@ def test_totaltext(tmp_path):
         src / "txt_format/Test/poly_gt_img1.txt",
         "x: [[1 9 9 1]], y: [[1 1 9 9]], ornt: [u'h'], transcriptions: [u'Hi']\n",
     )
-    totaltext.convert(src, dst)
+    convert("totaltext", src, dst)
     train = read_json(dst / "train.json")
     assert [i["file_name"] for i in train["images"]] == ["img2.JPG", "img11.jpg"]
     anns = anns_of(train, "img11.jpg")
@@ -284,7 +297,8 @@ def test_ctw1500(tmp_path):
     write_text(
         src / "ctw1500_train_labels/0200.xml",
         '<Annotations><image file="0200.jpg">'
-        f'<box height="197" left="131" top="49" width="399"><label>OLATHE</label><segs>{segs}</segs>'
+        '<box height="197" left="131" top="49" width="399"><label>OLATHE</label>'
+        f"<segs>{segs}</segs>"
         '<pts x="183" y="95" /><pts x="251" y="89" /></box>'
         f'<box height="9" left="1" top="1" width="9"><label>###</label><segs>{segs}</segs></box>'
         "</image></Annotations>",
@@ -294,7 +308,7 @@ def test_ctw1500(tmp_path):
         src / "ctw1500_test_labels/0001001.txt",
         f"{segs},####Latin 9\n{segs},#######\n{segs},####a,b\n",
     )
-    ctw1500.convert(src, dst)
+    convert("ctw1500", src, dst)
     train = read_json(dst / "train.json")
     anns = anns_of(train, "0200.jpg")
     assert [a["text"] for a in anns] == ["OLATHE", "###"] and [a["ignore"] for a in anns] == [
@@ -355,7 +369,7 @@ def test_td500(tmp_path):
     write_text(src / "train/IMG_0001.gt", "0 0 10 20 40 10 0\n1 1 5 5 20 8 0.5\n")
     write_image(src / "test/IMG_0002.JPG")
     write_text(src / "test/IMG_0002.gt", "")
-    msra_td500.convert(src, dst)
+    convert("td500", src, dst)
     train = read_json(dst / "train.json")
     anns = anns_of(train, "IMG_0001.JPG")
     assert [a["ignore"] for a in anns] == [False, True] and [a["text"] for a in anns] == ["", "###"]
@@ -403,16 +417,19 @@ def test_art(tmp_path):
         "gt_99": [],
     }
     write_text(src / "train_labels.json", json.dumps(labels, ensure_ascii=False))
-    outputs = art.convert(src, dst)
+    outputs = convert("art", src, dst)
     assert set(outputs) == {"train"}
     train = read_json(dst / "train.json")
     anns = anns_of(train, "gt_0.jpg")
     assert [a["text"] for a in anns] == ["HELLO", "###", "中文"]
     assert [a["ignore"] for a in anns] == [False, True, False]
     assert anns[0]["polygon"] == labels["gt_0"][0]["points"]
-    assert (tmp_path / "datasets/evaluation/art_gt/train/gt_gt_0.txt").read_text(
-        encoding="utf-8"
-    ).splitlines() == ["1,1,20,1,20,9,10,12,1,9,HELLO", "2,2,5,2,5,5,2,5,###", "3,3,8,3,8,8,3,8,中文"]
+    gt_file = tmp_path / "datasets/evaluation/art_gt/train/gt_gt_0.txt"
+    assert gt_file.read_text(encoding="utf-8").splitlines() == [
+        "1,1,20,1,20,9,10,12,1,9,HELLO",
+        "2,2,5,2,5,5,2,5,###",
+        "3,3,8,3,8,8,3,8,中文",
+    ]
     write_text(
         src / "train_labels.json", json.dumps({"gt_0": [{"transcription": "a"}], "gt_1": []})
     )
@@ -424,9 +441,9 @@ def test_art(tmp_path):
 
 
 def test_image_size_applies_exif_orientation(tmp_path):
-    assert common.image_size(write_image(tmp_path / "a.jpg", (30, 40))) == (30, 40)
+    assert image_size(write_image(tmp_path / "a.jpg", (30, 40))) == (30, 40)
     # Orientation 6 (rotate 90 degrees): detectron2's read_image returns a 40x30 image.
-    assert common.image_size(write_image(tmp_path / "b.jpg", (30, 40), exif_orientation=6)) == (
+    assert image_size(write_image(tmp_path / "b.jpg", (30, 40), exif_orientation=6)) == (
         40,
         30,
     )
@@ -434,24 +451,26 @@ def test_image_size_applies_exif_orientation(tmp_path):
 
 def test_format_icdar_gt_line_and_gt_name():
     poly = np.array([[1.0, 2.0], [3.25, 4.0], [5.0, -0.0001]])
-    assert common.format_icdar_gt_line(poly, "a,b\nc") == "1,2,3.25,4,5,0,a,b c"
-    assert common.format_icdar_gt_line(poly, "2015") == "1,2,3.25,4,5,0,2015"
+    assert icdar_gt.format_icdar_gt_line(poly, "a,b\nc") == "1,2,3.25,4,5,0,a,b c"
+    assert icdar_gt.format_icdar_gt_line(poly, "2015") == "1,2,3.25,4,5,0,2015"
     # Text that would read as more coordinates, or as a quoted string, is quoted (RRC rule).
-    assert common.format_icdar_gt_line(poly, "1,000") == '1,2,3.25,4,5,0,"1,000"'
-    assert common.format_icdar_gt_line(poly, '"a\\b"') == '1,2,3.25,4,5,0,"\\"a\\\\b\\""'
-    assert common.eval_gt_file_name("sub/img_12.jpg") == "gt_img_12.txt"
+    assert icdar_gt.format_icdar_gt_line(poly, "1,000") == '1,2,3.25,4,5,0,"1,000"'
+    assert icdar_gt.format_icdar_gt_line(poly, '"a\\b"') == '1,2,3.25,4,5,0,"\\"a\\\\b\\""'
+    assert icdar_gt.eval_gt_file_name("sub/img_12.jpg") == "gt_img_12.txt"
 
 
 def test_make_annotation_skips_unrepresentable(tmp_path, caplog):
     with caplog.at_level("WARNING"):
-        assert common.make_annotation([1, 2, 3, 4], "a", False, path="f.txt", line=7) is None
+        assert annotations.make_annotation([1, 2, 3, 4], "a", False, path="f.txt", line=7) is None
         assert (
-            common.make_annotation([[0, 0], [1, 0], [float("nan"), 1]], "a", False, path="f.txt")
+            annotations.make_annotation(
+                [[0, 0], [1, 0], [float("nan"), 1]], "a", False, path="f.txt"
+            )
             is None
         )
     assert "f.txt, line 7: skipping a polygon with 2 point(s)" in caplog.text
     assert "non-finite" in caplog.text
-    closed = common.make_annotation([0, 0, 4, 0, 4, 4, 0, 0], "###", False, path="f.txt")
+    closed = annotations.make_annotation([0, 0, 4, 0, 4, 4, 0, 0], "###", False, path="f.txt")
     assert closed.polygon.shape == (3, 2) and closed.ignore
     with pytest.raises(ConversionError, match="odd number"):
-        common.make_annotation([1, 2, 3], "a", False, path="f.txt")
+        annotations.make_annotation([1, 2, 3], "a", False, path="f.txt")

@@ -8,14 +8,10 @@ import pytest
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
-from fasttcm.data.datasets.dota import (
-    SYNTHETIC_AERIAL_SPLITS,
-    DOTAFormatError,
-    load_dota_dicts,
-    read_dota_labels,
-    register_all_dota,
-    register_dota,
-)
+
+from fasttcm.data.datasets.builtin import SYNTHETIC_AERIAL_SPLITS, register_all_dota
+from fasttcm.data.datasets.dota import load_dota_dicts, register_dota
+from fasttcm.data.datasets.dota_labels import DOTAFormatError, read_dota_labels
 from fasttcm.data.datasets.dota_meta import (
     DOTA_V1_0_CLASSES,
     canonical_dota_version,
@@ -211,9 +207,9 @@ def test_register_all_dota_names_and_layout(tmp_path, isolated_catalogs):
 def test_synthetic_splits_are_generated_and_cut_on_first_load(
     tmp_path, isolated_catalogs, monkeypatch
 ):
-    import fasttcm.data.datasets.dota as dota
+    import fasttcm.data.datasets.builtin as builtin
 
-    monkeypatch.setitem(dota.SYNTHETIC_AERIAL_SPLITS, "test", (1, 1))  # one image, seed 1
+    monkeypatch.setitem(builtin.SYNTHETIC_AERIAL_SPLITS, "test", (1, 1))  # one image, seed 1
     register_all_dota(str(tmp_path))
     assert not (tmp_path / "synthetic_aerial").exists()  # nothing generated at registration
     patches = DatasetCatalog.get("synthetic_aerial_test_ss1024")

@@ -1,4 +1,4 @@
-"""DOTA split into patches and merge back (evaluation.md section 6)."""
+"""DOTA split into patches and merge back (docs/protocols.md, "DOTA split and merge")."""
 
 import json
 import os
@@ -8,15 +8,9 @@ import numpy as np
 import pytest
 import shapely
 
-from fasttcm.data.datasets.dota import read_dota_labels
+from fasttcm.data.datasets.dota_labels import read_dota_labels
 from fasttcm.data.datasets.dota_meta import DOTA_V1_0_CLASSES
-from fasttcm.data.dota_merge import (
-    PatchOrigin,
-    format_patch_name,
-    merge_patch_detections,
-    merge_task1_dir,
-    parse_patch_name,
-)
+from fasttcm.data.dota_patch_names import PatchOrigin, format_patch_name, parse_patch_name
 from fasttcm.data.dota_split import (
     SplitConfig,
     load_split_config,
@@ -25,7 +19,12 @@ from fasttcm.data.dota_split import (
     window_origins,
 )
 from fasttcm.data.synthetic.aerial import generate_aerial_dataset
-from fasttcm.evaluation.protocols.dota_ap import ClassDetections, read_task1_dir, write_task1_dir
+from fasttcm.evaluation.dota_merge import merge_patch_detections, merge_task1_dir
+from fasttcm.evaluation.protocols.dota_task1_io import (
+    ClassDetections,
+    read_task1_dir,
+    write_task1_dir,
+)
 from fasttcm.utils.geometry import poly_to_xywha, xywha_to_poly
 
 CLASSES = list(DOTA_V1_0_CLASSES)

@@ -15,15 +15,15 @@ from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from fasttcm import add_fasttcm_config
-from fasttcm.data.converters.common import ConversionError
+from fasttcm.data.converters.source_files import ConversionError
 from fasttcm.data.converters.str_lmdb import StrLmdbWriter, convert_crops_to_lmdb, parse_labels_file
 from fasttcm.data.datasets.str_lmdb import (
     find_lmdb_dirs,
     load_str_lmdb,
-    load_synthetic_words_split,
     register_str_lmdb,
     scan_str_lmdb,
 )
+from fasttcm.data.datasets.synthetic_splits import load_synthetic_words_split
 from fasttcm.data.str_mapper import STRDatasetMapper, WordCropRandAugment
 from fasttcm.data.synthetic.word_crops import generate_word_crops
 from fasttcm.structures.charset import CharsetAdapter, load_charset

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import shapely
 
-from fasttcm.data.datasets.dota import read_dota_labels
+from fasttcm.data.datasets.dota_labels import read_dota_labels
 from fasttcm.data.datasets.dota_meta import DOTA_V1_0_CLASSES
 from fasttcm.data.synthetic.aerial import (
     ensure_aerial_dataset,

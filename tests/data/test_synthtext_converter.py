@@ -14,8 +14,8 @@ from PIL import Image
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from fasttcm.data.converters import synthtext
-from fasttcm.data.converters.common import ConversionError
+from fasttcm.data.converters import synthtext, synthtext_gt
+from fasttcm.data.converters.source_files import ConversionError
 from fasttcm.data.datasets.text import load_text_json
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,7 +59,7 @@ def write_image(path, height, width):
 
 
 def make_synthtext(src, *, imnames=None, word_bbs=None, txts=None):
-    """A 3-image SynthText folder: multi-line text, a single-word (2, 4) wordBB, degenerate quads."""
+    """A 3-image SynthText folder: multi-line text, a one-word (2, 4) wordBB, degenerate quads."""
     write_image(src / "1/ant+hill_1_0.jpg", 80, 128)
     write_image(src / "1/ant+hill_1_1.jpg", 48, 96)
     write_image(src / "2/ballet_106_0.jpg", 50, 40)
@@ -198,16 +198,16 @@ def test_gt_mat_problems(tmp_path):
         synthtext.convert(tmp_path, tmp_path / "out")
     (tmp_path / "gt.mat").write_bytes(b"not a MATLAB file at all" * 8)
     with pytest.raises(ConversionError, match="gt.mat"):
-        synthtext.read_synthtext_gt(tmp_path / "gt.mat")
+        synthtext_gt.read_synthtext_gt(tmp_path / "gt.mat")
     scipy.io.savemat(tmp_path / "gt.mat", {"imnames": cell(["a.jpg"]), "txt": cell(["a"])})
     with pytest.raises(ConversionError, match=r"missing variable\(s\) \['wordBB'\]"):
-        synthtext.read_synthtext_gt(tmp_path / "gt.mat")
+        synthtext_gt.read_synthtext_gt(tmp_path / "gt.mat")
     scipy.io.savemat(
         tmp_path / "gt.mat",
         {"imnames": cell(["a.jpg", "b.jpg"]), "wordBB": cell([QUAD_B.T]), "txt": cell(["a"])},
     )
     with pytest.raises(ConversionError, match="different lengths"):
-        synthtext.read_synthtext_gt(tmp_path / "gt.mat")
+        synthtext_gt.read_synthtext_gt(tmp_path / "gt.mat")
 
 
 def test_quad_hull_area_matches_shapely():
@@ -236,21 +236,21 @@ def test_registered_split(tmp_path):
 
 def test_parse_cell_variants():
     """(2, 4, 1) and empty wordBB, txt as a char matrix or as a cell of strings."""
-    one = synthtext.parse_synthtext_image(
+    one = synthtext_gt.parse_synthtext_image(
         "gt.mat", 4, np.array(["3/x.jpg"]), as_word_bb(QUAD_B[None]), np.array(["  only\n"])
     )
     assert one.file_name == "3/x.jpg" and one.words == ["only"]
     np.testing.assert_array_equal(one.quads, QUAD_B[None])
-    empty = synthtext.parse_synthtext_image(
+    empty = synthtext_gt.parse_synthtext_image(
         "gt.mat", 5, "3/y.jpg", np.zeros((0, 0)), np.zeros(0, dtype="<U1")
     )
     assert empty.quads.shape == (0, 4, 2) and empty.words == []
     words_cell = np.empty(2, dtype=object)
     words_cell[0], words_cell[1] = np.array(["big\nsale"]), np.array(["now"])
-    three = synthtext.parse_synthtext_image(
+    three = synthtext_gt.parse_synthtext_image(
         "gt.mat", 6, "3/z.jpg", as_word_bb(QUADS_C[:3]), words_cell
     )
     assert three.words == ["big", "sale", "now"]
     np.testing.assert_array_equal(three.quads, QUADS_C[:3])
     with pytest.raises(ConversionError, match=r"gt.mat: image 7 \(3/w.jpg\): 1 word box"):
-        synthtext.parse_synthtext_image("gt.mat", 7, "3/w.jpg", QUAD_B.T, words_cell)
+        synthtext_gt.parse_synthtext_image("gt.mat", 7, "3/w.jpg", QUAD_B.T, words_cell)

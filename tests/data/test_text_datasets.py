@@ -19,9 +19,9 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 
 from fasttcm import add_fasttcm_config
-from fasttcm.data.datasets import builtin
 from fasttcm.data.datasets.builtin_meta import TEXT_DATASETS, get_text_dataset_metadata
 from fasttcm.data.datasets.fractions import select_fraction
+from fasttcm.data.datasets.synthetic_splits import load_synthetic_text_split
 from fasttcm.data.datasets.text import (
     CorruptImageError,
     load_text_image_list,
@@ -394,7 +394,7 @@ def test_missing_builtin_split_fails_on_load_with_message(tmp_path):
 
 
 def test_synthetic_split_generated_on_first_load(tmp_path, caplog):
-    dicts = builtin.load_synthetic_text_split(tmp_path, "test", num_images=2, seed=1)
+    dicts = load_synthetic_text_split(tmp_path, "test", num_images=2, seed=1)
     split_dir = tmp_path / "synthetic_text" / "test"
     json_file = split_dir / "annotations.json"
     assert json_file.is_file() and len(dicts) == 2
@@ -408,6 +408,6 @@ def test_synthetic_split_generated_on_first_load(tmp_path, caplog):
     ]  # no temp folders left
     mtime = json_file.stat().st_mtime_ns
     with caplog.at_level(logging.WARNING):
-        again = builtin.load_synthetic_text_split(tmp_path, "test", num_images=3, seed=1)
+        again = load_synthetic_text_split(tmp_path, "test", num_images=3, seed=1)
     assert json_file.stat().st_mtime_ns == mtime and len(again) == 2  # not regenerated
-    assert "was generated with" in caplog.text
+    assert "was built with" in caplog.text

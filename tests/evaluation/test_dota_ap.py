@@ -9,25 +9,28 @@ import pytest
 import shapely
 import torch
 
+from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import Instances, RotatedBoxes
+
+from fasttcm.config import add_fasttcm_config
 from fasttcm.data.datasets.dota import register_dota
 from fasttcm.data.datasets.dota_meta import DOTA_V1_0_CLASSES
 from fasttcm.data.dota_split import SplitConfig, split_dataset
 from fasttcm.data.synthetic.aerial import generate_aerial_dataset
-from detectron2.config import get_cfg
-from fasttcm.config import add_fasttcm_config
 from fasttcm.evaluation import EVALUATORS, DOTAEvaluator, build_evaluator
 from fasttcm.evaluation.offline_dota import evaluate_task1_dirs
 from fasttcm.evaluation.protocols.dota_ap import (
-    ClassDetections,
     ImageObjects,
     class_average_precision,
-    devkit_poly_iou,
     evaluate_task1,
+    voc_ap,
+)
+from fasttcm.evaluation.protocols.dota_iou import devkit_poly_iou
+from fasttcm.evaluation.protocols.dota_task1_io import (
+    ClassDetections,
     read_task1_dir,
     read_task1_file,
-    voc_ap,
     write_task1_dir,
 )
 from fasttcm.utils.geometry import poly_to_xywha, xywha_to_poly
@@ -427,7 +430,7 @@ def test_evaluator_scores_ground_truth_fed_as_predictions(split_synthetic, tmp_p
     gt = {}
     for line in open(root / "raw" / "labelTxt" / "A0000.txt").read().splitlines()[2:]:
         gt.setdefault(line.split()[8], []).append(line)
-    present = [c for c in CLASSES if any(not l.endswith(" 1") for l in gt.get(c, []))]
+    present = [c for c in CLASSES if any(not row.endswith(" 1") for row in gt.get(c, []))]
     assert len(present) >= 3
     expected = {f"AP50-{c}": (100.0 if c in present else 0.0) for c in CLASSES}
     assert results["dota"] == pytest.approx({"mAP50": 100.0 * len(present) / 15, **expected})

@@ -1,4 +1,4 @@
-"""Lexicon correction (evaluation.md 3.1): edit distance, ties, pair lists, far-off rules, files."""
+"""Lexicon correction (docs/protocols.md, "Lexicons"): edit distance, ties, pair lists, far-off rules, files."""
 
 import random
 

@@ -13,8 +13,8 @@ from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import Instances
 
+from fasttcm.data.converters.icdar_gt import format_icdar_gt_line as format_gt_line
 from fasttcm.evaluation import EVALUATORS, TextDetEvaluator, build_evaluator
-from fasttcm.evaluation.protocols.submission_io import format_gt_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

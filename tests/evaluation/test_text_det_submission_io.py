@@ -6,10 +6,10 @@ import zipfile
 import numpy as np
 import pytest
 
+from fasttcm.data.converters.icdar_gt import format_icdar_gt_line
 from fasttcm.evaluation.protocols.submission_io import (
     SubmissionFormatError,
     format_det_line,
-    format_gt_line,
     list_sample_files,
     parse_detections,
     parse_ground_truth,
@@ -17,9 +17,9 @@ from fasttcm.evaluation.protocols.submission_io import (
     read_ground_truth,
     round_scores,
     sample_key,
-    write_sample_folder,
     write_sample_zip,
 )
+from fasttcm.utils.atomic_io import replace_dir_atomic
 
 
 def test_ground_truth_lines_with_commas_numbers_quotes_and_dont_care():
@@ -93,12 +93,68 @@ def test_sample_keys():
     assert sample_key("img_12") == "12"  # an image stem
 
 
-def test_format_round_trip():
-    polygon = np.array([[1.0, 2.0], [30.5, 2.0], [30.5, 12.25], [1.0, 12.0]])
-    for text in ["plain", "a,b", "12", "1,5", 'q"uote', "###", " padded "]:
-        gt = parse_ground_truth(format_gt_line(polygon, text) + "\n")
-        assert gt.texts == (text,)
-        np.testing.assert_array_equal(gt.polygons[0], polygon)
+# Transcriptions that a careless writer or reader would take apart or change: commas, numbers
+# (one or several), quotes (inner, around, escaped), backslashes, the AdelaiDet separator, spaces.
+TRICKY_TRANSCRIPTIONS = [
+    "plain",
+    "a,b",
+    "Hello, world",
+    "a,b, c",
+    ",",
+    "x,",
+    "12",
+    "2015",
+    "-3.5",
+    "1,5",
+    "1,000",
+    "12,ab",
+    "1,2,abc",
+    " 12,34",
+    'q"uote',
+    '"quoted"',
+    ' "spaced quotes" ',
+    '"',
+    '"a\\b"',
+    "back\\slash\\",
+    '\\"',
+    "###",
+    "####",
+    "####x",
+    "a,####b",
+    "12,####b",
+    "",
+    " ",
+    " padded ",
+    "tab\there",
+    "Café 中文",
+]
+
+
+@pytest.mark.parametrize("text", TRICKY_TRANSCRIPTIONS)
+def test_gt_line_round_trip(text):
+    """format_icdar_gt_line -> parse_ground_truth gives back the polygon and the text exactly."""
+    polygons = [
+        np.array([[1.0, 2.0], [30.5, 2.0], [30.5, 12.25], [1.0, 12.0]]),
+        np.array([[0.0, 0.0], [5.125, -1.5], [10.0, 3.0], [7.0, 9.0], [2.0, 8.0]]),
+    ]
+    lines = [format_icdar_gt_line(polygon, text) + "\n" for polygon in polygons]
+    gt = parse_ground_truth("".join(lines))
+    assert gt.texts == (text, text)
+    for got, polygon in zip(gt.polygons, polygons):
+        np.testing.assert_array_equal(got, polygon)
+
+
+def test_gt_line_quoting_and_line_breaks():
+    square = [[0, 0], [10, 0], [10, 10], [0, 10]]
+    assert format_icdar_gt_line(square, "a,b") == "0,0,10,0,10,10,0,10,a,b"
+    assert format_icdar_gt_line(square, "2015") == "0,0,10,0,10,10,0,10,2015"
+    assert format_icdar_gt_line(square, "1,000") == '0,0,10,0,10,10,0,10,"1,000"'
+    assert format_icdar_gt_line(square, "####x") == '0,0,10,0,10,10,0,10,"####x"'
+    # a line break would end the instance: it becomes a space
+    assert parse_ground_truth(format_icdar_gt_line(square, "two\r\nlines")).texts == ("two  lines",)
+
+
+def test_detection_line_format_round_trip():
     # AdelaiDet writes int()-truncated coordinates (toward zero)
     assert (
         format_det_line([[10.9, -0.5], [20.2, 0.0], [20.0, 9.99]], 0.123456789)
@@ -156,12 +212,12 @@ def test_bad_folders_and_duplicate_keys(tmp_path):
 
 def test_atomic_folder_and_zip_writes(tmp_path):
     out = tmp_path / "det_txt"
-    write_sample_folder(str(out), {"res_1.txt": "a\n", "res_2.txt": ""})
-    write_sample_folder(str(out), {"res_3.txt": "c\n"})  # replaces the whole folder
+    replace_dir_atomic(str(out), {"res_1.txt": "a\n", "res_2.txt": ""})
+    replace_dir_atomic(str(out), {"res_3.txt": "c\n"})  # replaces the whole folder
     assert sorted(os.listdir(out)) == ["res_3.txt"]
     assert sorted(os.listdir(tmp_path)) == ["det_txt"]  # no temporary folders left behind
     with pytest.raises(ValueError, match="must not contain a folder"):
-        write_sample_folder(str(out), {"../evil.txt": ""})
+        replace_dir_atomic(str(out), {"../evil.txt": ""})
     assert sorted(os.listdir(out)) == ["res_3.txt"]  # a failed write leaves the old folder intact
     write_sample_zip(str(tmp_path / "det.zip"), {"res_1.txt": "0,0,10,0,10,10,0.5\n"})
     assert read_detections(str(tmp_path / "det.zip"))["1"].scores.tolist() == [0.5]

@@ -15,9 +15,9 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import Instances
 
 from fasttcm.config import add_fasttcm_config
+from fasttcm.data.converters.icdar_gt import format_icdar_gt_line as format_gt_line
 from fasttcm.evaluation import EVALUATORS, TextSpottingEvaluator, build_evaluator
 from fasttcm.evaluation.protocols.lexicon import LexiconError
-from fasttcm.evaluation.protocols.submission_io import format_gt_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

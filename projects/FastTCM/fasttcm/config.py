@@ -5,7 +5,7 @@ from detectron2.config import CfgNode as CN
 def add_fasttcm_config(cfg):
     """Add FastTCM-D2's keys to `cfg` (a detectron2 CfgNode from ``get_cfg()``), in place.
 
-    Each key carries a one-line comment naming the paper symbol or spec section it stands for.
+    Each key carries a one-line comment naming the paper symbol or the docs/ section it stands for.
     detectron2's own defaults are never changed here; configs under ``projects/FastTCM/configs``
     set the values a model needs.
     """
@@ -20,7 +20,7 @@ def add_fasttcm_config(cfg):
 
 
 def _add_backbone_config(cfg):
-    """MODEL.FASTTCM: the FastTCM-CR50 backbone (DECISIONS.md section 2)."""
+    """MODEL.FASTTCM: the FastTCM-CR50 backbone (projects/FastTCM/docs/model.md)."""
     cfg.MODEL.FASTTCM = CN()
     _C = cfg.MODEL.FASTTCM
     # fmt: off
@@ -109,7 +109,7 @@ def _add_dataset_config(cfg):
 
 
 def _add_dota_config(cfg):
-    """MODEL.DOTA (rotated R-CNN extras) and TEST.DOTA (Task-1 patch merge and scoring, evaluation.md 5-6)."""
+    """MODEL.DOTA (rotated R-CNN extras) and TEST.DOTA (Task-1 patch merge and scoring, docs/protocols.md)."""
     cfg.MODEL.DOTA = CN()
     # fmt: off
     cfg.MODEL.DOTA.ILM_TARGET_STRIDE = 4  # stride of the grid the per-class box masks (L_aux targets) are rasterized on
@@ -125,7 +125,7 @@ def _add_dota_config(cfg):
 
 
 def _add_input_and_solver_config(cfg):
-    """INPUT.TEXT_AUG and SOLVER extras used by the FastTCM trainer (tcm_fasttcm.md section 4.1)."""
+    """INPUT.TEXT_AUG and SOLVER extras used by the FastTCM trainer (docs/model.md, "Training recipe")."""
     cfg.INPUT.TEXT_AUG = CN()
     cfg.INPUT.TEXT_AUG.ENABLED = True  # training augmentation of the text mapper on/off
     cfg.INPUT.TEXT_AUG.ROTATION = 10.0  # max |rotation| in degrees (ImgAug rotate +-10)
@@ -135,30 +135,30 @@ def _add_input_and_solver_config(cfg):
     cfg.INPUT.TEXT_AUG.BRIGHTNESS = 32.0 / 255.0  # ColorJitter brightness delta
     cfg.INPUT.TEXT_AUG.SATURATION = 0.5  # ColorJitter saturation delta
     cfg.INPUT.DB_TARGETS = False  # text mapper adds DB shrink/threshold maps (G_s, G_t) for training
-    cfg.INPUT.DATASET_MAPPER_NAME = "text"  # mapper from fasttcm.engine.trainer.MAPPERS: text | dota | str
+    cfg.INPUT.DATASET_MAPPER_NAME = "text"  # mapper registered in fasttcm.data.build: text | dota | str
     cfg.SOLVER.OPTIMIZER = "SGD"  # one of SGD, ADAM, ADAMW (the official TCM configs use Adam/AdamW)
     cfg.SOLVER.POLY_LR_POWER = 0.9  # power of the poly schedule (LR_SCHEDULER_NAME "WarmupPolyLR")
 
 
 def _add_e2e_eval_config(cfg):
-    """TEST.E2E: end-to-end text spotting evaluation (TextSpottingEvaluator, evaluation.md 3-3.1)."""
+    """TEST.E2E: end-to-end text spotting evaluation (TextSpottingEvaluator, docs/protocols.md)."""
     cfg.TEST.E2E = CN()
     _C = cfg.TEST.E2E
     # fmt: off
     _C.LEXICON_TYPES = []          # lexicon runs besides "none" (generic|weak|strong|full); [] = metadata lexicon_types, missing files skipped
     _C.WORD_SPOTTING = None        # RRC WORD_SPOTTING (GT words failing the dictionary test are don't care); None = metadata word_spotting
-    _C.FAR_OFF_RULE = "adelaidet"  # lexicon far-off words: "adelaidet" (keep dist <= 1) or "testr" (section 3.1 table)
+    _C.FAR_OFF_RULE = "adelaidet"  # lexicon far-off words: "adelaidet" (keep dist <= 1) or "testr" (docs/protocols.md)
     _C.SCORE_THRESH = 0.0          # keep spotting results with score >= this (AdelaiDet INFERENCE_TH_TEST; IC15 uses 0.45)
     # fmt: on
 
 
 def _add_recognizer_config(cfg):
-    """MODEL.RECOGNIZER, INPUT.STR_AUG, SOLVER.RECOGNIZER and TEST.STR: CLIP4STR (clip4str.md)."""
+    """MODEL.RECOGNIZER, INPUT.STR_AUG, SOLVER.RECOGNIZER and TEST.STR: CLIP4STR (docs/recognizer.md)."""
     cfg.MODEL.RECOGNIZER = CN()
     _C = cfg.MODEL.RECOGNIZER
     # fmt: off
     _C.CLIP_WEIGHTS = ""          # local OpenAI ViT-B-16.pt or open_clip ViT state dict; "" = random init (never downloaded)
-    # CLIP ViT image encoder (section 1.2): every token through ln_post and visual.proj.
+    # CLIP ViT image encoder (docs/recognizer.md, "Image encoder"): every token through ln_post and visual.proj.
     _C.IMAGE_SIZE = (224, 224)    # (H, W) crops are squashed to (no aspect-ratio padding); PARSeq-style 32x128 for tiny models
     _C.PATCH_SIZE = (16, 16)      # (h, w) ViT patch: B/16
     _C.VISION_WIDTH = 768         # ViT width
@@ -166,7 +166,7 @@ def _add_recognizer_config(cfg):
     _C.VISION_HEADS = 12          # ViT heads
     _C.EMBED_DIM = 512            # D: CLIP joint-embedding width = decoder width (text_projection.shape[-1])
     _C.PATCH_EMBED = "linear"     # ViT patch stem: "linear" (CLIP's conv1) or "conv" (3x3 conv stem for from-scratch training, no CLIP weights)
-    # CLIP text encoder of the cross-modal branch (section 1.4).
+    # CLIP text encoder of the cross-modal branch (docs/recognizer.md, "Cross-modal branch").
     _C.TEXT_WIDTH = 512           # text transformer width
     _C.TEXT_LAYERS = 12           # text transformer depth
     _C.TEXT_HEADS = 8             # text transformer heads
@@ -174,17 +174,17 @@ def _add_recognizer_config(cfg):
     _C.TEXT_CONTEXT_LENGTH = 16   # BPE tokens (SOT ... EOT, zero padded) of the visual prediction fed to the text encoder
     _C.TEXT_FREEZE_LAYERS = 6     # text_freeze_nlayer: frozen lower text blocks (+ token/positional embeddings); -1 = none
     _C.VOCAB_SIZE = 49408         # CLIP BPE vocabulary size
-    _C.QUICK_GELU = True          # QuickGELU in both CLIP towers (official code, pitfall P10)
-    # Visual and cross-modal decoders (PARSeq two-stream, section 1.3).
+    _C.QUICK_GELU = True          # QuickGELU in both CLIP towers, as the official code (even for GELU-trained weights)
+    # Visual and cross-modal decoders (PARSeq two-stream; docs/recognizer.md, "Two-stream decoders").
     _C.DECODER_LAYERS = 1         # dec_depth
     _C.DECODER_HEADS = 8          # decoder attention heads
     _C.DECODER_MLP_RATIO = 4.0    # FFN width = ratio * D
     _C.DECODER_DROPOUT = 0.1      # decoder dropout
-    # Charsets and labels (section 1.5).
+    # Charsets and labels (docs/recognizer.md, "Charsets, tokens and labels").
     _C.CHARSET = "94_full"        # training charset: fasttcm/structures/charsets/<name>.txt or a path (ids 1..N)
     _C.TEST_CHARSET = "36_lowercase"  # adapter of the visual prediction before the text encoder (official: test charset)
     _C.MAX_LABEL_LENGTH = 25      # max_label_length: 25 characters + EOS = 26 decoding slots
-    # Training objective (section 1.6) and inference (section 1.7).
+    # Training objective (permutation language modelling) and inference (predict-and-refine).
     _C.PERM_NUM = 6               # perm_num: permutations per batch (canonical, reverse, 2 random + mirrors)
     _C.PERM_FORWARD = True        # perm_forward: include the canonical left-to-right order
     _C.PERM_MIRRORED = True       # perm_mirrored: add the reverse of every order
@@ -192,14 +192,15 @@ def _add_recognizer_config(cfg):
     _C.CROSS_LOSS_WEIGHT = 1.0    # cross_loss_w: weight of loss_cross_modal
     _C.CTC_LOSS_WEIGHT = 0.0      # not in CLIP4STR: auxiliary CTC on the image-token columns (from-scratch towers); 0 = off
     _C.REFINE_ITERS = 1           # refine_iters: cloze refinement passes of predict-and-refine
-    # Normalization (0-255 RGB). Official train/val: CLIP statistics; official test.py: 0.5/0.5 (pitfall P1).
+    # Normalization (0-255 RGB). Official train/val: CLIP statistics; official test.py: 0.5/0.5, so its
+    # published accuracies come from (x - 0.5) / 0.5 inputs (docs/design_choices.md).
     _C.PIXEL_MEAN = [122.771, 116.746, 104.094]  # CLIP mean x 255 (RGB)
     _C.PIXEL_STD = [68.501, 66.632, 70.323]      # CLIP std x 255 (RGB)
     # fmt: on
 
     cfg.SOLVER.RECOGNIZER = CN()
     # fmt: off
-    cfg.SOLVER.RECOGNIZER.DECODER_LR_FACTOR = 19.0    # coef_lr: decoders train at 19 x the CLIP lr (section 1.8)
+    cfg.SOLVER.RECOGNIZER.DECODER_LR_FACTOR = 19.0    # coef_lr: decoders train at 19 x the CLIP lr (official recipe)
     cfg.SOLVER.RECOGNIZER.BETAS = (0.9, 0.98)         # AdamW betas of the official recipe
     cfg.SOLVER.RECOGNIZER.EPS = 1e-6                  # AdamW eps of the official recipe
     # fmt: on
@@ -207,7 +208,7 @@ def _add_recognizer_config(cfg):
     cfg.INPUT.STR_AUG = CN()
     _C = cfg.INPUT.STR_AUG
     # fmt: off
-    _C.ENABLED = True             # training augmentation of the STR mapper (section 2.2: RandAugment-style)
+    _C.ENABLED = True             # training augmentation of the STR mapper (RandAugment-style)
     _C.NUM_OPS = 3                # ops drawn per crop, without replacement (timm RandAugment n=3)
     _C.MAGNITUDE = 5              # m in [0, 10]; each op scales its range by m / 10 (timm RandAugment m=5)
     _C.MAX_ROTATION = 30.0        # rotate range in degrees at magnitude 10
@@ -224,7 +225,7 @@ def _add_recognizer_config(cfg):
 
 
 def _add_spotter_config(cfg):
-    """MODEL.SPOTTER, TEST.SPOTTER, TEST.EVALUATOR_TYPE: FastTCMTextSpotter (clip4str.md section 6.3).
+    """MODEL.SPOTTER, TEST.SPOTTER, TEST.EVALUATOR_TYPE: FastTCMTextSpotter (docs/recognizer.md).
 
     The spotter's detector reads MODEL.FASTTCM / MODEL.DB_HEAD / TEST.TEXT and its recognizer
     MODEL.RECOGNIZER; these keys only describe how the two are joined.
@@ -234,7 +235,7 @@ def _add_spotter_config(cfg):
     # fmt: off
     _C.MAX_TRAIN_CROPS = 64           # cap on rectified ground-truth crops per training batch (random subset beyond it)
     _C.RECOGNITION_LOSS_WEIGHT = 1.0  # weight of the recognizer's PLM losses: L = L_det + lambda L_aux + w L_rec
-    _C.REMOVE_WHITESPACE = True       # GT "a b" -> "ab" as CLIP4STR labels (section 1.5); False = skip texts with spaces
+    _C.REMOVE_WHITESPACE = True       # GT "a b" -> "ab" as CLIP4STR labels; False = skip texts with spaces
     _C.MIN_POLYGON_AREA = 4.0         # polygons below this area (pixels^2 of the network input) get no crop (counted)
     _C.CROP_JITTER = (0.0, 0.0)       # not in the papers: GT crop sides moved by U(low, high) x text height, like detections
     # fmt: on
@@ -242,7 +243,7 @@ def _add_spotter_config(cfg):
     cfg.TEST.SPOTTER = CN()
     # fmt: off
     cfg.TEST.SPOTTER.CROP_BATCH_SIZE = 64  # rectified crops per recognizer forward at inference
-    cfg.TEST.SPOTTER.MIN_TEXT_SCORE = 0.0  # drop detections whose recognition confidence (section 1.7) is below this
+    cfg.TEST.SPOTTER.MIN_TEXT_SCORE = 0.0  # drop detections whose recognition confidence is below this
     cfg.TEST.SPOTTER.CROP_LAYOUT = "predicted"  # rectify detections: "predicted" (two long sides) or "rectangle" (min-area)
     # fmt: on
 

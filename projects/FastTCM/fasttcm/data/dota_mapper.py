@@ -16,6 +16,9 @@ from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from detectron2.structures import BoxMode
 
+from .build import register_mapper
+from .image_io import AERIAL_MAX_IMAGE_PIXELS, read_image
+
 __all__ = ["DOTADatasetMapper"]
 
 logger = logging.getLogger(__name__)
@@ -37,6 +40,7 @@ if not hasattr(VFlipTransform, "apply_rotated_box"):  # adds a missing method, c
     VFlipTransform.register_type("rotated_box", _vflip_rotated_box)
 
 
+@register_mapper("dota")
 class DOTADatasetMapper:
     """Read a (patch) image, apply flips/resizing to image and rotated boxes, build ``Instances``
     with ``gt_boxes`` (RotatedBoxes) and ``gt_classes`` (training)."""
@@ -61,10 +65,10 @@ class DOTADatasetMapper:
         return {"is_train": is_train, "augmentations": augs, "image_format": cfg.INPUT.FORMAT}
 
     def __call__(self, dataset_dict):
-        from .datasets.text import read_image_checked
-
         dataset_dict = copy.deepcopy(dataset_dict)
-        image = read_image_checked(dataset_dict["file_name"], format=self.image_format)
+        image = read_image(
+            dataset_dict["file_name"], self.image_format, max_pixels=AERIAL_MAX_IMAGE_PIXELS
+        )
         utils.check_image_size(dataset_dict, image)
         aug_input = T.AugInput(image)
         transforms = self.augmentations(aug_input)

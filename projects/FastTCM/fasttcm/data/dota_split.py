@@ -1,4 +1,4 @@
-"""Cut DOTA images and their labels into fixed-size patches (evaluation.md section 6).
+"""Cut DOTA images and their labels into fixed-size patches, as the DOTA devkit's ``splitbase``.
 
 For every rate the image is (virtually) resized by that rate and windows of ``patch_size`` pixels
 are cut with an overlap of ``gap`` pixels, at the devkit's window origins: along each axis
@@ -8,7 +8,7 @@ small image is padded to ``patch_size x patch_size`` with ``padding_value``.
 
 Patches are named ``<image>__<rate>__<x>___<y>`` (``P0003__1__824___0``; the rate printed as
 ``1``, ``0.5``, ``1.5``), x and y being the window's corner in pixels of the *resized* image;
-:func:`fasttcm.data.dota_merge.parse_patch_name` reads the names back.
+:func:`fasttcm.data.dota_patch_names.parse_patch_name` reads the names back.
 
 Labels per patch, with ``r = area(object ∩ window) / area(object)``:
 
@@ -38,8 +38,6 @@ import json
 import logging
 import math
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -48,11 +46,13 @@ import cv2
 import numpy as np
 import shapely
 
-from ..utils.atomic_io import atomic_open
-from ..utils.geometry import min_area_rect, polygon_area, poly_to_hbb, xywha_to_poly
-from .datasets.dota import list_dota_images, read_dota_labels, read_image_size
+from ..utils.atomic_io import atomic_open, build_dir_once
+from ..utils.geometry import min_area_rect, poly_to_hbb, polygon_area, xywha_to_poly
+from .datasets.dota import list_dota_images
+from .datasets.dota_labels import read_dota_labels, write_dota_labels
 from .datasets.dota_meta import dota_class_names
-from .dota_merge import format_patch_name
+from .dota_patch_names import format_patch_name
+from .image_io import AERIAL_MAX_IMAGE_PIXELS, read_image
 
 __all__ = [
     "SplitConfig",
@@ -305,23 +305,6 @@ def _write_bytes_atomic(path: str, data: bytes) -> None:
         f.write(data)
 
 
-def _read_image(path: str) -> np.ndarray:
-    """Decode a BGR image into one buffer of its size.
-
-    ``cv2.imread(path)`` holds two full copies while decoding a PNG; decoding into a
-    preallocated array (OpenCV >= 4.10) needs one: 1.2 GB instead of 2.3 GB for 20000 x 20000.
-    """
-    try:
-        height, width = read_image_size(path)
-        buffer = np.empty((height, width, 3), np.uint8)
-        image = cv2.imread(path, buffer, cv2.IMREAD_COLOR)
-    except (TypeError, cv2.error, OSError, ValueError):  # older OpenCV or an odd header
-        image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None or image.size == 0:
-        raise IOError(f"cannot read image {path}")
-    return image
-
-
 def split_image(
     image_path: str,
     label_path: Optional[str],
@@ -342,7 +325,7 @@ def split_image(
     Returns:
         the number of patches written.
     """
-    image = _read_image(image_path)
+    image = read_image(image_path, "BGR", max_pixels=AERIAL_MAX_IMAGE_PIXELS)
     stem = os.path.splitext(os.path.basename(image_path))[0]
     labels = (
         read_dota_labels(label_path, class_names, degenerate="keep")
@@ -373,13 +356,12 @@ def split_image(
             _write_bytes_atomic(os.path.join(out_image_dir, name + config.image_ext), buf.tobytes())
             if labels is not None and out_label_dir is not None:
                 rows = slice(bounds[w], bounds[w + 1])
-                local = quads[rows] - np.tile([x0, y0], 4)
-                lines = [
-                    " ".join(f"{v:.2f}" for v in q) + f" {class_names[c]} {d}\n"
-                    for q, c, d in zip(local, labels.category_ids[obj_i[rows]], diffs[rows])
-                ]
-                with atomic_open(os.path.join(out_label_dir, name + ".txt"), "w") as f:
-                    f.writelines(lines)
+                write_dota_labels(
+                    os.path.join(out_label_dir, name + ".txt"),
+                    quads[rows] - np.tile([x0, y0], 4),
+                    [class_names[c] for c in labels.category_ids[obj_i[rows]]],
+                    diffs[rows],
+                )
             written += 1
     return written
 
@@ -470,24 +452,17 @@ def ensure_split_dataset(
 ) -> str:
     """:func:`split_dataset` into `out_dir` unless it is already there (safe across processes).
 
-    The patches are written into a temporary sibling directory renamed to `out_dir` at the end,
-    so a reader sees a complete split or none; a process that loses the race discards its copy.
+    The patches are written into a temporary sibling directory renamed to `out_dir` at the end
+    (:func:`~fasttcm.utils.atomic_io.build_dir_once`), so a reader sees a complete split or none;
+    a process that loses the race discards its copy. Any existing `out_dir` counts as complete
+    and is used as it is, whatever config it was cut with.
 
     Returns:
         `out_dir`.
     """
-    if os.path.isdir(out_dir):
-        return out_dir
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.", dir=parent)
-    try:
-        split_dataset(image_dirs, ann_dirs, tmp, config, version)
-        try:
-            os.rename(tmp, out_dir)
-        except OSError:
-            if not os.path.isdir(out_dir):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    build_dir_once(
+        out_dir,
+        lambda tmp: split_dataset(image_dirs, ann_dirs, tmp, config, version),
+        is_complete=os.path.isdir,
+    )
     return out_dir

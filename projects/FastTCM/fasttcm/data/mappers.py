@@ -17,7 +17,9 @@ from detectron2.data import transforms as T
 from detectron2.structures import Instances
 
 from ..structures.text import DONT_CARE_TEXT
+from .build import register_mapper
 from .db_targets import make_db_targets
+from .image_io import read_image
 from .transforms import RandomScale, TextInstanceAwareCrop, polygons_to_boxes
 
 __all__ = ["TextDatasetMapper", "build_text_train_augmentations", "build_text_test_augmentations"]
@@ -26,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 def build_text_train_augmentations(cfg) -> List[T.Augmentation]:
-    """Training augmentation of tcm_fasttcm.md section 4.1: rotation, rescale, instance-aware crop,
+    """Training augmentation of docs/model.md, "Training recipe": rotation, rescale, instance-aware crop,
     colour jitter. No flip: mirrored text is not text a recognizer can read."""
     a = cfg.INPUT.TEXT_AUG
     augs: List[T.Augmentation] = []
@@ -55,6 +57,7 @@ def _annotation_polygon(anno, file_name) -> np.ndarray:
     return np.asarray(seg[0], dtype=np.float64).reshape(-1, 2)
 
 
+@register_mapper("text")
 class TextDatasetMapper:
     """Read the image, augment image and polygons together, build DB targets (training).
 
@@ -116,11 +119,9 @@ class TextDatasetMapper:
         }
 
     def __call__(self, dataset_dict):
-        from .datasets.text import read_image_checked
-
         dataset_dict = copy.deepcopy(dataset_dict)
         file_name = dataset_dict["file_name"]
-        image = read_image_checked(file_name, format=self.image_format)
+        image = read_image(file_name, format=self.image_format)
         utils.check_image_size(dataset_dict, image)
 
         annos = dataset_dict.pop("annotations", None)

@@ -8,7 +8,7 @@ or name an image file (``"file_name"``); both carry ``"text"`` and ``"image_id"`
 
 Crops are squashed to (H, W) with PIL's bicubic resize, as the official ``T.Resize`` on a PIL
 image (antialiased when shrinking). Training crops first go through :class:`WordCropRandAugment`
-(clip4str.md section 2.2). A crop that cannot be decoded or is empty is never a crash: in
+(docs/recognizer.md, "Augmentation"). A crop that cannot be decoded or is empty is never a crash: in
 training the mapper returns None (detectron2's loader then draws another sample) and counts it;
 at test time it yields a blank image with ``"image_error"`` set, which the evaluator scores as a
 miss and reports.
@@ -25,14 +25,12 @@ import torch
 from PIL import Image
 
 from detectron2.config import configurable
-from detectron2.data import DatasetFromList, MapDataset, get_detection_dataset_dicts
-from detectron2.data.build import trivial_batch_collator
-from detectron2.data.samplers import InferenceSampler
 from detectron2.utils.logger import log_every_n_seconds
 
+from .build import register_mapper
 from .converters.str_lmdb import decode_image_bytes
 
-__all__ = ["WordCropRandAugment", "STRDatasetMapper", "build_str_test_loader"]
+__all__ = ["WordCropRandAugment", "STRDatasetMapper"]
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +142,7 @@ def _open_lmdb(path: str) -> lmdb.Environment:
 
 
 class WordCropRandAugment:
-    """RandAugment for word crops (PARSeq's ``rand_augment_transform``; clip4str.md section 2.2).
+    """RandAugment for word crops (PARSeq's ``rand_augment_transform``; docs/recognizer.md).
 
     `num_ops` distinct ops are drawn per crop; each is applied with probability 0.5, at strength
     ``magnitude / 10`` of its range and a random sign. The pool is timm's "increasing" set
@@ -207,8 +205,11 @@ class WordCropRandAugment:
         return np.ascontiguousarray(image)
 
 
+@register_mapper("str")
 class STRDatasetMapper:
     """Map an STR dataset dict to the recognizer's input (see the module docstring)."""
+
+    batched_inference = True  # test loaders batch TEST.STR.BATCH_SIZE crops (data/build.py)
 
     @configurable
     def __init__(
@@ -266,7 +267,7 @@ class STRDatasetMapper:
             return b""
 
     def __call__(self, dataset_dict: Dict) -> Optional[Dict]:
-        image = decode_image_bytes(self.read_bytes(dataset_dict))
+        image = decode_image_bytes(self.read_bytes(dataset_dict), "RGB")
         height, width = self.image_size
         out = {"text": dataset_dict.get("text", ""), "image_id": dataset_dict.get("image_id")}
         if image is None:
@@ -285,7 +286,6 @@ class STRDatasetMapper:
                 image=torch.zeros(3, height, width, dtype=torch.uint8), height=0, width=0, image_error="unreadable"
             )
             return out
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         out.update(height=image.shape[0], width=image.shape[1])
         if self.augmentation is not None:
             image = self.augmentation(image)
@@ -294,27 +294,3 @@ class STRDatasetMapper:
             image = image[..., ::-1]
         out["image"] = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         return out
-
-
-def build_str_test_loader(cfg, dataset_name: str, mapper: Callable) -> torch.utils.data.DataLoader:
-    """Test loader of an STR split with ``TEST.STR.BATCH_SIZE`` crops per batch.
-
-    detectron2's ``build_detection_test_loader`` always batches one image; recognition decodes a
-    whole batch in one autoregressive loop, so evaluation batches (official ``test.py``: 512).
-    Each process gets its :class:`InferenceSampler` shard, every sample exactly once.
-
-    Returns:
-        DataLoader yielding lists of mapped dicts.
-    """
-    dataset = MapDataset(
-        DatasetFromList(get_detection_dataset_dicts([dataset_name], filter_empty=False), copy=False), mapper
-    )
-    batch_sampler = torch.utils.data.BatchSampler(
-        InferenceSampler(len(dataset)), cfg.TEST.STR.BATCH_SIZE, drop_last=False
-    )
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_sampler=batch_sampler,
-        num_workers=cfg.DATALOADER.NUM_WORKERS,
-        collate_fn=trivial_batch_collator,
-    )

@@ -5,12 +5,12 @@ class; :func:`build_evaluator` looks it up (a table instead of detectron2's if/e
 pure numpy/shapely protocols behind the evaluators live in :mod:`fasttcm.evaluation.protocols`.
 """
 
-import os
 from typing import Dict, Optional, Type
 
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 
+from .output_dir import default_output_dir
 from .text_det_evaluator import TextDetEvaluator
 from .dota_evaluator import DOTAEvaluator
 from .text_e2e_evaluator import TextSpottingEvaluator
@@ -71,7 +71,7 @@ def build_evaluator(
             f"{sorted(EVALUATORS)}"
         )
     if output_folder is None:
-        output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+        output_folder = default_output_dir(cfg, dataset_name)
     evaluator_cls = EVALUATORS[evaluator_type]
     if hasattr(evaluator_cls, "from_config"):
         return evaluator_cls(cfg, dataset_name, output_folder)

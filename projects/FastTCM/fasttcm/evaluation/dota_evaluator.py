@@ -1,8 +1,8 @@
 """DOTAEvaluator: DOTA Task-1 mAP of a rotated detector on merged full images.
 
-A thin detectron2 wrapper over :mod:`fasttcm.data.dota_merge` and
-:mod:`fasttcm.evaluation.protocols.dota_ap` (evaluation.md sections 5 and 6). The model runs on
-patches (``<image>__<rate>__<x>___<y>``, see :mod:`fasttcm.data.dota_split`; an unsplit image is
+A thin detectron2 wrapper over :mod:`fasttcm.evaluation.dota_merge` and
+:mod:`fasttcm.evaluation.protocols.dota_ap`. The model runs on patches
+(``<image>__<rate>__<x>___<y>``, see :mod:`fasttcm.data.dota_patch_names`; an unsplit image is
 its own patch); the evaluator moves every detection back to its full image, merges with
 class-wise rotated NMS (IoU > 0.1 suppressed), writes the ``Task1_<class>.txt`` files the DOTA
 server and devkit read, and scores exactly their content against the full-image ``labelTxt``
@@ -10,6 +10,7 @@ files with the devkit's rules. ``tools/evaluate.py --task dota --gt GT_DIR --pre
 therefore reports the same numbers.
 """
 
+import json
 import logging
 import os
 from collections import OrderedDict
@@ -22,19 +23,15 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils.logger import create_small_table
 
-from ..data.datasets.dota import read_dota_labels
-from ..data.dota_merge import merge_patch_detections, parse_patch_name
+from ..data.datasets.dota_labels import read_dota_labels
+from ..data.dota_patch_names import parse_patch_name
 from ..utils.atomic_io import atomic_write_text
 from ..utils.geometry import xywha_to_poly
+from .dota_merge import merge_patch_detections
 from .gather import gather_on_main_process
-from .protocols.dota_ap import (
-    ClassDetections,
-    ImageObjects,
-    Task1Result,
-    evaluate_task1,
-    round_task1,
-    write_task1_dir,
-)
+from .output_dir import default_output_dir
+from .protocols.dota_ap import ImageObjects, Task1Result, evaluate_task1
+from .protocols.dota_task1_io import ClassDetections, round_task1, write_task1_dir
 
 __all__ = ["DOTAEvaluator"]
 
@@ -103,7 +100,7 @@ class DOTAEvaluator(DatasetEvaluator):
     @classmethod
     def from_config(cls, cfg, dataset_name: str, output_dir: Optional[str] = None):
         if output_dir is None:
-            output_dir = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+            output_dir = default_output_dir(cfg, dataset_name)
         return {
             "dataset_name": dataset_name,
             "output_dir": output_dir,
@@ -216,8 +213,6 @@ class DOTAEvaluator(DatasetEvaluator):
                     + create_small_table(results["dota_patch"])
                 )
         if self._output_dir:
-            import json
-
             atomic_write_text(
                 os.path.join(self._output_dir, "eval_protocol.json"),
                 json.dumps(summary, indent=2, default=_json_default),

@@ -1,17 +1,19 @@
 """Offline DOTA Task-1 evaluation of ``Task1_<class>.txt`` files: ``tools/evaluate.py --task dota``.
 
-The same computation as the devkit's ``dota_evaluation_task1.py`` (evaluation.md section 5): the
-image set is every ``<image>.txt`` in the ground-truth ``labelTxt`` folder, the submission folder
-must hold one ``Task1_<class>.txt`` per class of the version, and the result is the per-class
-VOC07 AP at IoU 0.5 and their mean over all classes. Nothing here imports detectron2.
+The same computation as the devkit's ``dota_evaluation_task1.py``: the image set is every
+``<image>.txt`` in the ground-truth ``labelTxt`` folder, the submission folder must hold one
+``Task1_<class>.txt`` per class of the version, and the result is the per-class VOC07 AP at
+IoU 0.5 and their mean over all classes. Quadrilaterals are ``x1, y1, ..., x4, y4`` in absolute
+pixels of the full image. Nothing here imports detectron2.
 """
 
 import os
 from typing import Dict, Optional, Sequence
 
-from ..data.datasets.dota import read_dota_labels
+from ..data.datasets.dota_labels import read_dota_labels
 from ..data.datasets.dota_meta import canonical_dota_version, dota_class_names
-from .protocols.dota_ap import ImageObjects, Task1Result, evaluate_task1, read_task1_dir
+from .protocols.dota_ap import ImageObjects, Task1Result, evaluate_task1
+from .protocols.dota_task1_io import read_task1_dir
 
 __all__ = ["load_ground_truth_dir", "evaluate_task1_dirs", "run_dota"]
 

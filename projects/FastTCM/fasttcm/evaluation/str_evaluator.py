@@ -1,4 +1,4 @@
-"""WordAccuracyEvaluator: scene-text recognition word accuracy and 1-NED (clip4str.md section 4).
+"""WordAccuracyEvaluator: scene-text recognition word accuracy and 1-NED (docs/protocols.md).
 
 The official protocol (``test.py`` / ``BaseSystem._eval_step``): ground truth and prediction both
 go through the same charset adapter (default: the 36-character charset ``0-9a-z``, which
@@ -23,9 +23,10 @@ from detectron2.config import configurable
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 
+from .output_dir import default_output_dir
 from ..structures.charset import CharsetAdapter, evaluation_charset
+from ..utils.atomic_io import atomic_write_json
 from .gather import gather_on_main_process
-from .protocols.submission_io import atomic_write_json
 
 __all__ = ["edit_distance", "WordAccuracyEvaluator", "word_accuracy_metrics"]
 
@@ -99,7 +100,7 @@ class WordAccuracyEvaluator(DatasetEvaluator):
     @classmethod
     def from_config(cls, cfg, dataset_name: str, output_dir: Optional[str] = None):
         if output_dir is None:
-            output_dir = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+            output_dir = default_output_dir(cfg, dataset_name)
         return {
             "dataset_name": dataset_name,
             "output_dir": output_dir,

@@ -1,6 +1,6 @@
 """TextDetEvaluator: scene-text detection precision / recall / hmean under the split's protocol.
 
-A thin detectron2 wrapper over ``protocols/`` (evaluation.md sections 1, 1.1, 2): it collects the
+A thin detectron2 wrapper over ``protocols/`` (rules in docs/protocols.md): it collects the
 model's polygons, writes the per-image submission files the official scripts read, and scores
 exactly those files' content, so ``tools/evaluate.py --task det`` on the written ``det_txt/``
 folder reports the same numbers.
@@ -18,19 +18,19 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils.logger import create_small_table
 
+from ..utils.atomic_io import atomic_write_json, replace_dir_atomic
+from .output_dir import default_output_dir
 from .gather import gather_on_main_process
 from .protocols.base import ImageDetections, ImageGroundTruth, TextDetProtocol
 from .protocols.polygons import as_vertex_array, is_buildable
 from .protocols.submission_io import (
     SCORE_DECIMALS,
-    atomic_write_json,
     detection_file_name,
     format_det_line,
     list_sample_files,
     parse_ground_truth,
     round_scores,
     sample_key,
-    write_sample_folder,
 )
 from .protocols.text_det import (
     MMOCR_SCORE_THRESHOLDS,
@@ -42,7 +42,7 @@ __all__ = ["TextDetEvaluator"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PROTOCOL = "iou"  # DECISIONS.md section 4: the ICDAR IoU protocol
+DEFAULT_PROTOCOL = "iou"  # the ICDAR IoU protocol is the headline (docs/design_choices.md)
 
 
 class TextDetEvaluator(DatasetEvaluator):
@@ -117,7 +117,7 @@ class TextDetEvaluator(DatasetEvaluator):
     @classmethod
     def from_config(cls, cfg, dataset_name: str, output_dir: Optional[str] = None):
         if output_dir is None:
-            output_dir = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+            output_dir = default_output_dir(cfg, dataset_name)
         return {"dataset_name": dataset_name, "output_dir": output_dir, "distributed": True}
 
     def reset(self):
@@ -255,7 +255,7 @@ class TextDetEvaluator(DatasetEvaluator):
                 for p, s in zip(det.polygons, det.scores)
             ]
             files[res_names[key]] = "".join(line + "\n" for line in lines)
-        write_sample_folder(os.path.join(self._output_dir, "det_txt"), files)
+        replace_dir_atomic(os.path.join(self._output_dir, "det_txt"), files)
 
         records = [
             {

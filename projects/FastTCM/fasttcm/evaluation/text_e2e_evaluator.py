@@ -1,8 +1,8 @@
 """TextSpottingEvaluator: end-to-end text spotting P/R/hmean under the RRC rules, with lexicons.
 
-A detectron2 wrapper over ``protocols/e2e.py`` and ``protocols/lexicon.py`` (evaluation.md
-sections 3, 3.1). It shares the ground-truth loading of :class:`~.text_det_evaluator.TextDetEvaluator`
-(dataset dicts or the metadata's ``gt_dir``), writes the per-image result files the official
+A detectron2 wrapper over ``protocols/e2e.py`` and ``protocols/lexicon.py`` (docs/protocols.md,
+"End-to-end text spotting" and "Lexicons"). It shares the ground-truth loading of
+:class:`~.text_det_evaluator.TextDetEvaluator` (dataset dicts or the metadata's ``gt_dir``), writes the per-image result files the official
 scripts read, and scores exactly what it writes, so ``tools/evaluate.py --task e2e`` on the written
 folders reports the same numbers.
 """
@@ -17,6 +17,8 @@ from tabulate import tabulate
 
 from detectron2.config import configurable
 
+from ..utils.atomic_io import atomic_write_json, replace_dir_atomic
+from .output_dir import default_output_dir
 from .gather import gather_on_main_process
 from .protocols.base import ImageDetections
 from .protocols.e2e import E2EProtocol, TextSpottingResult, evaluate_text_spotting
@@ -30,10 +32,8 @@ from .protocols.lexicon import (
 from .protocols.polygons import is_buildable
 from .protocols.submission_io import (
     SCORE_DECIMALS,
-    atomic_write_json,
     format_spotting_det_line,
     round_scores,
-    write_sample_folder,
 )
 from .text_det_evaluator import TextDetEvaluator, _polygons_and_scores
 
@@ -146,7 +146,7 @@ class TextSpottingEvaluator(TextDetEvaluator):
     @classmethod
     def from_config(cls, cfg, dataset_name: str, output_dir: Optional[str] = None):
         if output_dir is None:
-            output_dir = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+            output_dir = default_output_dir(cfg, dataset_name)
         e2e = cfg.TEST.E2E
         return {
             "dataset_name": dataset_name,
@@ -280,7 +280,7 @@ class TextSpottingEvaluator(TextDetEvaluator):
                 else:
                     texts, _, keep = result.corrections[lexicon_type][key]
                 files[res_names[key]] = lines(det, texts, keep)
-            write_sample_folder(os.path.join(self._output_dir, folder), files)
+            replace_dir_atomic(os.path.join(self._output_dir, folder), files)
 
         records = [
             {

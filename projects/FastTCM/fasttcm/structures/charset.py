@@ -13,6 +13,7 @@ turns these strings into token ids.
 
 import functools
 import os
+import string
 import unicodedata
 from typing import Optional, Tuple
 
@@ -74,8 +75,6 @@ def evaluation_charset(case_sensitive: bool = False, punctuation: bool = False) 
         case_sensitive: add A-Z (``--cased``).
         punctuation: add ASCII punctuation (``--punctuation``).
     """
-    import string
-
     charset = string.digits + string.ascii_lowercase
     if case_sensitive:
         charset += string.ascii_uppercase

@@ -20,22 +20,13 @@ import logging
 from pathlib import Path
 from typing import Dict, List
 
-from .common import (
-    DONT_CARE_TEXT,
-    ConversionError,
-    SourceImage,
-    SplitOutputs,
-    TextAnnotation,
-    convert_dataset,
-    find_existing_dir,
-    find_images,
-    make_annotation,
-    natural_key,
-)
+from ...structures.text import DONT_CARE_TEXT
+from .annotations import SourceImage, TextAnnotation, make_annotation
+from .source_files import ConversionError, find_existing_dir, find_images, natural_key
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SPLITS", "parse_art_labels", "collect_split", "convert"]
+__all__ = ["SPLITS", "parse_art_labels", "collect_split"]
 
 SPLITS = ("train",)
 _LABEL_FILES = ("train_labels.json", "labels/train_labels.json")
@@ -116,21 +107,3 @@ def collect_split(src, split: str) -> List[SourceImage]:
         SourceImage(path=str(images[stem]), file_name=images[stem].name, annotations=labels[stem])
         for stem in sorted(images, key=natural_key)
     ]
-
-
-def convert(
-    src, dst, *, gt_root=None, image_mode="copy", overwrite=False
-) -> Dict[str, SplitOutputs]:
-    """Convert ArT under `src` to ``dst/train.json`` + images + evaluation GT.
-
-    See :func:`fasttcm.data.converters.common.convert_dataset` for the arguments and outputs.
-    """
-    return convert_dataset(
-        lambda split: collect_split(src, split),
-        SPLITS,
-        dst,
-        description="ICDAR 2019 ArT",
-        gt_root=gt_root,
-        image_mode=image_mode,
-        overwrite=overwrite,
-    )

@@ -1,6 +1,6 @@
 """SCUT-CTW1500 -> project text JSON + evaluation GT.
 
-Native formats (evaluation.md section 2.3), all in absolute pixels:
+Native formats (those of the official SCUT-CTW1500 release), all in absolute pixels:
 
 * Training labels, XML (``ctw1500_train_labels/0001.xml``)::
 
@@ -37,15 +37,11 @@ from typing import Dict, List
 import numpy as np
 
 from ...structures.text import DONT_CARE_TEXT
-from .common import (
+from .annotations import SourceImage, TextAnnotation, make_annotation
+from .source_files import (
     ConversionError,
-    SourceImage,
-    SplitOutputs,
-    TextAnnotation,
-    convert_dataset,
     find_existing_dir,
     find_images,
-    make_annotation,
     natural_key,
     read_text_lines,
 )
@@ -57,7 +53,6 @@ __all__ = [
     "parse_ctw1500_test_txt_file",
     "parse_ctw1500_label_file",
     "collect_split",
-    "convert",
 ]
 
 SPLITS = ("train", "test")
@@ -193,21 +188,3 @@ def collect_split(src, split: str) -> List[SourceImage]:
             )
         )
     return out
-
-
-def convert(
-    src, dst, *, gt_root=None, image_mode="copy", overwrite=False
-) -> Dict[str, SplitOutputs]:
-    """Convert CTW1500 under `src` to ``dst/{train,test}.json`` + images + evaluation GT.
-
-    See :func:`fasttcm.data.converters.common.convert_dataset` for the arguments and outputs.
-    """
-    return convert_dataset(
-        lambda split: collect_split(src, split),
-        SPLITS,
-        dst,
-        description="SCUT-CTW1500",
-        gt_root=gt_root,
-        image_mode=image_mode,
-        overwrite=overwrite,
-    )

@@ -1,7 +1,7 @@
 """ICDAR 2015 (RRC Challenge 4, incidental scene text) -> project text JSON + evaluation GT.
 
-Native format (evaluation.md section 2.1): one ``gt_img_<n>.txt`` per image ``img_<n>.jpg``, one
-word per line::
+Native format (the official RRC Challenge 4 ground truth): one ``gt_img_<n>.txt`` per image
+``img_<n>.jpg``, one word per line::
 
     x1,y1,x2,y2,x3,y3,x4,y4,transcription
 
@@ -17,22 +17,18 @@ Expected source layout (the official zips, each extracted into a folder of the s
 """
 
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 from ...structures.text import DONT_CARE_TEXT
-from .common import (
+from .annotations import SourceImage, TextAnnotation, make_annotation
+from .source_files import (
     ConversionError,
-    SourceImage,
-    SplitOutputs,
-    TextAnnotation,
-    convert_dataset,
     find_existing_dir,
-    make_annotation,
     pair_images_with_annotations,
     read_text_lines,
 )
 
-__all__ = ["SPLITS", "parse_icdar2015_gt_file", "collect_split", "convert"]
+__all__ = ["SPLITS", "parse_icdar2015_gt_file", "collect_split"]
 
 SPLITS = ("train", "test")
 
@@ -101,21 +97,3 @@ def collect_split(src, split: str) -> List[SourceImage]:
         )
         for img, gt in pairs
     ]
-
-
-def convert(
-    src, dst, *, gt_root=None, image_mode="copy", overwrite=False
-) -> Dict[str, SplitOutputs]:
-    """Convert ICDAR 2015 under `src` to ``dst/{train,test}.json`` + images + evaluation GT.
-
-    See :func:`fasttcm.data.converters.common.convert_dataset` for the arguments and outputs.
-    """
-    return convert_dataset(
-        lambda split: collect_split(src, split),
-        SPLITS,
-        dst,
-        description="ICDAR 2015 incidental scene text",
-        gt_root=gt_root,
-        image_mode=image_mode,
-        overwrite=overwrite,
-    )

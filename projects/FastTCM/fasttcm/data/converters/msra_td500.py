@@ -25,19 +25,15 @@ Expected source layout (the official archive)::
 """
 
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 import numpy as np
 
-from .common import (
-    DONT_CARE_TEXT,
+from ...structures.text import DONT_CARE_TEXT
+from .annotations import SourceImage, TextAnnotation, make_annotation
+from .source_files import (
     ConversionError,
-    SourceImage,
-    SplitOutputs,
-    TextAnnotation,
-    convert_dataset,
     find_existing_dir,
-    make_annotation,
     pair_images_with_annotations,
     read_text_lines,
 )
@@ -47,7 +43,6 @@ __all__ = [
     "td500_rects_to_polygons",
     "parse_msra_td500_gt_file",
     "collect_split",
-    "convert",
 ]
 
 SPLITS = ("train", "test")
@@ -128,21 +123,3 @@ def collect_split(src, split: str) -> List[SourceImage]:
         )
         for img, gt in pairs
     ]
-
-
-def convert(
-    src, dst, *, gt_root=None, image_mode="copy", overwrite=False
-) -> Dict[str, SplitOutputs]:
-    """Convert MSRA-TD500 under `src` to ``dst/{train,test}.json`` + images + evaluation GT.
-
-    See :func:`fasttcm.data.converters.common.convert_dataset` for the arguments and outputs.
-    """
-    return convert_dataset(
-        lambda split: collect_split(src, split),
-        SPLITS,
-        dst,
-        description="MSRA-TD500",
-        gt_root=gt_root,
-        image_mode=image_mode,
-        overwrite=overwrite,
-    )

@@ -1,4 +1,4 @@
-"""Scene-text-recognition LMDB datasets: writer and the crops-folder converter (no detectron2 import).
+"""Scene-text-recognition LMDB datasets: writer and the crops-folder converter.
 
 The standard STR layout (deep-text-recognition-benchmark, PARSeq, CLIP4STR): an LMDB environment
 (a folder holding ``data.mdb``) with the keys
@@ -9,7 +9,7 @@ The standard STR layout (deep-text-recognition-benchmark, PARSeq, CLIP4STR): an 
 
 :class:`StrLmdbWriter` writes such an environment atomically (into a temporary folder that is
 renamed into place when complete); :func:`convert_crops_to_lmdb` builds one from a folder of word
-crops and a labels file (``tools/create_lmdb_dataset.py``).
+crops and a labels file (``tools/create_lmdb_dataset.py``). No detectron2 import.
 """
 
 import logging
@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
-import cv2
 import lmdb
 import numpy as np
 
-from .common import ConversionError, read_text_lines
+from ..image_io import ImageReadError, decode_image
+from .source_files import ConversionError, read_text_lines
 
 __all__ = [
     "NUM_SAMPLES_KEY",
@@ -84,9 +84,13 @@ class StrLmdbWriter:
 
     def __enter__(self) -> "StrLmdbWriter":
         if self.out_dir.exists() and not self.overwrite:
-            raise FileExistsError(f"{self.out_dir} already exists; pass overwrite=True (--overwrite) to replace it")
+            raise FileExistsError(
+                f"{self.out_dir} already exists; pass overwrite=True (--overwrite) to replace it"
+            )
         self.out_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp_dir = tempfile.mkdtemp(prefix=f".{self.out_dir.name}.", suffix=".tmp", dir=self.out_dir.parent)
+        self._tmp_dir = tempfile.mkdtemp(
+            prefix=f".{self.out_dir.name}.", suffix=".tmp", dir=self.out_dir.parent
+        )
         self._env = lmdb.open(self._tmp_dir, map_size=self.map_size, subdir=True, lock=True)
         self._txn = self._env.begin(write=True)
         return self
@@ -146,12 +150,17 @@ def _parse_icdar_line(line: str, path, lineno: int) -> Tuple[str, str]:
     return name.strip(), rest[1:-1].replace('\\"', '"').replace("\\\\", "\\")
 
 
-def parse_labels_file(labels_file: Union[str, Path], label_format: str = "tsv") -> List[Tuple[str, str, int]]:
-    """Read a labels file into ``(image path, label, line number)`` entries; blank lines are skipped.
+def parse_labels_file(
+    labels_file: Union[str, Path], label_format: str = "tsv"
+) -> List[Tuple[str, str, int]]:
+    """Read a labels file into ``(image path, label, line number)`` entries.
+
+    Blank lines are skipped.
 
     Formats:
         ``tsv``: ``relative/path.jpg<TAB>label`` (deep-text-recognition-benchmark ``gt.txt``);
-        ``icdar``: ``word_1.png, "label"`` (ICDAR word-recognition ground truth; ``\\"`` escapes a quote).
+        ``icdar``: ``word_1.png, "label"`` (ICDAR word-recognition ground truth; ``\\"`` escapes
+        a quote).
 
     Raises:
         ConversionError: a malformed line (the message names the file and the line).
@@ -165,21 +174,30 @@ def parse_labels_file(labels_file: Union[str, Path], label_format: str = "tsv") 
         if label_format == "tsv":
             name, sep, label = line.partition("\t")
             if not sep or not name:
-                raise ConversionError(labels_file, f"expected `path<TAB>label`, got {line!r}", lineno)
+                raise ConversionError(
+                    labels_file, f"expected `path<TAB>label`, got {line!r}", lineno
+                )
         else:
             name, label = _parse_icdar_line(line, labels_file, lineno)
         entries.append((name, label, lineno))
     return entries
 
 
-def decode_image_bytes(data: bytes, flags: int = cv2.IMREAD_COLOR) -> Optional[np.ndarray]:
-    """Decode encoded image bytes with OpenCV; None when undecodable or of zero width/height."""
-    if not data:
+def decode_image_bytes(data: bytes, format: str = "BGR") -> Optional[np.ndarray]:
+    """Decode encoded image bytes with :func:`fasttcm.data.image_io.decode_image`.
+
+    Args:
+        data: the bytes of an image file (e.g. an LMDB ``image-%09d`` value).
+        format: channel order, ``"BGR"`` or ``"RGB"``.
+
+    Returns:
+        (H, W, 3) uint8 array in the displayed (EXIF-applied) orientation, or None when the
+        data is empty, undecodable, truncated or beyond the pixel limit.
+    """
+    try:
+        return decode_image(data, format)
+    except ImageReadError:
         return None
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
-    if image is None or image.size == 0 or min(image.shape[:2]) == 0:
-        return None
-    return image
 
 
 def convert_crops_to_lmdb(
@@ -229,8 +247,8 @@ def convert_crops_to_lmdb(
     skipped = stats.missing_image + stats.unreadable_image
     if skipped:
         logger.warning(
-            f"{labels_file}: skipped {stats.missing_image} missing and {stats.unreadable_image} unreadable "
-            f"images (e.g. {stats.examples})"
+            f"{labels_file}: skipped {stats.missing_image} missing and "
+            f"{stats.unreadable_image} unreadable images (e.g. {stats.examples})"
         )
     logger.info(f"Wrote {stats.written} samples to {out_dir}")
     return stats

@@ -2,21 +2,8 @@
 
 SynthText is the pretraining set of DBNet and TCM; it has a single split, ``train``, and no
 evaluation ground truth is written for it (it is never a benchmark; an evaluator run on it scores
-against the JSON, as for any split without ``gt_dir``).
-
-Native format: one MATLAB v5 file ``gt.mat`` next to the image folders, holding (1, N) cell
-arrays, one cell per image, in the same order:
-
-* ``imnames{i}``: the image path relative to the folder of ``gt.mat``, e.g. ``8/ballet_106_0.jpg``.
-* ``wordBB{i}``: the word quadrilaterals, a (2, 4, K) array: ``wordBB{i}(1, c, k)`` and
-  ``wordBB{i}(2, c, k)`` are x and y (absolute pixels, x right, y down) of corner c of word k,
-  corners in the order top-left, top-right, bottom-right, bottom-left of the word (clockwise on
-  screen). MATLAB drops the trailing singleton dimension, so an image with one word has a
-  (2, 4) array.
-* ``txt{i}``: the text instances rendered into the image (a char matrix, rows padded with spaces,
-  or a cell of strings); their whitespace-separated tokens, in order, are the K words, one per
-  quadrilateral (lines of a multi-line instance are separated by newlines).
-* ``charBB{i}``: character boxes; not read (it is most of the file).
+against the JSON, as for any split without ``gt_dir``). Its native ground truth, ``gt.mat``, is
+read by :mod:`.synthtext_gt`.
 
 Expected source layout (the official ``SynthText.zip`` extracted)::
 
@@ -33,7 +20,7 @@ Outputs (``DST`` = ``$DETECTRON2_DATASETS/synthtext``)::
                         image_mode "symlink": one symlink to the source folder (no per-image links)
 
 Conversion is streamed, a chunk of images at a time: ``gt.mat`` is read once (only the three cell
-arrays above; an estimated 1-2 GB in memory for the full set), annotations are appended to a
+arrays it needs; an estimated 1-2 GB in memory for the full set), annotations are appended to a
 temporary file as they are made, and the JSON is assembled from it at the end; nothing
 proportional to the number of words is held in memory.
 
@@ -41,224 +28,55 @@ proportional to the number of words is held in memory.
 check them against the decoded image (``detection_utils.check_image_size``), so they must be
 exact; SynthText images come in many sizes and ``gt.mat`` does not record them. The converter
 therefore reads them once, here, from the image headers only
-(:func:`fasttcm.data.converters.common.image_size`: PIL parses the JPEG markers up to the frame
-header, no pixel is decoded), in a pool of threads so that disk latency overlaps. Training never
-opens an image to learn its size. Measured on a synthetic set of 20,000 images with 8 words each
-(files in the page cache, a busy 2-core machine): 0.09 ms per header, 0.2-0.3 ms per image for the
-whole ``--images symlink`` conversion, i.e. about 3-4 minutes for SynthText's 858k images plus
-reading ``gt.mat``; on a cold disk the header reads are bound by disk latency instead.
+(:func:`fasttcm.data.converters.source_files.image_size`: PIL parses the JPEG markers up to the
+frame header, no pixel is decoded), in a pool of threads so that disk latency overlaps. Training
+never opens an image to learn its size. Measured on a synthetic set of 20,000 images with 8 words
+each (files in the page cache, a busy 2-core machine): 0.09 ms per header, 0.2-0.3 ms per image
+for the whole ``--images symlink`` conversion, i.e. about 3-4 minutes for SynthText's 858k images
+plus reading ``gt.mat``; on a cold disk the header reads are bound by disk latency instead.
 
-Bad input: a missing or unreadable ``gt.mat``, missing variables, cell arrays of different
-lengths, a malformed cell, a word/box count mismatch, a duplicate or unsafe image path, or a
-missing or unreadable image is a :class:`~fasttcm.data.converters.common.ConversionError` naming
-``gt.mat`` and the image index (0-based position in the cell arrays) with its name; nothing is
-written then. Degenerate quadrilaterals (non-finite coordinates, or a convex hull of less than
-``min_area`` square pixels: coincident or collinear corners) are skipped, and one warning gives
-their count and an example. Other quadrilaterals are kept as annotated (coordinates rounded to
-0.01 px), including self-intersecting ones (the loader repairs them) and ones that reach outside
-the image.
+Bad input: malformed ``gt.mat`` content (see :mod:`.synthtext_gt`), a duplicate image path, or a
+missing or unreadable image is a :class:`~fasttcm.data.converters.source_files.ConversionError`
+naming ``gt.mat`` and the image index (0-based position in the cell arrays) with its name;
+nothing is written then. Degenerate quadrilaterals (non-finite coordinates, or a convex hull of
+less than ``min_area`` square pixels: coincident or collinear corners) are skipped, and one
+warning gives their count and an example. Other quadrilaterals are kept as annotated
+(coordinates rounded to 0.01 px), including self-intersecting ones (the loader repairs them) and
+ones that reach outside the image.
 """
 
-import itertools
-import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ...utils.atomic_io import atomic_open
-from .common import (
-    DONT_CARE_TEXT,
-    JSON_SCHEMA_VERSION,
-    ConversionError,
+from .source_files import ConversionError, image_size
+from .split_output import (
+    IMAGE_MODES,
     SplitOutputs,
-    _fresh_tmp_dir,
-    _replace_dir_atomic,
-    image_size,
+    build_output_dir,
+    check_outputs_absent,
+    remove_output,
 )
+from .synthtext_gt import GT_MAT_NAME, SynthTextImage, parse_synthtext_image, read_synthtext_gt
+from .text_json import TextJsonStreamWriter
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "SPLITS",
-    "GT_MAT_NAME",
-    "DEFAULT_MIN_AREA",
-    "SynthTextImage",
-    "read_synthtext_gt",
-    "parse_synthtext_image",
-    "quad_hull_area",
-    "convert",
-]
+__all__ = ["SPLITS", "DEFAULT_MIN_AREA", "quad_hull_area", "convert"]
 
 SPLITS = ("train",)
-GT_MAT_NAME = "gt.mat"
 DEFAULT_MIN_AREA = 1.0
 """Quadrilaterals whose convex hull covers less than this many square pixels are degenerate."""
 
-_MAT_VARIABLES = ("imnames", "wordBB", "txt")
 _CHUNK_SIZE = 4096  # images parsed, sized and written per step
 _COORD_DECIMALS = 2
 _DEFAULT_WORKERS = 8  # header reads are I/O bound: more threads than cores overlap disk latency
-
-
-@dataclass
-class SynthTextImage:
-    """One image of ``gt.mat``.
-
-    Attributes:
-        index: 0-based position in the cell arrays.
-        file_name: image path relative to the folder of ``gt.mat`` (POSIX separators).
-        quads: (K, 4, 2) float64, word quadrilaterals in absolute pixels (x right, y down),
-            corners top-left, top-right, bottom-right, bottom-left of the word.
-        words: the K transcriptions, ``words[k]`` belonging to ``quads[k]``.
-    """
-
-    index: int
-    file_name: str
-    quads: np.ndarray
-    words: List[str]
-
-
-def read_synthtext_gt(mat_path) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Read ``imnames``, ``wordBB`` and ``txt`` from a SynthText ``gt.mat`` (``charBB`` is skipped).
-
-    Args:
-        mat_path: path of ``gt.mat`` (MATLAB v5).
-
-    Returns:
-        Three (N,) object arrays, one cell per image, as ``scipy.io.loadmat`` returns them.
-
-    Raises:
-        FileNotFoundError: `mat_path` does not exist.
-        ConversionError: not a readable MATLAB v5 file, a variable is missing or is not a cell
-            array, or the three have different lengths.
-    """
-    import scipy.io  # imported here: only this converter needs scipy
-
-    mat_path = os.fspath(mat_path)
-    if not os.path.isfile(mat_path):
-        raise FileNotFoundError(f"SynthText ground truth {mat_path} does not exist")
-    try:
-        mat = scipy.io.loadmat(mat_path, variable_names=_MAT_VARIABLES)
-    except NotImplementedError as e:  # scipy's answer to MATLAB v7.3 (HDF5) files
-        raise ConversionError(
-            mat_path, f"not a MATLAB v5 file ({e}); SynthText's gt.mat is v5, re-save it as such"
-        ) from e
-    except (OSError, ValueError, TypeError) as e:  # scipy.io.matlab.MatReadError is a ValueError
-        raise ConversionError(mat_path, f"cannot read the MATLAB file ({e})") from e
-    missing = [name for name in _MAT_VARIABLES if name not in mat]
-    if missing:
-        raise ConversionError(
-            mat_path,
-            f"missing variable(s) {missing}; a SynthText gt.mat has {list(_MAT_VARIABLES)}",
-        )
-    cells = []
-    for name in _MAT_VARIABLES:
-        value = mat[name]
-        if not isinstance(value, np.ndarray) or value.dtype != object or value.ndim != 2:
-            raise ConversionError(
-                mat_path,
-                f"{name!r} must be a cell array, got {type(value).__name__} "
-                f"{getattr(value, 'dtype', '')} {getattr(value, 'shape', '')}".rstrip(),
-            )
-        if 1 not in value.shape:
-            raise ConversionError(
-                mat_path, f"{name!r} must be a (1, N) cell array, got shape {value.shape}"
-            )
-        cells.append(value.reshape(-1))
-    lengths = {name: len(c) for name, c in zip(_MAT_VARIABLES, cells)}
-    if len(set(lengths.values())) != 1:
-        raise ConversionError(mat_path, f"the cell arrays have different lengths: {lengths}")
-    return tuple(cells)
-
-
-def _strings(value) -> List[str]:
-    """All strings in a MATLAB char array / cell of char arrays, in order (recursively)."""
-    if isinstance(value, str):
-        return [value]
-    arr = np.asarray(value)
-    if arr.dtype.kind == "U":
-        return [str(s) for s in arr.reshape(-1)]
-    if arr.dtype == object:
-        return [s for item in arr.reshape(-1) for s in _strings(item)]
-    if arr.size == 0:
-        return []
-    raise TypeError(f"expected text, got a {arr.dtype} array of shape {arr.shape}")
-
-
-def _check_file_name(name: str) -> Optional[str]:
-    """Why `name` cannot be an image path relative to the image root, or None if it can."""
-    if not name:
-        return "empty image name"
-    if "\\" in name:
-        return f"image name {name!r} must use '/' separators"
-    path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or (len(name) > 1 and name[1] == ":"):
-        return f"image name {name!r} must be relative to the folder of gt.mat, without '..'"
-    return None
-
-
-def parse_synthtext_image(mat_path, index: int, imname, word_bb, txt) -> SynthTextImage:
-    """Parse the cells of one image.
-
-    Args:
-        mat_path: path of ``gt.mat``, for messages.
-        index: 0-based image index, for messages.
-        imname, word_bb, txt: the image's ``imnames``, ``wordBB`` and ``txt`` cells.
-
-    Returns:
-        :class:`SynthTextImage` with all K quadrilaterals (degenerate ones included).
-
-    Raises:
-        ConversionError: a malformed cell or a word/box count mismatch, naming `mat_path`,
-            `index` and the image name.
-    """
-    try:
-        names = _strings(imname)
-    except TypeError as e:
-        raise ConversionError(mat_path, f"image {index}: imnames cell: {e}") from e
-    if len(names) != 1:
-        raise ConversionError(
-            mat_path, f"image {index}: imnames cell must hold one string, got {names!r}"
-        )
-    file_name = names[0]
-    problem = _check_file_name(file_name)
-    if problem:
-        raise ConversionError(mat_path, f"image {index}: {problem}")
-    where = f"image {index} ({file_name})"
-
-    boxes = np.asarray(word_bb)
-    if boxes.dtype == object or not np.issubdtype(boxes.dtype, np.number):
-        raise ConversionError(mat_path, f"{where}: wordBB must be numeric, got {boxes.dtype}")
-    if boxes.size == 0:
-        quads = np.zeros((0, 4, 2))
-    elif boxes.shape == (2, 4):  # one word: MATLAB dropped the trailing singleton dimension
-        quads = boxes.T[None].astype(np.float64)
-    elif boxes.ndim == 3 and boxes.shape[:2] == (2, 4):
-        quads = boxes.transpose(2, 1, 0).astype(np.float64)  # (2, 4, K) -> (K, 4, 2)
-    else:
-        raise ConversionError(
-            mat_path, f"{where}: wordBB has shape {boxes.shape}, expected (2, 4, K) or (2, 4)"
-        )
-
-    try:
-        words = " ".join(_strings(txt)).split()
-    except TypeError as e:
-        raise ConversionError(mat_path, f"{where}: txt cell: {e}") from e
-    if len(words) != len(quads):
-        raise ConversionError(
-            mat_path,
-            f"{where}: {len(quads)} word box(es) in wordBB but {len(words)} word(s) in txt "
-            f"{words[:8]!r}{' ...' if len(words) > 8 else ''}",
-        )
-    return SynthTextImage(index=index, file_name=file_name, quads=quads, words=words)
 
 
 def quad_hull_area(quads: np.ndarray) -> np.ndarray:
@@ -302,78 +120,6 @@ def _source_paths(src) -> Tuple[Path, Path]:
     return mat_path, mat_path.parent
 
 
-class _TextJsonWriter:
-    """Builds a split's text JSON image by image, without holding its annotations in memory.
-
-    Image objects are kept serialized in memory (~100 bytes each); annotation objects are appended
-    to a temporary file next to the output. :meth:`finish` assembles the JSON from both, atomically.
-    """
-
-    def __init__(self, json_file: Path, description: str):
-        self.json_file, self.description = json_file, description
-        fd, self._fragment = tempfile.mkstemp(
-            prefix=f".{json_file.name}.", suffix=".annotations.tmp", dir=json_file.parent
-        )
-        self._annotations = os.fdopen(fd, "w", encoding="utf-8")
-        self._images: List[str] = []
-        self.num_annotations = 0
-        self.num_ignored = 0
-
-    def add_image(self, image_id: int, file_name: str, size, polygons, words) -> None:
-        """Add an image and its words.
-
-        Args:
-            size: (height, width) of the image.
-            polygons: (K, 4, 2) word quadrilaterals (absolute pixels).
-            words: the K transcriptions.
-        """
-        height, width = size
-        self._images.append(
-            json.dumps(
-                {"id": image_id, "file_name": file_name, "height": height, "width": width},
-                ensure_ascii=False,
-            )
-        )
-        first_id = self.num_annotations + 1
-        annotations = [
-            {
-                "id": ann_id,
-                "image_id": image_id,
-                "polygon": polygon,
-                "text": text,
-                "ignore": text == DONT_CARE_TEXT,
-            }
-            for ann_id, polygon, text in zip(
-                itertools.count(first_id), np.asarray(polygons).tolist(), words
-            )
-        ]
-        if annotations:
-            self.num_annotations += len(annotations)
-            self.num_ignored += sum(a["ignore"] for a in annotations)
-            separator = "," if first_id > 1 else ""  # after earlier images' objects
-            # one dumps call per image; [1:-1] strips the list brackets
-            self._annotations.write(separator + json.dumps(annotations, ensure_ascii=False)[1:-1])
-
-    def finish(self) -> None:
-        """Write the JSON (temporary file + rename) and remove the annotation fragment."""
-        self._annotations.close()
-        info = {"description": self.description, "version": JSON_SCHEMA_VERSION}
-        with atomic_open(self.json_file, "w", encoding="utf-8") as out:
-            out.write('{"info": ' + json.dumps(info) + ', "images": [')
-            out.write(",".join(self._images))
-            out.write('], "annotations": [')
-            with open(self._fragment, "r", encoding="utf-8") as fragment:
-                shutil.copyfileobj(fragment, out, length=1 << 22)
-            out.write('], "categories": [{"id": 1, "name": "text"}]}')
-        self.discard()
-
-    def discard(self) -> None:
-        """Remove the temporary annotation fragment (the JSON, if written, stays)."""
-        self._annotations.close()
-        if os.path.exists(self._fragment):
-            os.unlink(self._fragment)
-
-
 def _batches(items: Sequence, num: int) -> List[Sequence]:
     """`items` cut into at most `num` contiguous, non-empty batches (one task per thread)."""
     step = max(1, -(-len(items) // num))
@@ -381,7 +127,7 @@ def _batches(items: Sequence, num: int) -> List[Sequence]:
 
 
 def _try_image_sizes(paths: Sequence[Path]) -> list:
-    """(height, width) per path, or the ConversionError (returned, so the caller names the index)."""
+    """(height, width) per path, or the ConversionError (returned: the caller names the index)."""
     sizes = []
     for path in paths:
         try:
@@ -459,15 +205,6 @@ def _add_chunk(writer, images, sizes, min_area: float, degenerate: _DegenerateWo
         writer.add_image(img.index + 1, img.file_name, size, polygons[lo:hi][kept], words)
 
 
-def _symlink_dir(target: Path, near: Path) -> Path:
-    """A new symlink to the folder `target`, under a temporary name beside `near`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{near.name}.", suffix=".tmp", dir=near.parent)
-    os.close(fd)
-    os.unlink(tmp)
-    os.symlink(os.path.abspath(target), tmp, target_is_directory=True)
-    return Path(tmp)
-
-
 def convert(
     src,
     dst,
@@ -505,19 +242,14 @@ def convert(
             "SynthText is a training-only set: its converter writes no evaluation ground truth, "
             "so --gt-dir / gt_root does not apply"
         )
-    if image_mode not in ("copy", "symlink"):
+    if image_mode not in IMAGE_MODES:
         raise ValueError(f"image_mode must be 'copy' or 'symlink', got {image_mode!r}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     split = SPLITS[0]
     dst = Path(dst)
     json_file, image_dir = dst / f"{split}.json", dst / f"{split}_images"
-    existing = [str(p) for p in (json_file, image_dir) if p.exists() or p.is_symlink()]
-    if existing and not overwrite:
-        raise FileExistsError(
-            f"refusing to overwrite existing outputs of split {split!r}: {', '.join(existing)} "
-            "(pass --overwrite / overwrite=True to replace them)"
-        )
+    check_outputs_absent((json_file, image_dir), overwrite, split)
     mat_path, image_root = _source_paths(src)
 
     start = time.perf_counter()
@@ -529,10 +261,11 @@ def convert(
     logger.info("%s: %d images (read in %.0f s)", mat_path, num_images, time.perf_counter() - start)
 
     dst.mkdir(parents=True, exist_ok=True)
-    writer = _TextJsonWriter(json_file, f"SynthText ({split})")
-    tmp_images = _fresh_tmp_dir(image_dir) if image_mode == "copy" else None
+    writer = TextJsonStreamWriter(json_file, f"SynthText ({split})")
     degenerate, seen = _DegenerateWords(), {}
-    try:
+
+    def convert_images(copies: Optional[Path]) -> None:
+        """Parse and size every image (copying it under `copies` unless None) into `writer`."""
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for first in range(0, num_images, _CHUNK_SIZE):
                 stop = min(first + _CHUNK_SIZE, num_images)
@@ -542,8 +275,8 @@ def convert(
                 ]
                 _check_unique(mat_path, images, seen)
                 sizes = _read_sizes(pool, workers, mat_path, images, image_root)
-                if tmp_images is not None:
-                    _copy_images(pool, workers, images, image_root, tmp_images)
+                if copies is not None:
+                    _copy_images(pool, workers, images, image_root, copies)
                 _add_chunk(writer, images, sizes, min_area, degenerate)
                 logger.info(
                     "SynthText: %d / %d images (%.0f s)",
@@ -551,20 +284,21 @@ def convert(
                     num_images,
                     time.perf_counter() - start,
                 )
-        # Everything is parsed and every image was read: swap the outputs in, the JSON last.
+        # Everything is parsed and every image was read: the outputs are swapped in, the JSON
+        # last. The JSON marks a complete split, so an old one goes before the images change.
         if json_file.exists():
-            json_file.unlink()  # the JSON marks a complete split: drop it before the images change
-        if tmp_images is None:
-            tmp_images = _symlink_dir(image_root, image_dir)
-        _replace_dir_atomic(tmp_images, image_dir)
-        tmp_images = None
+            json_file.unlink()
+
+    try:
+        if image_mode == "copy":
+            build_output_dir(image_dir, convert_images)
+        else:
+            convert_images(None)
+            remove_output(image_dir)
+            os.symlink(os.path.abspath(image_root), image_dir, target_is_directory=True)
         writer.finish()
     except BaseException:
         writer.discard()
-        if tmp_images is not None and tmp_images.is_symlink():
-            tmp_images.unlink()
-        elif tmp_images is not None:
-            shutil.rmtree(tmp_images, ignore_errors=True)
         raise
 
     if degenerate.count:

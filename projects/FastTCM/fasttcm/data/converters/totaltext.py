@@ -1,6 +1,6 @@
 """Total-Text -> project text JSON + evaluation GT.
 
-Native format (evaluation.md section 2.2, the legacy/official ``.txt`` ground truth): one
+Native format (the legacy/official ``.txt`` ground truth of the Total-Text release): one
 ``poly_gt_<image stem>.txt`` per image, one record per text instance::
 
     x: [[115 503 494 115]], y: [[322 346 426 404]], ornt: [u'm'], transcriptions: [u'nauGHTY']
@@ -19,17 +19,13 @@ Expected source layout (``totaltext.zip`` images + ``txt_format.zip`` ground tru
 import ast
 import re
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
-from .common import (
-    DONT_CARE_TEXT,
+from ...structures.text import DONT_CARE_TEXT
+from .annotations import SourceImage, TextAnnotation, make_annotation
+from .source_files import (
     ConversionError,
-    SourceImage,
-    SplitOutputs,
-    TextAnnotation,
-    convert_dataset,
     find_existing_dir,
-    make_annotation,
     pair_images_with_annotations,
     read_text_lines,
 )
@@ -39,7 +35,6 @@ __all__ = [
     "parse_totaltext_record",
     "parse_totaltext_gt_file",
     "collect_split",
-    "convert",
 ]
 
 SPLITS = ("train", "test")
@@ -161,21 +156,3 @@ def collect_split(src, split: str) -> List[SourceImage]:
         )
         for img, gt in pairs
     ]
-
-
-def convert(
-    src, dst, *, gt_root=None, image_mode="copy", overwrite=False
-) -> Dict[str, SplitOutputs]:
-    """Convert Total-Text under `src` to ``dst/{train,test}.json`` + images + evaluation GT.
-
-    See :func:`fasttcm.data.converters.common.convert_dataset` for the arguments and outputs.
-    """
-    return convert_dataset(
-        lambda split: collect_split(src, split),
-        SPLITS,
-        dst,
-        description="Total-Text",
-        gt_root=gt_root,
-        image_mode=image_mode,
-        overwrite=overwrite,
-    )

@@ -1,9 +1,10 @@
-"""Predefined dataset splits, registered at import under ``$DETECTRON2_DATASETS``.
+"""Predefined dataset splits, all registered here at import under ``$DETECTRON2_DATASETS``.
 
 Importing ``fasttcm`` imports this module, so every process (including workers started by
 ``detectron2.engine.launch``) sees the splits. Registration only joins paths; a split whose files
 are missing still registers and fails with a message saying how to create them when it is loaded
-(``DatasetCatalog.get(name)``).
+(``DatasetCatalog.get(name)``). Synthetic splits are generated on their first load
+(:mod:`fasttcm.data.datasets.synthetic_splits`).
 
 Layout under the root (default ``./datasets``; see ``datasets/README.md``)::
 
@@ -15,32 +16,59 @@ Layout under the root (default ``./datasets``; see ``datasets/README.md``)::
                                              night-time subset (provided by the user)
     synthtext/{train.json,train_images/}     SynthText pretraining set (no evaluation GT)
     synthetic_text/{train,test}/             generated on first load (no download)
-    synthetic_text/spotting_{train,test}/    the same, single words only (spotting splits)
+    synthetic_text/spotting_{train,test,val}/  the same, single words only (spotting splits)
+
+    dota10/{train,val,test}/{images,labelTxt}          dota10_{train,val,test}
+    dota10_split/{ss1024,ms1024}/{train,val,trainval,test}/{images,labelTxt}
+                                                       dota10_{train,val,trainval,test}_{ss,ms}1024
+    dota15/..., dota15_split/...                       the same names with dota15 (16 classes)
+    synthetic_aerial/{train,val,test}/{images,labelTxt}   synthetic_aerial_{train,val,test}
+    synthetic_aerial_split/ss1024/{train,val,test}/...   synthetic_aerial_{train,val,test}_ss1024
+
+    str_lmdb/{train/{real,synth},val,test/<benchmark>}/  STR LMDB splits (PARSeq's tree)
+    synthetic_words/{train,test}/                       word-crop LMDBs, generated on first load
+
+DOTA splits are cut with ``tools/dota_split.py`` and the configs in ``datasets/dota_split_configs``;
+the synthetic aerial splits are generated (and cut) on first load. DOTA test splits have no labels:
+their evaluation only writes ``Task1_<class>.txt`` files. DOTA labels and detections are
+quadrilaterals in absolute pixels; the dataset dicts carry detectron2 XYWHA boxes (angle in
+degrees, counter-clockwise).
 """
 
 import functools
-import json
-import logging
 import os
-import shutil
-import tempfile
 from typing import Optional
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from .builtin_meta import get_text_dataset_metadata
-from .text import load_text_json, register_text_images, register_text_instances, text_split_metadata
-
-logger = logging.getLogger(__name__)
+from .dota import register_dota
+from .str_lmdb import register_str_lmdb
+from .synthetic_splits import (
+    SYNTHETIC_TEXT_DIR,
+    SYNTHETIC_TEXT_JSON,
+    SYNTHETIC_WORDS_DIR,
+    ensure_synthetic_aerial,
+    ensure_synthetic_aerial_patches,
+    load_synthetic_text_split,
+    load_synthetic_words_split,
+)
+from .text import register_text_images, register_text_instances, text_split_metadata
 
 __all__ = [
     "SYNTHETIC_TEXT_SPLITS",
     "SYNTHETIC_SPOTTING_SPLITS",
     "SYNTHETIC_SPOTTING_OPTIONS",
-    "SYNTHETIC_TEXT_IMAGE_SIZE",
+    "SYNTHETIC_AERIAL_SPLITS",
+    "STR_LMDB_SPLITS",
+    "SYNTHETIC_WORDS_SPLITS",
     "register_all_text",
-    "load_synthetic_text_split",
+    "register_all_dota",
+    "register_all_str",
 ]
+
+# ------------------------------------------------------------------------------------------------
+# scene text
 
 # name -> (dataset folder under the root, split)
 _PREDEFINED_SPLITS_TEXT = {
@@ -71,13 +99,10 @@ SYNTHETIC_TEXT_SPLITS = {
 SYNTHETIC_SPOTTING_SPLITS = {
     "synthetic_spotting_train": ("spotting_train", 400, 2),
     "synthetic_spotting_test": ("spotting_test", 100, 3),
-    "synthetic_spotting_val": ("spotting_val", 100, 4),  # for choosing inference thresholds, not the test split
+    # for choosing inference thresholds, not the test split
+    "synthetic_spotting_val": ("spotting_val", 100, 4),
 }
 SYNTHETIC_SPOTTING_OPTIONS = {"line_prob": 0.0}  # SceneTextOptions overrides: no multi-word lines
-SYNTHETIC_TEXT_IMAGE_SIZE = (320, 320)  # (height, width)
-_SYNTHETIC_DIR = "synthetic_text"
-_SYNTHETIC_JSON = "annotations.json"  # written by generate_text_dataset into its out_dir
-_SYNTHETIC_STAMP = "generation.json"  # the parameters a generated split was made with
 
 
 def _split_paths(root: str, dataset: str, split: str):
@@ -104,6 +129,33 @@ def _builtin_text_metadata(root: str, dataset: str, split: str) -> dict:
     return meta
 
 
+def _register_synthetic_text(
+    root: str, name: str, split: str, num_images: int, seed: int, options: Optional[dict]
+) -> None:
+    out_dir = os.path.join(root, SYNTHETIC_TEXT_DIR, split)
+    DatasetCatalog.register(
+        name,
+        functools.partial(
+            load_synthetic_text_split,
+            root,
+            split,
+            num_images=num_images,
+            seed=seed,
+            dataset_name=name,
+            options=options,
+        ),
+    )
+    meta = _builtin_text_metadata(root, SYNTHETIC_TEXT_DIR, split)
+    meta.update(num_images=num_images, seed=seed)
+    if options:
+        meta.update(generation_options=dict(options))
+    MetadataCatalog.get(name).set(
+        **text_split_metadata(
+            meta, json_file=os.path.join(out_dir, SYNTHETIC_TEXT_JSON), image_root=out_dir
+        )
+    )
+
+
 def register_all_text(root: str) -> None:
     """Register every predefined scene-text split rooted at `root` (no file is read)."""
     for name, (dataset, split) in _PREDEFINED_SPLITS_TEXT.items():
@@ -119,122 +171,139 @@ def register_all_text(root: str) -> None:
             name, meta, os.path.join(root, list_file), os.path.join(root, image_root)
         )
 
-    synthetic = [(name, spec, None) for name, spec in SYNTHETIC_TEXT_SPLITS.items()]
-    synthetic += [(name, spec, SYNTHETIC_SPOTTING_OPTIONS) for name, spec in SYNTHETIC_SPOTTING_SPLITS.items()]
-    for name, (split, num_images, seed), options in synthetic:
-        out_dir = os.path.join(root, _SYNTHETIC_DIR, split)
+    for name, (split, num_images, seed) in SYNTHETIC_TEXT_SPLITS.items():
+        _register_synthetic_text(root, name, split, num_images, seed, None)
+    for name, (split, num_images, seed) in SYNTHETIC_SPOTTING_SPLITS.items():
+        _register_synthetic_text(root, name, split, num_images, seed, SYNTHETIC_SPOTTING_OPTIONS)
+
+
+# ------------------------------------------------------------------------------------------------
+# DOTA and synthetic aerial images
+
+_DOTA_VERSIONS = {"dota10": "1.0", "dota15": "1.5"}
+_DOTA_RAW_SPLITS = ("train", "val", "test")
+_DOTA_SPLIT_SOURCES = {  # patch split -> the raw splits it is cut from (configs' source_splits)
+    "train": ("train",),
+    "val": ("val",),
+    "trainval": ("train", "val"),
+    "test": ("test",),
+}
+_DOTA_SPLIT_SCHEMES = ("ss1024", "ms1024")  # datasets/dota_split_configs/{ss,ms}_*.json
+
+SYNTHETIC_AERIAL_SPLITS = {
+    # split: (number of images, seed); images are 2048-4096 px a side
+    "train": (24, 0),
+    "val": (6, 2),  # for choosing test-time settings without looking at the test split
+    "test": (6, 1),
+}
+"""Size and seed of the generated ``synthetic_aerial_{train,val,test}`` splits."""
+
+
+def _label_dir_or_none(split: str, path: str) -> Optional[str]:
+    return None if split == "test" else path  # DOTA test labels are not published
+
+
+def register_all_dota(root: str) -> None:
+    """Register every predefined DOTA and synthetic-aerial split rooted at `root`.
+
+    See the module docstring for the names and the layout. Nothing is read or generated here.
+    """
+    for prefix, version in _DOTA_VERSIONS.items():
+        for split in _DOTA_RAW_SPLITS:
+            base = os.path.join(root, prefix, split)
+            labels = _label_dir_or_none(split, os.path.join(base, "labelTxt"))
+            register_dota(
+                f"{prefix}_{split}", os.path.join(base, "images"), labels, version, gt_dir=labels
+            )
+        for scheme in _DOTA_SPLIT_SCHEMES:
+            for split, sources in _DOTA_SPLIT_SOURCES.items():
+                base = os.path.join(root, f"{prefix}_split", scheme, split)
+                gt_dirs = [os.path.join(root, prefix, s, "labelTxt") for s in sources]
+                register_dota(
+                    f"{prefix}_{split}_{scheme}",
+                    os.path.join(base, "images"),
+                    _label_dir_or_none(split, os.path.join(base, "labelTxt")),
+                    version,
+                    gt_dir=None if split == "test" else gt_dirs,
+                    split_scheme=scheme,
+                )
+    for split, (num_images, seed) in SYNTHETIC_AERIAL_SPLITS.items():
+        raw = os.path.join(root, "synthetic_aerial", split)
+        raw_labels = os.path.join(raw, "labelTxt")
+        register_dota(
+            f"synthetic_aerial_{split}",
+            os.path.join(raw, "images"),
+            raw_labels,
+            "1.0",
+            gt_dir=raw_labels,
+            prepare=functools.partial(ensure_synthetic_aerial, raw, num_images, seed),
+        )
+        patches = os.path.join(root, "synthetic_aerial_split", "ss1024", split)
+        register_dota(
+            f"synthetic_aerial_{split}_ss1024",
+            os.path.join(patches, "images"),
+            os.path.join(patches, "labelTxt"),
+            "1.0",
+            gt_dir=raw_labels,
+            prepare=functools.partial(
+                ensure_synthetic_aerial_patches, raw, patches, num_images, seed
+            ),
+            split_scheme="ss1024",
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# scene-text recognition (LMDB)
+
+# name -> (folder under <root>/str_lmdb, number of samples the official protocol evaluates or None)
+STR_LMDB_SPLITS = {
+    "str_real_train": ("train/real", None),  # Real 3.3M (PARSeq)
+    "str_synth_train": ("train/synth", None),  # MJSynth + SynthText
+    "str_val": ("val", None),
+    "str_iiit5k_test": ("test/IIIT5k", 3000),
+    "str_svt_test": ("test/SVT", 647),
+    "str_ic13_1015_test": ("test/IC13_1015", 1015),
+    "str_ic15_1811_test": ("test/IC15_1811", 1811),
+    "str_ic15_2077_test": ("test/IC15_2077", 2077),
+    "str_svtp_test": ("test/SVTP", 645),
+    "str_cute80_test": ("test/CUTE80", 288),
+    "str_host_test": ("test/HOST", 2416),
+    "str_wost_test": ("test/WOST", 2416),
+    "str_coco_v1.4_test": ("test/COCOv1.4", 9825),
+    "str_art_test": ("test/ArT", 35149),
+    "str_uber_test": ("test/Uber", 80551),
+}
+
+# name -> (split folder, number of crops, seed) of the generated synthetic word crops
+SYNTHETIC_WORDS_SPLITS = {
+    "synthetic_words_train": ("train", 40000, 0),
+    "synthetic_words_test": ("test", 1000, 1),
+}
+
+
+def register_all_str(root: str) -> None:
+    """Register the STR LMDB splits and the synthetic word splits rooted at `root` (no file is
+    read)."""
+    for name, (folder, expected) in STR_LMDB_SPLITS.items():
+        metadata = {"expected_num_samples": expected} if expected is not None else {}
+        register_str_lmdb(name, os.path.join(root, "str_lmdb", folder), metadata)
+    for name, (split, num_crops, seed) in SYNTHETIC_WORDS_SPLITS.items():
         DatasetCatalog.register(
             name,
             functools.partial(
-                load_synthetic_text_split,
+                load_synthetic_words_split,
                 root,
                 split,
-                num_images=num_images,
+                num_crops=num_crops,
                 seed=seed,
                 dataset_name=name,
-                options=options,
             ),
         )
-        meta = _builtin_text_metadata(root, _SYNTHETIC_DIR, split)
-        meta.update(num_images=num_images, seed=seed)
-        if options:
-            meta.update(generation_options=dict(options))
         MetadataCatalog.get(name).set(
-            **text_split_metadata(
-                meta, json_file=os.path.join(out_dir, _SYNTHETIC_JSON), image_root=out_dir
-            )
-        )
-
-
-def load_synthetic_text_split(
-    root, split: str, *, num_images: int, seed: int, dataset_name=None, options: Optional[dict] = None
-):
-    """Dataset dicts of a synthetic scene-text split, generating it on first use.
-
-    The split lives in ``<root>/synthetic_text/<split>/`` (``annotations.json`` + images). If it
-    is absent, ``fasttcm.data.synthetic.scene_text.generate_text_dataset`` writes it into a
-    temporary folder that is then renamed into place, so concurrent processes never see a partial
-    split (the first to finish wins; the others use its result).
-
-    Args:
-        root: dataset root (``$DETECTRON2_DATASETS``).
-        split: ``"train"`` or ``"test"`` (any name works; it is only a folder name).
-        num_images, seed: generation parameters (:data:`SYNTHETIC_TEXT_SPLITS` for the builtins).
-        dataset_name: registered name, for messages.
-        options: :class:`~fasttcm.data.synthetic.scene_text.SceneTextOptions` overrides (e.g.
-            :data:`SYNTHETIC_SPOTTING_OPTIONS`); None = the default difficulty.
-
-    Returns:
-        detectron2 dataset dicts, as :func:`load_text_json`.
-    """
-    out_dir = os.path.join(os.fspath(root), _SYNTHETIC_DIR, split)
-    json_file = os.path.join(out_dir, _SYNTHETIC_JSON)
-    params = {
-        "num_images": int(num_images),
-        "seed": int(seed),
-        "image_size": list(SYNTHETIC_TEXT_IMAGE_SIZE),
-    }
-    if options:
-        params["options"] = dict(options)
-    if not os.path.isfile(json_file):
-        _generate_synthetic_split(out_dir, params)
-    else:
-        _warn_if_stale(out_dir, params)
-    return load_text_json(json_file, out_dir, dataset_name)
-
-
-def _generate_synthetic_split(out_dir: str, params: dict) -> None:
-    # Imported here: the generator loads fonts and is only needed the first time.
-    from fasttcm.data.synthetic.scene_text import generate_text_dataset
-
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp_dir = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.", suffix=".tmp", dir=parent)
-    try:
-        logger.info(
-            "Generating synthetic text split %s: %d images (seed %d, %dx%d)",
-            out_dir,
-            params["num_images"],
-            params["seed"],
-            *params["image_size"],
-        )
-        generate_text_dataset(
-            tmp_dir,
-            params["num_images"],
-            params["seed"],
-            image_size=tuple(params["image_size"]),
-            **params.get("options", {}),
-        )
-        with open(os.path.join(tmp_dir, _SYNTHETIC_STAMP), "w", encoding="utf-8") as f:
-            json.dump(params, f)
-        try:
-            os.rename(tmp_dir, out_dir)  # atomic; replaces only an absent or empty folder
-        except OSError as e:
-            if not os.path.isfile(os.path.join(out_dir, _SYNTHETIC_JSON)):
-                raise OSError(
-                    f"Cannot move the generated synthetic split into {out_dir} ({e}); the folder "
-                    "exists without annotations.json (left over from an interrupted run?). "
-                    "Delete it and load the split again."
-                ) from e
-            logger.info("Another process generated %s first; using its split", out_dir)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-
-
-def _warn_if_stale(out_dir: str, params: dict) -> None:
-    stamp = os.path.join(out_dir, _SYNTHETIC_STAMP)
-    try:
-        with open(stamp, "r", encoding="utf-8") as f:
-            made_with = json.load(f)
-    except (OSError, ValueError):
-        return
-    if made_with != params:
-        logger.warning(
-            "%s was generated with %s but %s is requested; using the existing files. Delete the "
-            "folder to regenerate it.",
-            out_dir,
-            made_with,
-            params,
+            evaluator_type="str",
+            lmdb_root=os.path.join(root, SYNTHETIC_WORDS_DIR, split),
+            num_crops=num_crops,
+            seed=seed,
         )
 
 
@@ -242,9 +311,5 @@ if __name__.endswith(".builtin"):
     # Assume pre-defined datasets live in `./datasets` (detectron2's convention).
     _root = os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets"))
     register_all_text(_root)
-    from .dota import register_all_dota
-
     register_all_dota(_root)
-    from .str_lmdb import register_all_str
-
     register_all_str(_root)

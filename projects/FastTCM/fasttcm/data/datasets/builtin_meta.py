@@ -1,4 +1,4 @@
-"""Metadata of the predefined scene-text datasets (evaluation facts from evaluation.md).
+"""Metadata of the predefined scene-text datasets: how each one is evaluated.
 
 Evaluators read these from ``MetadataCatalog``; nothing is ever inferred from a dataset's name.
 
@@ -7,13 +7,14 @@ Keys of every text split's metadata:
 * ``thing_classes``: ``["text"]``.
 * ``evaluator_type``: ``"text_det"``.
 * ``eval_protocol``: ``"iou"`` = ICDAR/RRC IoU protocol (IoU > 0.5, ``###`` don't care with area
-  precision > 0.5, greedy one-to-one matching; evaluation.md section 1).
+  precision > 0.5, greedy one-to-one matching).
 * ``alternative_eval_protocols``: other protocols that are meaningful for the split, e.g.
-  ``["deteval"]`` (Total-Text DetEval, section 2.2) for the curved-text sets.
+  ``["deteval"]`` (Total-Text DetEval) for the curved-text sets.
 * ``gt_geometry``: the ground-truth shape: ``"quadrilateral"`` (ICDAR 2015), ``"polygon"``
   (Total-Text, CTW1500, ArT, synthetic), ``"rotated_rectangle"`` (MSRA-TD500).
-* ``word_spotting``: RRC end-to-end word-spotting mode (section 3): True only for Total-Text.
-* ``lexicon_types``: end-to-end lexicon settings the dataset defines (section 3.1).
+* ``word_spotting``: RRC end-to-end word-spotting mode: True only for Total-Text.
+* ``lexicon_types``: end-to-end lexicon settings the dataset defines (``"none"``, ``"generic"``,
+  ``"weak"``, ``"strong"``, ``"full"``).
 * ``has_transcriptions``: False for MSRA-TD500 (detection only).
 * ``converter``: the ``tools/convert_dataset.py`` dataset argument that builds the split.
 * ``writes_eval_gt``: False for a training-only set whose converter writes no evaluation GT files

@@ -1,7 +1,7 @@
 """DOTA class lists and dataset metadata (DOTA-v1.0: 15 classes, DOTA-v1.5: 16).
 
-The class order is the DOTA devkit's (evaluation.md section 5); ``category_id`` in dataset dicts and
-``pred_classes`` of models index into it. Nothing here imports detectron2.
+The class order is the DOTA devkit's; ``category_id`` in dataset dicts and ``pred_classes`` of
+models index into it. Nothing here imports detectron2.
 """
 
 from typing import Dict, List, Tuple

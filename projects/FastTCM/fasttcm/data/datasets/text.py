@@ -9,8 +9,9 @@ The JSON schema (also in ``datasets/README.md``)::
      "categories": [{"id": 1, "name": "text"}]}
 
 ``file_name`` is relative to the image root (POSIX separators); polygons have >= 3 vertices in
-absolute pixels of the image as ``detectron2.data.detection_utils.read_image`` returns it (x right,
-y down); ``"###"`` = don't-care text, which always comes with ``ignore: true``.
+absolute pixels of the image as :func:`fasttcm.data.image_io.read_image` returns it, i.e. in the
+displayed (EXIF-applied) orientation (x right, y down); ``"###"`` = don't-care text, which
+always comes with ``ignore: true``.
 
 :func:`load_text_json` returns detectron2 dataset dicts::
 
@@ -37,8 +38,8 @@ Bad input, and what happens:
 * Image listed but missing on disk -> skipped; the count (and an example) is logged. If *no*
   listed image exists, ``FileNotFoundError``.
 * Corrupt image files cannot be detected without decoding every image, so they are detected when
-  read: :func:`read_image_checked` (used by the dataset mappers) raises
-  :class:`CorruptImageError` naming the file.
+  read: :func:`fasttcm.data.image_io.read_image` (used by the dataset mappers) raises
+  :class:`CorruptImageError` (:class:`~fasttcm.data.image_io.ImageReadError`) naming the file.
 """
 
 import json
@@ -53,10 +54,10 @@ import shapely
 from shapely.geometry.polygon import orient
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.data.detection_utils import read_image
 from detectron2.structures import BoxMode
 
-from ..converters.common import ConversionError, image_size
+from ..converters.source_files import ConversionError, image_size
+from ..image_io import ImageReadError, read_image
 from ...structures.text import DONT_CARE_TEXT
 
 logger = logging.getLogger(__name__)
@@ -78,8 +79,8 @@ _SCHEMA_VERSION = 1
 _MAX_LISTED_PROBLEMS = 20  # per load, detailed warnings; the rest are counted
 
 
-class CorruptImageError(OSError):
-    """An image file exists but cannot be decoded; the message names the file."""
+CorruptImageError = ImageReadError
+"""An image file exists but cannot be decoded (an ``OSError``); the message names the file."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -544,17 +545,17 @@ def register_text_images(name: str, metadata: dict, list_file, image_root) -> No
 # Image reading
 
 
-def read_image_checked(file_name, format: Optional[str] = None, expected_size=None) -> np.ndarray:
-    """``detectron2.data.detection_utils.read_image`` with clear errors naming the file.
+def read_image_checked(file_name, format: str = "RGB", expected_size=None) -> np.ndarray:
+    """:func:`fasttcm.data.image_io.read_image`, optionally checked against the dataset size.
 
     Args:
         file_name: image path.
-        format: as for ``read_image`` (e.g. ``"RGB"``, ``"BGR"``); None keeps PIL's mode.
+        format: ``"RGB"`` or ``"BGR"`` (None means ``"RGB"``).
         expected_size: optional ``(height, width)`` the decoded image must have (e.g. from the
             dataset dict).
 
     Returns:
-        (H, W, C) uint8 array (EXIF orientation applied), as ``read_image``.
+        (H, W, 3) uint8 array in the displayed (EXIF-applied) orientation.
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -562,17 +563,7 @@ def read_image_checked(file_name, format: Optional[str] = None, expected_size=No
         ValueError: the decoded size differs from `expected_size`.
     """
     file_name = os.fspath(file_name)
-    if not os.path.isfile(file_name):
-        raise FileNotFoundError(f"Image file {file_name} does not exist")
-    try:
-        image = read_image(file_name, format=format)
-    except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError...
-        raise CorruptImageError(
-            f"{file_name}: cannot decode the image ({type(e).__name__}: {e}); the file is corrupt, "
-            "truncated or not an image"
-        ) from e
-    if image.ndim < 2 or image.shape[0] == 0 or image.shape[1] == 0:
-        raise CorruptImageError(f"{file_name}: decoded to an empty image of shape {image.shape}")
+    image = read_image(file_name, format or "RGB")
     if expected_size is not None and tuple(image.shape[:2]) != tuple(expected_size):
         raise ValueError(
             f"{file_name}: image is {image.shape[0]}x{image.shape[1]} (HxW) but its annotation "

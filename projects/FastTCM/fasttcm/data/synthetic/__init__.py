@@ -1,6 +1,6 @@
-"""Synthetic datasets that need no download (DECISIONS.md section 5).
+"""Synthetic datasets that need no download: the default data of the demo, schedules and tests.
 
-Scene text (:mod:`.scene_text`): words on procedural backgrounds with polygons and transcriptions,
+Scene text (:mod:`.scene_text`, written by :mod:`.scene_text_dataset`): words on procedural backgrounds with polygons and transcriptions,
 the default dataset of the demo, the quick schedules and the tests. Its building blocks are
 reusable: :mod:`.fonts` (installed fonts), :mod:`.backgrounds` (procedural backgrounds) and
 :mod:`.word_render` (text sampling, word masks, their warp and enclosing polygons).
@@ -8,13 +8,9 @@ reusable: :mod:`.fonts` (installed fonts), :mod:`.backgrounds` (procedural backg
 
 from .backgrounds import BACKGROUND_KINDS, make_background
 from .fonts import FontSpec, discover_fonts, load_font
-from .scene_text import (
-    DIFFICULTY_PRESETS,
-    DONT_CARE_TEXT,
-    SceneTextOptions,
-    generate_text_dataset,
-    render_scene,
-)
+from .scene_text import DONT_CARE_TEXT, render_scene
+from .scene_text_dataset import generate_text_dataset
+from .scene_text_options import DIFFICULTY_PRESETS, SceneTextOptions
 from .word_render import (
     DEFAULT_CHARSET,
     VOCABULARY,

@@ -6,7 +6,8 @@ then matches any subset of the detections (kept in their original order) against
 truth. The split lets a score-threshold sweep reuse the geometry (see ``text_det.py``).
 
 Counts are summed over the dataset before precision, recall and hmean are formed: the headline
-figure of the official scripts is *not* a mean of per-image values (evaluation.md section 1).
+figure of the official scripts is *not* a mean of per-image values (docs/protocols.md, "ICDAR IoU
+protocol").
 
 Nothing here imports detectron2.
 """

@@ -1,4 +1,4 @@
-"""Total-Text DetEval protocol (evaluation.md section 2.2; the dataset's ``Deteval.py``).
+"""Total-Text DetEval protocol (the dataset's ``Deteval.py``; docs/protocols.md, "Total-Text DetEval").
 
 Rules, per image, as the official script computes them:
 

@@ -1,6 +1,6 @@
 """DOTA Task 1 (oriented boxes): the DOTA devkit's ``dota_evaluation_task1.py`` rules, vectorized.
 
-evaluation.md section 5 is the specification; every rule of the devkit is kept:
+Every rule of the devkit is kept:
 
 * per class, ``npos`` counts the ground truths with difficulty 0; difficult ones (flag 1, and the
   split's flag 2) stay in the list and a detection whose best match is one of them is ignored;
@@ -8,8 +8,7 @@ evaluation.md section 5 is the specification; every rule of the devkit is kept:
   stable, sort: the order of tied scores is the devkit's);
 * a detection's IoU is taken only with the ground truths of its image whose axis-aligned boxes
   overlap in the devkit's "+1 pixel" sense, then computed exactly as ``polyiou.iou_poly`` does
-  (signed triangle fans clipped against each other, so non-convex and self-intersecting
-  quadrilaterals score like in the devkit); the best ground truth (first on ties) is the only
+  (:mod:`fasttcm.evaluation.protocols.dota_iou`); the best ground truth (first on ties) is the only
   candidate: IoU > 0.5 (strict) and unused -> TP, used -> FP, no fall-back to the second best;
 * VOC07 11-point AP on the grid ``np.arange(0, 1.1, 0.1)`` (the devkit's ``main``), or the
   area (VOC2010+) AP; mAP is the sum of the per-class APs divided by the number of classes of
@@ -18,44 +17,34 @@ evaluation.md section 5 is the specification; every rule of the devkit is kept:
 Where the devkit cannot produce a number, this module picks the obvious one and says so: an empty
 ``Task1_<class>.txt`` (the devkit raises IndexError) scores AP 0.
 
-Task-1 submission files (``Task1_<class>.txt``, lines ``<image> <score> x1 y1 ... x4 y4`` in
-absolute pixels of the full image) are read and written here too, so that the numbers an evaluator
-reports are the numbers the devkit computes from the files it writes.
+Ground truth and detections are quadrilaterals ``x1, y1, ..., x4, y4`` in absolute pixels of the
+full image (x right, y down). Task-1 submission files (``Task1_<class>.txt``) are read and written
+by :mod:`fasttcm.evaluation.protocols.dota_task1_io`.
 
 Nothing here imports detectron2 or torch.
 """
 
 import logging
 import math
-import os
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Dict, Mapping, Sequence
 
 import numpy as np
 
 from ...utils.geometry import poly_to_hbb
+from .dota_iou import devkit_poly_iou
+from .dota_task1_io import ClassDetections
 
 __all__ = [
     "ImageObjects",
-    "ClassDetections",
     "Task1Result",
-    "devkit_poly_iou",
     "voc_ap",
     "class_average_precision",
     "evaluate_task1",
-    "task1_file_name",
-    "format_task1_lines",
-    "round_task1",
-    "read_task1_file",
-    "read_task1_dir",
-    "write_task1_dir",
 ]
 
 logger = logging.getLogger(__name__)
 
-_SIG_EPS = 1e-8  # the devkit's polyiou tolerance for "on the line"
-_FAST_CHUNK = 1 << 16  # pairs clipped at once on the convex path
-_FAN_CHUNK = 1 << 12  # pairs clipped at once on the triangle-fan path (16 triangle pairs each)
 _PAIR_CHUNK = 1 << 21  # (detection, ground truth) candidate pairs generated at once
 
 
@@ -88,40 +77,6 @@ class ImageObjects:
         return cls(np.zeros((0, 8)), np.zeros(0, np.int64), np.zeros(0, bool))
 
 
-@dataclass(frozen=True)
-class ClassDetections:
-    """The detections of one class, in the order of the lines of its ``Task1_<class>.txt``.
-
-    Attributes:
-        image_names: object array ``(N,)`` of image names (file stems of the full images).
-        scores: float64 ``(N,)``.
-        polys: float64 ``(N, 8)`` quadrilaterals in absolute pixels of the full image.
-    """
-
-    image_names: np.ndarray
-    scores: np.ndarray
-    polys: np.ndarray
-
-    def __post_init__(self):
-        names = np.empty(len(self.image_names), dtype=object)
-        names[:] = [str(n) for n in self.image_names]
-        object.__setattr__(self, "image_names", names)
-        object.__setattr__(self, "scores", np.asarray(self.scores, dtype=np.float64).reshape(-1))
-        object.__setattr__(self, "polys", np.asarray(self.polys, dtype=np.float64).reshape(-1, 8))
-        if not len(self.image_names) == len(self.scores) == len(self.polys):
-            raise ValueError(
-                f"ClassDetections: {len(self.image_names)} names, {len(self.scores)} scores and "
-                f"{len(self.polys)} polygons"
-            )
-
-    @classmethod
-    def empty(cls) -> "ClassDetections":
-        return cls(np.zeros(0, dtype=object), np.zeros(0), np.zeros((0, 8)))
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-
 @dataclass
 class Task1Result:
     """Per-class and mean AP of one Task-1 evaluation (fractions in [0, 1], NaN where the devkit
@@ -142,145 +97,6 @@ class Task1Result:
     num_det: Dict[str, int]
     recall: Dict[str, float]
     params: Dict[str, object] = field(default_factory=dict)
-
-
-# --------------------------------------------------------------------------------------------
-# polygon IoU as polyiou.iou_poly computes it
-
-
-def _sign(x: np.ndarray) -> np.ndarray:
-    return np.where(x > _SIG_EPS, 1, np.where(x < -_SIG_EPS, -1, 0))
-
-
-def _clip_left(points: np.ndarray, count: np.ndarray, a: np.ndarray, b: np.ndarray):
-    """Sutherland-Hodgman step: keep the part of each polygon left of the line ``a -> b``.
-
-    Mirrors polyiou's ``polygon_cut``: a vertex is kept when it is strictly left (beyond the
-    tolerance), and the crossing point is emitted wherever the side changes.
-
-    Args:
-        points: ``(K, M, 2)`` vertices; only the first ``count[k]`` of row k are used.
-        count: ``(K,)`` number of vertices.
-        a, b: ``(K, 2)`` the directed clip line of each row.
-
-    Returns:
-        ``(K, M + 2, 2)`` vertices and ``(K,)`` counts (a convex polygon gains at most 2).
-    """
-    k, m, _ = points.shape
-    idx = np.arange(m)[None, :]
-    valid = idx < count[:, None]
-    nxt = np.where(idx + 1 < count[:, None], idx + 1, 0)
-    following = np.take_along_axis(points, nxt[..., None], axis=1)
-    e = b - a
-    side = e[:, None, 0] * (points[..., 1] - a[:, None, 1]) - e[:, None, 1] * (
-        points[..., 0] - a[:, None, 0]
-    )
-    side_next = np.take_along_axis(side, nxt, axis=1)
-    sign, sign_next = _sign(side), _sign(side_next)
-    keep_vertex = valid & (sign > 0)
-    crossing = valid & (sign != sign_next)
-    denom = np.where(crossing, side_next - side, 1.0)
-    cross_pt = (points * side_next[..., None] - following * side[..., None]) / denom[..., None]
-    out = np.stack([points, cross_pt], axis=2).reshape(k, 2 * m, 2)
-    keep = np.stack([keep_vertex, crossing], axis=2).reshape(k, 2 * m)
-    order = np.argsort(~keep, axis=1, kind="stable")[:, : m + 2]
-    return np.take_along_axis(out, order[..., None], axis=1), keep.sum(axis=1)
-
-
-def _ring_area(points: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """Signed shoelace area of the first ``count`` vertices of each row of ``(K, M, 2)``."""
-    m = points.shape[1]
-    idx = np.arange(m)[None, :]
-    first = points[:, :1, :]
-    pts = np.where((idx < count[:, None])[..., None], points, first)  # pad with the first vertex
-    x, y = pts[..., 0], pts[..., 1]
-    area = 0.5 * np.sum(x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y, axis=1)
-    return np.where(count >= 3, area, 0.0)
-
-
-def _convex_intersection(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Intersection areas of positively oriented convex quadrilaterals ``(K, 4, 2)``."""
-    pts, count = p, np.full(len(p), 4)
-    for i in range(4):
-        pts, count = _clip_left(pts, count, q[:, i], q[:, (i + 1) % 4])
-    return np.abs(_ring_area(pts, count))
-
-
-def _fan_intersection(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """polyiou's ``intersectArea`` for positively oriented quadrilaterals ``(K, 4, 2)``.
-
-    Each polygon is a signed fan of triangles (origin, v_i, v_i+1); the result is the sum over
-    the 16 triangle pairs of sign_i * sign_j * area(T_i ∩ T_j), i.e. the integral of the product
-    of the two winding numbers, which is the exact intersection area for simple polygons.
-    """
-    k = len(p)
-    a, b = p, np.roll(p, -1, axis=1)  # (K, 4, 2) edges of p
-    c, d = q, np.roll(q, -1, axis=1)
-    sa = _sign(a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0])  # (K, 4)
-    sc = _sign(c[..., 0] * d[..., 1] - c[..., 1] * d[..., 0])
-    # orient every triangle positively (polyiou swaps the two edge end points)
-    a, b = np.where((sa < 0)[..., None], b, a), np.where((sa < 0)[..., None], a, b)
-    c, d = np.where((sc < 0)[..., None], d, c), np.where((sc < 0)[..., None], c, d)
-    # all 16 pairs: rows (K, i, j)
-    ta = np.broadcast_to(a[:, :, None], (k, 4, 4, 2)).reshape(-1, 2)
-    tb = np.broadcast_to(b[:, :, None], (k, 4, 4, 2)).reshape(-1, 2)
-    tc = np.broadcast_to(c[:, None, :], (k, 4, 4, 2)).reshape(-1, 2)
-    td = np.broadcast_to(d[:, None, :], (k, 4, 4, 2)).reshape(-1, 2)
-    sign = (sa[:, :, None] * sc[:, None, :]).reshape(-1)
-    origin = np.zeros_like(ta)
-    pts = np.stack([origin, ta, tb], axis=1)
-    count = np.full(len(pts), 3)
-    for start, end in ((origin, tc), (tc, td), (td, origin)):
-        pts, count = _clip_left(pts, count, start, end)
-    areas = np.abs(_ring_area(pts, count)) * sign
-    return areas.reshape(k, 16).sum(axis=1)
-
-
-def devkit_poly_iou(polys_a, polys_b) -> np.ndarray:
-    """IoU of quadrilaterals, pair by pair, computed as the devkit's ``polyiou.iou_poly``.
-
-    ``inter`` is the fan-based intersection (see :func:`_fan_intersection`; for two convex
-    quadrilaterals the equal and faster convex clip is used), ``union = |area(a)| + |area(b)| -
-    inter`` with shoelace areas, ``iou = inter / union`` (NaN for two zero-area inputs).
-
-    Args:
-        polys_a, polys_b: ``(K, 8)`` quadrilaterals (absolute pixels), compared row by row.
-
-    Returns:
-        float64 ``(K,)``.
-    """
-    pa = np.asarray(polys_a, dtype=np.float64).reshape(-1, 4, 2)
-    pb = np.asarray(polys_b, dtype=np.float64).reshape(-1, 4, 2)
-    if pa.shape != pb.shape:
-        raise ValueError(f"devkit_poly_iou: {len(pa)} vs {len(pb)} quadrilaterals")
-    area_a = _ring_area(pa, np.full(len(pa), 4))
-    area_b = _ring_area(pb, np.full(len(pb), 4))
-    pa = np.where((area_a < 0)[:, None, None], pa[:, ::-1], pa)  # polyiou reverses negative ones
-    pb = np.where((area_b < 0)[:, None, None], pb[:, ::-1], pb)
-    inter = np.zeros(len(pa))
-    convex = _is_convex(pa) & _is_convex(pb)
-    fast, slow = np.flatnonzero(convex), np.flatnonzero(~convex)
-    for s in range(0, len(fast), _FAST_CHUNK):
-        rows = fast[s : s + _FAST_CHUNK]
-        inter[rows] = _convex_intersection(pa[rows], pb[rows])
-    for s in range(0, len(slow), _FAN_CHUNK):
-        rows = slow[s : s + _FAN_CHUNK]
-        inter[rows] = _fan_intersection(pa[rows], pb[rows])
-    union = np.abs(area_a) + np.abs(area_b) - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return inter / union
-
-
-def _is_convex(quads: np.ndarray) -> np.ndarray:
-    """bool ``(K,)``: the positively oriented ``(K, 4, 2)`` quadrilateral turns left everywhere."""
-    e = np.roll(quads, -1, axis=1) - quads
-    en = np.roll(e, -1, axis=1)
-    turn = e[..., 0] * en[..., 1] - e[..., 1] * en[..., 0]
-    return np.all(turn >= 0, axis=1)
-
-
-# --------------------------------------------------------------------------------------------
-# AP
 
 
 def voc_ap(rec: np.ndarray, prec: np.ndarray, use_07_metric: bool = True) -> float:
@@ -516,106 +332,3 @@ def evaluate_task1(
             "num_images": len(image_names),
         },
     )
-
-
-# --------------------------------------------------------------------------------------------
-# Task-1 files
-
-
-def task1_file_name(class_name: str) -> str:
-    """``Task1_<class>.txt``."""
-    return f"Task1_{class_name}.txt"
-
-
-def read_task1_file(path: Union[str, os.PathLike]) -> ClassDetections:
-    """Read one ``Task1_<class>.txt`` in line order.
-
-    Raises:
-        ValueError: a line without exactly 10 fields (name, score, 8 coordinates) or with
-            non-numbers; the message names the file and the line.
-    """
-    names: List[str] = []
-    values: List[List[float]] = []
-    with open(path, "r", encoding="utf-8") as f:
-        for lineno, raw in enumerate(f, start=1):
-            tokens = raw.split()
-            if not tokens:
-                continue
-            if len(tokens) != 10:
-                raise ValueError(
-                    f"{path}:{lineno}: expected '<image> <score> x1 y1 x2 y2 x3 y3 x4 y4' "
-                    f"(10 fields), got {len(tokens)}: {raw.strip()!r}"
-                )
-            try:
-                values.append([float(t) for t in tokens[1:]])
-            except ValueError:
-                raise ValueError(
-                    f"{path}:{lineno}: score and coordinates must be numbers: " f"{raw.strip()!r}"
-                )
-            names.append(tokens[0])
-    arr = np.asarray(values, dtype=np.float64).reshape(-1, 9)
-    return ClassDetections(np.asarray(names, dtype=object), arr[:, 0], arr[:, 1:])
-
-
-def read_task1_dir(
-    pred_dir: Union[str, os.PathLike], class_names: Iterable[str]
-) -> Dict[str, ClassDetections]:
-    """Read ``Task1_<class>.txt`` of every class from `pred_dir`.
-
-    A class whose file is missing is an error (a submission has one file per class); an empty
-    file means no detections.
-    """
-    out = {}
-    for name in class_names:
-        path = os.path.join(pred_dir, task1_file_name(name))
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"Task-1 submission {pred_dir} has no file for class {name!r} " f"({path})"
-            )
-        out[name] = read_task1_file(path)
-    return out
-
-
-def format_task1_lines(dets: ClassDetections) -> str:
-    """The text of a ``Task1_<class>.txt``: ``<image> <score> x1 y1 ... y4`` per line.
-
-    Scores are written with ``repr`` (they read back to the same float64) and coordinates with
-    two decimals; :func:`round_task1` gives the values a reader gets back.
-    """
-    lines = [
-        f"{name} {float(score)!r} " + " ".join(f"{v:.2f}" for v in poly)
-        for name, score, poly in zip(dets.image_names, dets.scores, dets.polys)
-    ]
-    return "".join(line + "\n" for line in lines)
-
-
-def round_task1(dets: ClassDetections) -> ClassDetections:
-    """`dets` with the values a reader of :func:`write_task1_dir`'s files gets back."""
-    return ClassDetections(dets.image_names, dets.scores, np.round(dets.polys, 2))
-
-
-def write_task1_dir(
-    out_dir: Union[str, os.PathLike],
-    detections: Mapping[str, ClassDetections],
-    class_names: Optional[Iterable[str]] = None,
-) -> List[str]:
-    """Write one ``Task1_<class>.txt`` per class (atomically), empty for a class without
-    detections.
-
-    Args:
-        out_dir: created if missing.
-        detections: class name -> detections, written in their order.
-        class_names: classes to write (default: the keys of `detections`).
-
-    Returns:
-        the paths written.
-    """
-    from ...utils.atomic_io import atomic_write_text
-
-    os.makedirs(out_dir, exist_ok=True)
-    paths = []
-    for name in class_names if class_names is not None else detections.keys():
-        path = os.path.join(out_dir, task1_file_name(name))
-        atomic_write_text(path, format_task1_lines(detections.get(name, ClassDetections.empty())))
-        paths.append(path)
-    return paths

@@ -1,4 +1,5 @@
-"""End-to-end text spotting under the RRC rules (ICDAR 2015 Task 4.4), evaluation.md section 3.
+"""End-to-end text spotting under the RRC rules (ICDAR 2015 Task 4.4; docs/protocols.md,
+"End-to-end text spotting").
 
 Reproduces ``text_eval_script.py`` / ``text_eval_script_ic15.py`` as vendored by AdelaiDet, TESTR
 and DeepSolo, on top of the detection geometry of :class:`~.iou.IoUProtocol`:
@@ -22,7 +23,7 @@ The detection-only figure the official script reports beside the end-to-end one
 (``DETECTION_ONLY_RESULTS``) is the plain :class:`~.iou.IoUProtocol` count with ``'###'`` as the
 only don't-care text; :func:`evaluate_text_spotting` returns it as well.
 
-Lexicon runs (section 3.1, :mod:`.lexicon`) score the same geometry with corrected words, the
+Lexicon runs (:mod:`.lexicon`) score the same geometry with corrected words, the
 far-off words removed (neither TP nor FP).
 
 Polygons are ``(N, 2)`` vertex arrays in original-image pixels (x right, y down), orientation-free.

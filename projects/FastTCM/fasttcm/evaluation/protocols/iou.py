@@ -1,4 +1,4 @@
-"""ICDAR/RRC IoU protocol for text detection (evaluation.md section 1).
+"""ICDAR/RRC IoU protocol for text detection (docs/protocols.md, "ICDAR IoU protocol").
 
 Rules, per image, as in the RRC scripts vendored by AdelaiDet/TESTR/DeepSolo:
 

@@ -1,4 +1,4 @@
-"""Lexicon correction of recognised words for end-to-end text spotting (evaluation.md section 3.1).
+"""Lexicon correction of recognised words for end-to-end text spotting (docs/protocols.md, "Lexicons").
 
 **Picking a word** (AdelaiDet/TESTR/DeepSolo ``find_match_word``). A predicted string ``s`` is
 compared with every lexicon word by the Levenshtein distance (unit costs, on Unicode code points)

@@ -97,7 +97,7 @@ def make_ground_truth_polygons(vertex_arrays: Sequence[np.ndarray]) -> np.ndarra
 
 
 def repair_polygons(polygons: np.ndarray) -> np.ndarray:
-    """Repair invalid polygons as MMOCR does (``poly_make_valid``, evaluation.md section 1.1).
+    """Repair invalid polygons as MMOCR does (``poly_make_valid``; docs/protocols.md, "MMOCR hmean-iou").
 
     Valid polygons are returned unchanged; an invalid one becomes ``buffer(0)``, and when that is a
     MultiPolygon (e.g. both lobes of a figure eight survive) its convex hull.
@@ -124,7 +124,7 @@ def pairwise_intersection_areas(rows: np.ndarray, cols: np.ndarray) -> np.ndarra
     Only pairs whose bounding boxes overlap are clipped (STRtree query), all in one vectorized
     shapely call. If GEOS throws on that batch (a topology error on a degenerate input), pairs are
     clipped one by one and a pair that still throws gets area 0, as the RRC scripts return 0 when
-    the polygon computation throws (evaluation.md section 1, step 1).
+    the polygon computation throws.
 
     Args:
         rows: object array ``(R,)`` of shapely geometries (e.g. ground truths).

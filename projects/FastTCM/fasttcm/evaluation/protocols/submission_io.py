@@ -1,22 +1,25 @@
-"""Read and write ICDAR-style per-image text files: ``gt_<id>.txt`` and ``res_<id>.txt``.
+"""Read ICDAR-style per-image text files (``gt_<id>.txt``, ``res_<id>.txt``); write ``res`` lines.
 
 Files are read from a folder or a zip archive (members anywhere in the archive; their base names
-count), written to a folder or a zip, always atomically (a reader never sees a half-written file
-or folder).
+count); :func:`write_sample_zip` writes a zip of them atomically (folders of them are written
+with :func:`fasttcm.utils.atomic_io.replace_dir_atomic`). Ground-truth lines are written by
+:func:`fasttcm.data.converters.icdar_gt.format_icdar_gt_line`, which quotes a transcription
+exactly when the reader below would otherwise change it.
 
 **File names and sample keys.** ``gt_<id>.txt``, ``gt_img_<id>.txt`` and a bare ``<id>.txt`` (the
 converted Total-Text/CTW1500 zips use ``0000001.txt``) all give the key ``<id>``; detections
 likewise with ``res_``. An all-digit id loses its leading zeros, so ``gt_img_7.txt``,
 ``0000007.txt`` and ``res_7.txt`` are the same sample.
 
-**Ground-truth line:** ``x1,y1,...,xn,yn,transcription`` with n >= 3 (evaluation.md sections 2.1,
-2.2, 4). The transcription is everything after the last coordinate, commas included, not stripped
-(IC15 rule); ``###`` marks don't-care. A transcription written as ``"..."`` is un-quoted with
-``\\\\`` and ``\\"`` un-escaped (RRC). Coordinates are the longest even run of leading numbers that
-still leaves a transcription; so a numeric transcription is fine (``...,y4,2015``) but one made of
-two or more comma-separated numbers is ambiguous: an all-numeric line with an even count is
-refused, and such text should be quoted. The AdelaiDet form ``x1,...,yn,####transcription``
-(``####`` separator, transcription stripped) is also read.
+**Ground-truth line:** ``x1,y1,...,xn,yn,transcription`` with n >= 3 (the ICDAR 2015, Total-Text
+and CTW1500 ground-truth files). The transcription is everything after the last coordinate,
+commas included, not stripped (IC15 rule); ``###`` marks don't-care. A transcription written as
+``"..."`` is un-quoted with ``\\\\`` and ``\\"`` un-escaped (RRC). Coordinates are the longest
+even run of leading numbers that still leaves a transcription; so a numeric transcription is fine
+(``...,y4,2015``) but one made of two or more comma-separated numbers is ambiguous: an
+all-numeric line with an even count is refused, and such text should be quoted. The AdelaiDet
+form ``x1,...,yn,####transcription`` (only numbers before the ``,####`` separator; transcription
+stripped) is also read.
 
 **Detection line:** ``x1,y1,...,xn,yn[,score]``: numbers only; an odd count means the last one is
 the score. An optional ``,####transcription`` tail (AdelaiDet end-to-end files) is kept as text.
@@ -34,12 +37,9 @@ Malformed content raises :class:`SubmissionFormatError` naming the file and line
 Nothing here imports detectron2.
 """
 
-import json
 import logging
 import os
 import re
-import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
@@ -47,6 +47,12 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import shapely
 
+from ...data.converters.icdar_gt import (
+    ADELAIDET_SEPARATOR,
+    NUMBER_FIELD,
+    quote_transcription,
+    unquote_transcription,
+)
 from ...utils.atomic_io import atomic_open
 from .base import ImageDetections, ImageGroundTruth
 from .polygons import as_vertex_array, make_polygons
@@ -60,14 +66,10 @@ __all__ = [
     "parse_detections",
     "read_ground_truth",
     "read_detections",
-    "format_gt_line",
     "format_det_line",
     "detection_file_name",
     "round_scores",
-    "write_sample_folder",
     "write_sample_zip",
-    "atomic_write_text",
-    "atomic_write_json",
     "parse_spotting_detections",
     "read_spotting_detections",
     "format_spotting_det_line",
@@ -78,11 +80,8 @@ logger = logging.getLogger(__name__)
 SCORE_DECIMALS = 6
 """Scores are written (and, by the evaluator, scored) with this many decimals."""
 
-_NUMBER = re.compile(r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$")
-_QUOTED = re.compile(r'^\s*"(.*)"\s*$', re.DOTALL)
 _PREFIXES = {"gt": ("gt_",), "res": ("res_",)}
 _KIND_NAMES = {"gt": "ground-truth", "res": "detection"}
-_TRANSCRIPTION_SEPARATOR = ",####"
 
 
 class SubmissionFormatError(ValueError):
@@ -195,13 +194,6 @@ def _lines(text: str):
             yield num, line
 
 
-def _unquote(text: str) -> str:
-    m = _QUOTED.match(text)
-    if m is None:
-        return text
-    return m.group(1).replace("\\\\", "\\").replace('\\"', '"')
-
-
 def _coordinates(fields: Sequence[str], where: str) -> np.ndarray:
     values = np.array([float(v) for v in fields], dtype=np.float64)
     if not np.isfinite(values).all():
@@ -214,16 +206,14 @@ def _coordinates(fields: Sequence[str], where: str) -> np.ndarray:
 
 
 def _parse_gt_line(line: str, where: str) -> Tuple[np.ndarray, str]:
-    if _TRANSCRIPTION_SEPARATOR in line:
-        coords, text = line.strip().split(_TRANSCRIPTION_SEPARATOR, 1)
-        fields = coords.split(",")
-        bad = [f for f in fields if not _NUMBER.match(f)]
-        if bad:
-            raise SubmissionFormatError(f"{where}: non-numeric coordinate {bad[0]!r}: {line!r}")
-        return _coordinates(fields, f"{where}: {line!r}"), _unquote(text.strip())
+    head, separator, text = line.strip().partition(ADELAIDET_SEPARATOR)
+    if separator and all(NUMBER_FIELD.match(f) for f in head.split(",")):
+        # AdelaiDet: x1,...,yn,####transcription
+        polygon = _coordinates(head.split(","), f"{where}: {line!r}")
+        return polygon, unquote_transcription(text.strip())
     fields = line.split(",")
     num_numeric = 0
-    while num_numeric < len(fields) and _NUMBER.match(fields[num_numeric]):
+    while num_numeric < len(fields) and NUMBER_FIELD.match(fields[num_numeric]):
         num_numeric += 1
     if num_numeric == len(fields) and num_numeric % 2 == 0:
         raise SubmissionFormatError(
@@ -239,17 +229,17 @@ def _parse_gt_line(line: str, where: str) -> Tuple[np.ndarray, str]:
             f"transcription, found {num_coords}: {line!r}"
         )
     text = ",".join(fields[num_coords:])
-    return _coordinates(fields[:num_coords], f"{where}: {line!r}"), _unquote(text)
+    return _coordinates(fields[:num_coords], f"{where}: {line!r}"), unquote_transcription(text)
 
 
 def _parse_det_line(line: str, where: str) -> Tuple[np.ndarray, float, str]:
     text = ""
-    if _TRANSCRIPTION_SEPARATOR in line:
-        line, text = line.strip().split(_TRANSCRIPTION_SEPARATOR, 1)
-        text = _unquote(text.strip())
+    if ADELAIDET_SEPARATOR in line:
+        line, text = line.strip().split(ADELAIDET_SEPARATOR, 1)
+        text = unquote_transcription(text.strip())
     fields = line.split(",")
     for col, value in enumerate(fields, start=1):
-        if not _NUMBER.match(value):
+        if not NUMBER_FIELD.match(value):
             raise SubmissionFormatError(
                 f"{where}: field {col} ({value!r}) is not a number; a detection line is "
                 f"x1,y1,...,xn,yn[,score][,####transcription]: {line!r}"
@@ -333,19 +323,6 @@ def round_scores(scores) -> np.ndarray:
     return np.array([float(_format_score(s)) for s in np.asarray(scores).reshape(-1)])
 
 
-def format_gt_line(polygon, text: str) -> str:
-    """One ground-truth line ``x1,y1,...,xn,yn,transcription``.
-
-    The transcription is quoted (RRC escaping) when it could be mistaken for coordinates or
-    contains a comma or a quote.
-    """
-    points = as_vertex_array(polygon).reshape(-1)
-    first = text.split(",", 1)[0]
-    if "," in text or '"' in text or _NUMBER.match(first) or text != text.strip():
-        text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return ",".join(_format_number(v) for v in points) + "," + text
-
-
 def format_det_line(polygon, score: Optional[float] = None, *, integer_coords: bool = True) -> str:
     """One detection line ``x1,y1,...,xn,yn[,score]``.
 
@@ -353,7 +330,7 @@ def format_det_line(polygon, score: Optional[float] = None, *, integer_coords: b
         polygon: ``(N, 2)`` vertices (absolute pixels).
         score: appended with :data:`SCORE_DECIMALS` decimals (trailing zeros dropped) if given.
         integer_coords: truncate coordinates toward zero with ``int()``, as AdelaiDet does before
-            writing its result files (evaluation.md section 1, "Coordinates").
+            writing its result files.
     """
     points = as_vertex_array(polygon).reshape(-1)
     if integer_coords:
@@ -370,17 +347,6 @@ def detection_file_name(key: str) -> str:
     return f"res_{key}.txt"
 
 
-def atomic_write_text(path: str, text: str) -> None:
-    """Write UTF-8 `text` to `path` through a temporary file in the same folder + rename."""
-    with atomic_open(path, "wb") as f:
-        f.write(text.encode("utf-8"))
-
-
-def atomic_write_json(path: str, obj, indent: Optional[int] = None) -> None:
-    """Write `obj` as JSON to `path` atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False))
-
-
 def write_sample_zip(path: str, files: Mapping[str, str]) -> None:
     """Write ``{file name: content}`` into a zip archive at `path`, atomically."""
 
@@ -390,46 +356,17 @@ def write_sample_zip(path: str, files: Mapping[str, str]) -> None:
                 archive.writestr(name, text.encode("utf-8"))
 
 
-def write_sample_folder(folder: str, files: Mapping[str, str]) -> None:
-    """Replace `folder` by a folder holding exactly ``{file name: content}``.
-
-    The new folder is written next to the old one and swapped in by renames, so no reader sees a
-    partial set of files; a previous folder's content is removed.
-    """
-    folder = os.path.abspath(folder)
-    parent = os.path.dirname(folder)
-    os.makedirs(parent, exist_ok=True)
-    base = os.path.basename(folder)
-    tmp = tempfile.mkdtemp(prefix=f".{base}.new-", dir=parent)
-    try:
-        for name, text in files.items():
-            if os.path.basename(name) != name:
-                raise ValueError(f"file name {name!r} must not contain a folder")
-            with open(os.path.join(tmp, name), "w", encoding="utf-8", newline="\n") as f:
-                f.write(text)
-        old = None
-        if os.path.exists(folder):
-            old = tempfile.mkdtemp(prefix=f".{base}.old-", dir=parent)
-            os.rename(folder, old)
-        os.rename(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 # ------------------------------------------------------------------------------------------------
 # End-to-end spotting detections: a transcription after the (optional) score.
 
 
 def _parse_spotting_det_line(line: str, where: str) -> Tuple[np.ndarray, float, str]:
-    head, separator, _ = line.partition(_TRANSCRIPTION_SEPARATOR)
-    if separator and all(_NUMBER.match(f) for f in head.split(",")):
+    head, separator, _ = line.partition(ADELAIDET_SEPARATOR)
+    if separator and all(NUMBER_FIELD.match(f) for f in head.split(",")):
         return _parse_det_line(line, where)  # AdelaiDet: x1,...,yn[,score],####transcription
     fields = line.split(",")
     num_numeric = 0
-    while num_numeric < len(fields) and _NUMBER.match(fields[num_numeric]):
+    while num_numeric < len(fields) and NUMBER_FIELD.match(fields[num_numeric]):
         num_numeric += 1
     if num_numeric == len(fields):
         raise SubmissionFormatError(
@@ -442,7 +379,7 @@ def _parse_spotting_det_line(line: str, where: str) -> Tuple[np.ndarray, float, 
     if num_numeric % 2 and not np.isfinite(score):
         raise SubmissionFormatError(f"{where}: non-finite score: {line!r}")
     polygon = _coordinates(fields[:num_coords], f"{where}: {line!r}")
-    return polygon, score, _unquote(",".join(fields[num_numeric:]))
+    return polygon, score, unquote_transcription(",".join(fields[num_numeric:]))
 
 
 def parse_spotting_detections(text: str, where: str = "<detections>") -> ImageDetections:
@@ -473,9 +410,9 @@ def _quote_transcription(text: str) -> str:
         '"' in text
         or text != text.strip()
         or text.startswith("####")
-        or _NUMBER.match(text.split(",", 1)[0])
+        or NUMBER_FIELD.match(text.split(",", 1)[0])
     ):
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return quote_transcription(text)
     return text
 
 

@@ -7,7 +7,7 @@ This is the one entry point shared by :class:`~fasttcm.evaluation.TextDetEvaluat
 (0–100), the detectron2 convention (``COCOEvaluator`` AP, ``SemSegEvaluator`` mIoU); the counts and
 the fractions are kept in :class:`~.base.DetectionCounts`.
 
-**Score sweep** (evaluation.md section 1.1). MMOCR, and so TCM's tables, report the *best* hmean
+**Score sweep** (docs/protocols.md, "MMOCR hmean-iou"). MMOCR, and so TCM's tables, report the *best* hmean
 over score thresholds, keeping a detection when ``score >= thr``. TCM's mmocr 0.4 uses
 ``thr = i * 0.1`` for ``i = 3..9``; the values are used exactly as that loop makes them
 (``0.30000000000000004``, ``0.6000000000000001``, ``0.7000000000000001``), so e.g. a score of
@@ -38,7 +38,7 @@ __all__ = [
 TEXT_DET_PROTOCOLS = {"iou": IoUProtocol, "deteval": DetEvalProtocol}
 """Protocols by the name used in metadata ``eval_protocol`` and ``--protocol``."""
 
-_PROTOCOL_ALIASES = {"iou0.5": "iou"}  # layout.md's spelling of the ICDAR IoU protocol
+_PROTOCOL_ALIASES = {"iou0.5": "iou"}  # "IoU > 0.5": an alternative name of the ICDAR IoU protocol
 
 MMOCR_SCORE_THRESHOLDS: Tuple[float, ...] = tuple(i * 0.1 for i in range(3, 10))
 """Score thresholds of TCM's mmocr 0.4 ``eval_hmean`` (7 values, 0.3 to 0.9, float as computed)."""

@@ -1,7 +1,7 @@
-"""Merge detections on DOTA patches back into full images (evaluation.md section 6, "Merge").
+"""Merge detections on DOTA patches back into full images, for the Task-1 evaluation.
 
-A patch named ``<image>__<rate>__<x>___<y>`` (see :mod:`fasttcm.data.dota_split`) was cut at
-``(x, y)`` from ``<image>`` resized by ``rate``. A detection on it is moved to the full image by
+A patch named ``<image>__<rate>__<x>___<y>`` (see :mod:`fasttcm.data.dota_patch_names`) was cut
+at ``(x, y)`` from ``<image>`` resized by ``rate``. A detection on it is moved to the full image by
 adding ``(x, y)`` and dividing by ``rate``; then, per full image and class, greedy rotated NMS on
 the highest score suppresses the other boxes that overlap it by IoU 0.1, as the devkit's
 ``ResultMerge_multi_process`` does. It runs on rotated boxes here, through detectron2's
@@ -14,66 +14,25 @@ absolute pixels; polygons are DOTA quadrilaterals ``x1, y1, ..., x4, y4``.
 
 import logging
 import os
-import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+import torch
 
+from detectron2.layers import batched_nms_rotated
+
+from ..data.dota_patch_names import parse_patch_name
 from ..utils.geometry import poly_to_xywha, xywha_to_poly
+from .protocols.dota_task1_io import ClassDetections, read_task1_file, write_task1_dir
 
 __all__ = [
-    "PatchOrigin",
-    "format_patch_name",
-    "parse_patch_name",
     "MergedDetections",
     "merge_patch_detections",
     "merge_task1_dir",
 ]
 
 logger = logging.getLogger(__name__)
-
-_FILE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".txt")
-_PATCH_NAME = re.compile(r"^(?P<image>.+)__(?P<rate>\d+(?:\.\d+)?)__(?P<x>\d+)___(?P<y>\d+)$")
-
-
-@dataclass(frozen=True)
-class PatchOrigin:
-    """Where a patch comes from: full image `image`, resized by `rate`, window corner `(x, y)`
-    in pixels of the resized image."""
-
-    image: str
-    rate: float
-    x: int
-    y: int
-
-
-def format_patch_name(image: str, rate: float, x: int, y: int) -> str:
-    """``<image>__<rate>__<x>___<y>``, the devkit's patch name (``rate`` 1.0 is written ``1``)."""
-    return f"{image}__{float(rate):g}__{int(x)}___{int(y)}"
-
-
-def parse_patch_name(name: str) -> PatchOrigin:
-    """Inverse of :func:`format_patch_name`; a directory and an image/``.txt`` extension are
-    stripped first.
-
-    A name without the ``__<rate>__<x>___<y>`` suffix is an unsplit image: its own single patch,
-    ``PatchOrigin(name, 1.0, 0, 0)``.
-
-    Raises:
-        ValueError: a rate of 0.
-    """
-    stem = os.path.basename(name)
-    root, ext = os.path.splitext(stem)
-    if ext.lower() in _FILE_EXTENSIONS:  # not ".5__0___0" of a rate-0.5 name
-        stem = root
-    m = _PATCH_NAME.match(stem)
-    if m is None:
-        return PatchOrigin(stem, 1.0, 0, 0)
-    rate = float(m.group("rate"))
-    if rate <= 0:
-        raise ValueError(f"patch name {name!r} has rate {rate}; rates must be > 0")
-    return PatchOrigin(m.group("image"), rate, int(m.group("x")), int(m.group("y")))
 
 
 @dataclass(frozen=True)
@@ -99,10 +58,8 @@ class MergedDetections:
     def __len__(self) -> int:
         return len(self.scores)
 
-    def by_class(self, class_names: Sequence[str]) -> Dict[str, "ClassDetections"]:
+    def by_class(self, class_names: Sequence[str]) -> Dict[str, ClassDetections]:
         """Task-1 view: class name -> :class:`ClassDetections` in this object's row order."""
-        from ..evaluation.protocols.dota_ap import ClassDetections
-
         return {
             name: ClassDetections(
                 self.image_names[self.classes == k],
@@ -126,7 +83,7 @@ def merge_patch_detections(
 
     Args:
         patch_names: ``(N,)`` the patch each detection was found on (see
-            :func:`parse_patch_name`).
+            :func:`~fasttcm.data.dota_patch_names.parse_patch_name`).
         boxes: ``(N, 5)`` XYWHA in absolute pixels of the patch.
         scores: ``(N,)``.
         classes: ``(N,)`` integer class ids.
@@ -139,9 +96,6 @@ def merge_patch_detections(
     Returns:
         :class:`MergedDetections`.
     """
-    import torch
-    from detectron2.layers import batched_nms_rotated
-
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 5).copy()
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     classes = np.asarray(classes, dtype=np.int64).reshape(-1)
@@ -212,8 +166,6 @@ def merge_task1_dir(
     Returns:
         the merged detections (class ids index `class_names`).
     """
-    from ..evaluation.protocols.dota_ap import read_task1_file, write_task1_dir
-
     if class_names is None:
         class_names = sorted(
             f[len("Task1_") : -len(".txt")]

@@ -1,0 +1,101 @@
+"""The converters' intermediate form: an image and its text instances, built and validated.
+
+Every converter parses its native files into :class:`SourceImage` objects holding
+:class:`TextAnnotation` instances made by :func:`make_annotation`, and the split writers turn
+those into the text JSON and the evaluation ground truth.
+
+Polygons are kept as annotated (also self-intersecting ones: the loader,
+:func:`fasttcm.data.datasets.text.load_text_json`, repairs them, and the evaluation GT stays
+faithful to the official annotation). Annotations with fewer than 3 points or non-finite
+coordinates cannot be represented in the JSON schema and are skipped with a warning naming the
+file and line. No detectron2 import.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import numpy as np
+
+from ...structures.text import DONT_CARE_TEXT
+from .source_files import ConversionError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TextAnnotation", "SourceImage", "make_annotation"]
+
+
+@dataclass
+class TextAnnotation:
+    """One text instance in a converter's intermediate form.
+
+    Attributes:
+        polygon: (N, 2) float64 array, N >= 3, absolute pixel coordinates (x right, y down) of the
+            image as detectron2 reads it, vertices in annotation order.
+        text: transcription; ``"###"`` for don't-care regions.
+        ignore: True for don't-care regions (always True when ``text == "###"``).
+    """
+
+    polygon: np.ndarray
+    text: str
+    ignore: bool
+
+
+@dataclass
+class SourceImage:
+    """A raw image and its annotations.
+
+    Attributes:
+        path: path of the raw image file.
+        file_name: name it gets under ``DST/<split>_images`` (POSIX, relative).
+        annotations: the image's text instances, in file order.
+    """
+
+    path: str
+    file_name: str
+    annotations: List[TextAnnotation] = field(default_factory=list)
+
+
+def make_annotation(coords, text: str, ignore: bool, *, path, line: Optional[int] = None):
+    """Build a :class:`TextAnnotation` from flat ``[x1, y1, ...]`` or ``[[x, y], ...]`` coords.
+
+    Args:
+        coords: the polygon's vertices in absolute pixels, flat (2N,) or as (N, 2).
+        text: the transcription.
+        ignore: True for a don't-care region; ``text == "###"`` forces it.
+        path: annotation file (or a description of the instance), for messages.
+        line: 1-based line number in `path`, for messages.
+
+    Returns:
+        The annotation, or None (with a warning naming `path`/`line`) for a polygon that the JSON
+        schema cannot hold: fewer than 3 distinct vertices or non-finite coordinates. A closing
+        vertex equal to the first one is dropped.
+
+    Raises:
+        ConversionError: if `coords` has an odd number of values or is not a list of pairs.
+    """
+    pts = np.asarray(coords, dtype=np.float64)
+    if pts.ndim == 1:
+        if pts.size % 2:
+            raise ConversionError(path, f"odd number of coordinates ({pts.size})", line)
+        pts = pts.reshape(-1, 2)
+    elif pts.ndim != 2 or pts.shape[1] != 2:
+        raise ConversionError(
+            path, f"polygon must be a list of [x, y] pairs, got shape {pts.shape}", line
+        )
+    if len(pts) > 1 and np.array_equal(pts[0], pts[-1]):
+        pts = pts[:-1]
+    if not np.isfinite(pts).all():
+        logger.warning("%s: skipping a polygon with non-finite coordinates", _where(path, line))
+        return None
+    if len(pts) < 3:
+        logger.warning(
+            "%s: skipping a polygon with %d point(s) (< 3)", _where(path, line), len(pts)
+        )
+        return None
+    ignore = bool(ignore) or text == DONT_CARE_TEXT
+    return TextAnnotation(polygon=pts, text=DONT_CARE_TEXT if ignore else text, ignore=ignore)
+
+
+def _where(path, line):
+    return f"{path}" if line is None else f"{path}, line {line}"

@@ -81,11 +81,11 @@ def load_config(path_or_relative: str, *overrides: Any, device: str = "cpu"):
     """
     from detectron2.config import get_cfg
 
-    from fasttcm import add_fasttcm_config
+    from fasttcm import add_fasttcm_config, merge_config_file
 
     cfg = get_cfg()
     add_fasttcm_config(cfg)
-    cfg.merge_from_file(get_config_file(path_or_relative))
+    merge_config_file(cfg, get_config_file(path_or_relative))
     cfg.MODEL.DEVICE = device
     cfg.merge_from_list(_flatten(overrides))
     return cfg

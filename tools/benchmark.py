@@ -162,11 +162,11 @@ def build_fasttcm_backbone(mode: str, device: torch.device) -> torch.nn.Module:
     from detectron2.layers import ShapeSpec
     from detectron2.modeling import build_backbone
 
-    from fasttcm import add_fasttcm_config
+    from fasttcm import add_fasttcm_config, merge_config_file
 
     cfg = get_cfg()
     add_fasttcm_config(cfg)
-    cfg.merge_from_file(str(BASE_CONFIG))
+    merge_config_file(cfg, str(BASE_CONFIG))
     cfg.MODEL.FASTTCM.MODE = mode
     backbone = build_backbone(cfg, ShapeSpec(channels=3))
     return backbone.to(device).eval()

@@ -19,11 +19,11 @@ import time
 
 from detectron2.config import get_cfg
 from detectron2.data import MetadataCatalog
-from detectron2.engine import DefaultPredictor
 from detectron2.utils.logger import setup_logger
 
-from fasttcm import add_fasttcm_config
+from fasttcm import add_fasttcm_config, merge_config_file
 from fasttcm.data.image_io import read_image
+from fasttcm.engine import FastTCMPredictor
 from fasttcm.utils.atomic_io import atomic_write_text
 from fasttcm.utils.visualizer import FastTCMVisualizer, instances_to_records
 
@@ -68,7 +68,7 @@ def expand_inputs(inputs):
 def setup_cfg(args):
     cfg = get_cfg()
     add_fasttcm_config(cfg)
-    cfg.merge_from_file(args.config_file)
+    merge_config_file(cfg, args.config_file)
     cfg.merge_from_list(args.opts)
     cfg.freeze()
     return cfg
@@ -84,7 +84,7 @@ def main(argv=None):
         raise SystemExit("no input images found")
     if not args.output and not os.environ.get("DISPLAY"):
         raise SystemExit("--output is required when there is no display")
-    predictor = DefaultPredictor(cfg)
+    predictor = FastTCMPredictor(cfg)  # refuses missing or incomplete weights
     meta_name = (cfg.DATASETS.TEST or cfg.DATASETS.TRAIN or ["__unused"])[0]
     metadata = MetadataCatalog.get(meta_name)
     class_names = metadata.get("thing_classes", None)

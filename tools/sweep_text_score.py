@@ -30,7 +30,7 @@ from detectron2.evaluation import DatasetEvaluator
 from detectron2.structures import Instances
 from detectron2.utils.logger import setup_logger
 
-from fasttcm import add_fasttcm_config
+from fasttcm import add_fasttcm_config, merge_config_file
 from fasttcm.engine import AtomicDetectionCheckpointer, FastTCMTrainer
 from fasttcm.evaluation import build_evaluator
 
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
 
     cfg = get_cfg()
     add_fasttcm_config(cfg)
-    cfg.merge_from_file(args.config_file)
+    merge_config_file(cfg, args.config_file)
     cfg.merge_from_list(args.opts)
     if cfg.MODEL.META_ARCHITECTURE != "FastTCMTextSpotter":
         print(f"sweep_text_score: {args.config_file} builds {cfg.MODEL.META_ARCHITECTURE}, not a FastTCMTextSpotter", file=sys.stderr)
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     cfg.freeze()
 
     model = FastTCMTrainer.build_model(cfg)
-    AtomicDetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+    AtomicDetectionCheckpointer(model).load_trained_weights(cfg.MODEL.WEIGHTS)
     model.eval()
     runs = []
     with torch.no_grad():

@@ -23,7 +23,7 @@ from detectron2.engine import default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 
-from fasttcm import add_fasttcm_config
+from fasttcm import add_fasttcm_config, merge_config_file
 from fasttcm.engine import AtomicDetectionCheckpointer, FastTCMTrainer, launch
 
 logger = logging.getLogger("fasttcm.train_net")
@@ -38,7 +38,7 @@ def setup(args):
     """get_cfg -> add_fasttcm_config -> file -> overrides -> freeze -> default_setup."""
     cfg = get_cfg()
     add_fasttcm_config(cfg)
-    cfg.merge_from_file(args.config_file)
+    merge_config_file(cfg, args.config_file)
     cfg.merge_from_list(args.opts)
     if cfg.OUTPUT_DIR in ("./output", "output") and args.config_file:
         cfg.OUTPUT_DIR = default_output_dir(args.config_file)
@@ -51,9 +51,11 @@ def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = FastTCMTrainer.build_model(cfg)
-        AtomicDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
-            cfg.MODEL.WEIGHTS, resume=args.resume
-        )
+        checkpointer = AtomicDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR)
+        weights = cfg.MODEL.WEIGHTS
+        if args.resume and checkpointer.has_checkpoint():
+            weights = checkpointer.get_checkpoint_file()
+        checkpointer.load_trained_weights(weights)  # refuses weights that leave tensors random
         res = FastTCMTrainer.test(cfg, model)
         if comm.is_main_process():
             verify_results(cfg, res)

@@ -6,6 +6,6 @@ detectron2 default: configs get our keys only through :func:`add_fasttcm_config`
 """
 __version__ = "0.1.0"
 
-from .config import add_fasttcm_config  # noqa: E402,F401
+from .config import add_fasttcm_config, merge_config_file  # noqa: E402,F401
 from . import modeling  # noqa: E402,F401  (registration)
 from .data.datasets import builtin  # noqa: F401  (registers splits)

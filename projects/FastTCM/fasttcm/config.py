@@ -1,5 +1,9 @@
 """Config keys of FastTCM-D2. :func:`add_fasttcm_config` only *adds* keys to a detectron2 config."""
+import yaml
+
 from detectron2.config import CfgNode as CN
+
+__all__ = ["add_fasttcm_config", "merge_config_file"]
 
 
 def add_fasttcm_config(cfg):
@@ -250,3 +254,22 @@ def _add_spotter_config(cfg):
     # evaluator_type used for every test set instead of the dataset metadata's; "" = the metadata's
     # (spotters set "text_e2e" to score the "text_det" splits end to end)
     cfg.TEST.EVALUATOR_TYPE = ""
+
+
+def merge_config_file(cfg, path: str) -> None:
+    """``cfg.merge_from_file(path)``, refusing YAML tags that construct Python objects.
+
+    detectron2 falls back to an unsafe YAML loader when the safe one meets a ``!!python/...`` tag,
+    which lets a config file run code. Config files are data: such a tag is an error naming the
+    file, also in every ``_BASE_`` file of the chain.
+
+    Raises:
+        ValueError: `path` (or a file it inherits from) holds a Python object tag.
+    """
+    try:
+        cfg.merge_from_file(path, allow_unsafe=False)
+    except yaml.constructor.ConstructorError as e:
+        raise ValueError(
+            f"{path}: refused a YAML tag that constructs a Python object (configs are data; only "
+            f"plain YAML values are read): {str(e)[:300]}"
+        ) from e

@@ -64,6 +64,8 @@ class FastTCMTrainer(DefaultTrainer):
         self.checkpointer = AtomicDetectionCheckpointer(
             model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self)
         )
+        if comm.is_main_process():
+            self.checkpointer.remove_stale_temp_files()  # left by saves a kill interrupted
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg

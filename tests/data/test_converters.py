@@ -23,7 +23,7 @@ from fasttcm.data.converters import (
 )
 from fasttcm.data.converters.catalog import convert
 from fasttcm.data.converters.source_files import ConversionError, image_size
-from fasttcm.data.datasets.text import load_text_json
+from fasttcm.data.datasets.text_json import load_text_json
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from fasttcm.data.converters import synthtext, synthtext_gt
 from fasttcm.data.converters.source_files import ConversionError
-from fasttcm.data.datasets.text import load_text_json
+from fasttcm.data.datasets.text_json import load_text_json
 
 REPO = Path(__file__).resolve().parents[2]
 

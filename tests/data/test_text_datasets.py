@@ -16,19 +16,17 @@ from PIL import Image
 
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.detection_utils import check_image_size
 from detectron2.structures import BoxMode
 
 from fasttcm import add_fasttcm_config
 from fasttcm.data.datasets.builtin_meta import TEXT_DATASETS, get_text_dataset_metadata
 from fasttcm.data.datasets.fractions import select_fraction
 from fasttcm.data.datasets.synthetic_splits import load_synthetic_text_split
-from fasttcm.data.datasets.text import (
-    CorruptImageError,
-    load_text_image_list,
-    load_text_json,
-    read_image_checked,
-    register_text_instances,
-)
+from fasttcm.data.datasets.text_image_list import load_text_image_list
+from fasttcm.data.datasets.text_json import load_text_json
+from fasttcm.data.datasets.text_registration import register_text_instances
+from fasttcm.data.image_io import ImageReadError, read_image
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -226,24 +224,25 @@ def test_invalid_json_names_the_file(tmp_path):
         load_text_json(bad, tmp_path)
 
 
-def test_read_image_checked(tmp_path):
+def test_image_read_as_the_mappers_do(tmp_path):
     good = write_image(tmp_path / "good.png", (12, 20))
-    img = read_image_checked(good, format="BGR", expected_size=(12, 20))
+    img = read_image(good, format="BGR")
+    check_image_size({"file_name": str(good), "height": 12, "width": 20}, img)
     assert img.shape == (12, 20, 3) and img.dtype == np.uint8
     assert tuple(img[0, 0]) == (30, 200, 10)  # BGR of the RGB (10, 200, 30) fill
-    with pytest.raises(ValueError, match="good.png: image is 12x20"):
-        read_image_checked(good, expected_size=(20, 12))
+    with pytest.raises(ValueError, match="good.png"):
+        check_image_size({"file_name": str(good), "height": 20, "width": 12}, img)
     with pytest.raises(FileNotFoundError, match="missing.jpg"):
-        read_image_checked(tmp_path / "missing.jpg")
+        read_image(tmp_path / "missing.jpg")
     garbage = tmp_path / "garbage.jpg"
     garbage.write_bytes(b"\x00\x01 definitely not an image")
-    with pytest.raises(CorruptImageError, match="garbage.jpg: cannot decode"):
-        read_image_checked(garbage)
+    with pytest.raises(ImageReadError, match="garbage.jpg: cannot decode"):
+        read_image(garbage)
     full = write_image(tmp_path / "full.jpg", (64, 64)).read_bytes()
     truncated = tmp_path / "truncated.jpg"
     truncated.write_bytes(full[: len(full) // 2])
-    with pytest.raises(CorruptImageError, match="truncated.jpg"):
-        read_image_checked(truncated, format="RGB")
+    with pytest.raises(ImageReadError, match="truncated.jpg"):
+        read_image(truncated, format="RGB")
 
 
 def test_load_text_image_list(tmp_path, caplog):

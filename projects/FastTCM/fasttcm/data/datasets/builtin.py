@@ -53,7 +53,7 @@ from .synthetic_splits import (
     load_synthetic_text_split,
     load_synthetic_words_split,
 )
-from .text import register_text_images, register_text_instances, text_split_metadata
+from .text_registration import register_text_images, register_text_instances, text_split_metadata
 
 __all__ = [
     "SYNTHETIC_TEXT_SPLITS",

@@ -30,7 +30,7 @@ from typing import Optional
 from ...utils.atomic_io import build_dir_once
 from ..dota_split import SplitConfig, ensure_split_dataset
 from .str_lmdb import load_str_lmdb
-from .text import load_text_json
+from .text_json import load_text_json
 
 __all__ = [
     "SYNTHETIC_TEXT_DIR",
@@ -83,7 +83,7 @@ def load_synthetic_text_split(
             (e.g. the builtin ``SYNTHETIC_SPOTTING_OPTIONS``); None = the default difficulty.
 
     Returns:
-        detectron2 dataset dicts, as :func:`~fasttcm.data.datasets.text.load_text_json`.
+        detectron2 dataset dicts, as :func:`~fasttcm.data.datasets.text_json.load_text_json`.
     """
     out_dir = os.path.join(os.fspath(root), SYNTHETIC_TEXT_DIR, split)
     json_file = os.path.join(out_dir, SYNTHETIC_TEXT_JSON)

@@ -1,0 +1,282 @@
+"""Loading and validation of the project text JSON into detectron2 dataset dicts.
+
+The JSON schema (also in ``datasets/README.md``)::
+
+    {"info": {"description": str, "version": 1},
+     "images": [{"id": int, "file_name": str, "height": int, "width": int}],
+     "annotations": [{"id": int, "image_id": int, "polygon": [[x, y], ...], "text": str,
+                      "ignore": bool}],
+     "categories": [{"id": 1, "name": "text"}]}
+
+``file_name`` is relative to the image root (POSIX separators); polygons have >= 3 vertices in
+absolute pixels of the image as :func:`fasttcm.data.image_io.read_image` returns it, i.e. in the
+displayed (EXIF-applied) orientation (x right, y down); ``"###"`` = don't-care text, which
+always comes with ``ignore: true``.
+
+:func:`load_text_json` returns detectron2 dataset dicts::
+
+    {"file_name": absolute path, "image_id": int, "height": int, "width": int,
+     "annotations": [{"segmentation": [[x1, y1, ..., xn, yn]], "bbox": [x0, y0, x1, y1],
+                      "bbox_mode": BoxMode.XYXY_ABS, "category_id": 0, "text": str,
+                      "ignore": bool}]}
+
+Bad input, and what happens:
+
+* JSON missing -> ``FileNotFoundError`` saying where it was expected and which
+  ``tools/convert_dataset.py`` command creates it; malformed JSON or schema violations (missing
+  keys, wrong types, duplicate ids, an annotation of an unknown image, a polygon that is not a
+  list of ``[x, y]`` pairs) -> ``ValueError`` naming the file and the offending id.
+* ``file_name`` that is absolute, contains ``..`` or backslashes, i.e. could leave the image
+  root -> ``ValueError``.
+* Polygon with < 3 distinct vertices or NaN/inf coordinates -> skipped, with a warning naming
+  the file, image id and annotation id.
+* Self-intersecting (invalid) polygon -> repaired, as
+  :mod:`fasttcm.data.datasets.polygon_repair` describes (the largest valid piece is kept; a
+  polygon left without area is skipped). Both are logged with file/image/annotation ids.
+* Image listed but missing on disk -> skipped; the count (and an example) is logged. If *no*
+  listed image exists, ``FileNotFoundError``.
+* Corrupt image files cannot be detected without decoding every image, so they are detected when
+  read: :func:`fasttcm.data.image_io.read_image` (used by the dataset mappers) raises
+  :class:`~fasttcm.data.image_io.ImageReadError` naming the file.
+"""
+
+import json
+import logging
+import os
+from collections import defaultdict
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import shapely
+
+from detectron2.data import MetadataCatalog
+from detectron2.structures import BoxMode
+
+from ...structures.text import DONT_CARE_TEXT
+from .image_paths import check_relative_file_name, files_exist
+from .polygon_repair import repair_polygons
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["load_text_json"]
+
+_SCHEMA_VERSION = 1
+_MAX_LISTED_PROBLEMS = 20  # per load, detailed warnings; the rest are counted
+
+
+def load_text_json(json_file, image_root, dataset_name: Optional[str] = None) -> List[dict]:
+    """Load a project text JSON into detectron2 dataset dicts (format in the module docstring).
+
+    Args:
+        json_file: path of the text JSON.
+        image_root: folder that the JSON's ``file_name`` entries are relative to.
+        dataset_name: registered name, used in messages and, when its metadata carries
+            ``convert_command``, to say how to create a missing JSON.
+
+    Returns:
+        One dict per image that exists on disk, in JSON order; annotations in JSON order.
+        ``segmentation`` holds the (possibly repaired) polygon, ``bbox`` its XYXY_ABS bounds,
+        both in absolute pixels of the displayed image (x right, y down).
+
+    Raises:
+        FileNotFoundError: the JSON is missing, or none of its images exists.
+        ValueError: malformed JSON or schema violations (the message names file and ids).
+    """
+    json_file, image_root = os.fspath(json_file), os.fspath(image_root)
+    data = _read_json(json_file, dataset_name)
+    images = _parse_images(data["images"], json_file)
+    anns_by_image, problems = _parse_annotations(data["annotations"], images, json_file)
+
+    file_names = [os.path.normpath(os.path.join(image_root, img[1])) for img in images]
+    exists = files_exist(file_names)
+    num_missing = int((~exists).sum())
+    if num_missing == len(images):
+        raise FileNotFoundError(
+            f"{json_file}: none of its {len(images)} images exists under the image root "
+            f"{image_root} (e.g. {file_names[0]})"
+        )
+    if num_missing:
+        first = file_names[int(np.flatnonzero(~exists)[0])]
+        logger.warning(
+            "%s: %d of %d images are missing under %s and were skipped (e.g. %s)",
+            json_file,
+            num_missing,
+            len(images),
+            image_root,
+            first,
+        )
+    _log_problems(problems, json_file)
+
+    dataset_dicts = []
+    for (image_id, _, height, width), file_name, ok in zip(images, file_names, exists):
+        if ok:
+            dataset_dicts.append(
+                {
+                    "file_name": os.path.abspath(file_name),
+                    "image_id": image_id,
+                    "height": height,
+                    "width": width,
+                    "annotations": anns_by_image.get(image_id, []),
+                }
+            )
+    num_instances = sum(len(d["annotations"]) for d in dataset_dicts)
+    num_ignored = sum(a["ignore"] for d in dataset_dicts for a in d["annotations"])
+    logger.info(
+        "Loaded %d images with %d text instances (%d don't-care) from %s%s",
+        len(dataset_dicts),
+        num_instances,
+        num_ignored,
+        json_file,
+        f" ({dataset_name})" if dataset_name else "",
+    )
+    return dataset_dicts
+
+
+def _missing_json_message(json_file: str, dataset_name: Optional[str]) -> str:
+    label = f"Dataset {dataset_name!r}: annotation" if dataset_name else "Annotation"
+    msg = f"{label} file {json_file} does not exist."
+    command = None
+    if dataset_name and dataset_name in MetadataCatalog.list():
+        command = MetadataCatalog.get(dataset_name).get("convert_command", None)
+    if command:
+        msg += f" Create it from the raw dataset with:\n    {command}"
+    else:
+        msg += (
+            " Create it with `python tools/convert_dataset.py"
+            " {icdar2015,totaltext,ctw1500,td500,art} --src RAW_DIR --dst DST_DIR`,"
+            " or write it in the text JSON schema of datasets/README.md."
+        )
+    return msg + "\n(datasets/README.md describes the expected layout under $DETECTRON2_DATASETS.)"
+
+
+def _read_json(json_file: str, dataset_name: Optional[str]) -> dict:
+    if not os.path.isfile(json_file):
+        raise FileNotFoundError(_missing_json_message(json_file, dataset_name))
+    try:
+        with open(json_file, "r", encoding="utf-8") as f:
+            data = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{json_file}: not a valid UTF-8 JSON file ({e})") from e
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"{json_file}: top level must be an object with 'images' and 'annotations'"
+        )
+    for key in ("images", "annotations"):
+        if not isinstance(data.get(key), list):
+            raise ValueError(f"{json_file}: missing or non-list top-level key {key!r}")
+    version = (data.get("info") or {}).get("version", _SCHEMA_VERSION)
+    if version != _SCHEMA_VERSION:
+        raise ValueError(
+            f"{json_file}: text JSON version {version!r} is not supported (expected 1)"
+        )
+    if not data["images"]:
+        raise ValueError(f"{json_file}: lists no images")
+    return data
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _parse_images(entries: list, json_file: str) -> List[Tuple[int, str, int, int]]:
+    images, seen = [], set()
+    for index, img in enumerate(entries):
+        where = f"{json_file}: images[{index}]"
+        if not isinstance(img, dict):
+            raise ValueError(f"{where} is not an object")
+        missing = [k for k in ("id", "file_name", "height", "width") if k not in img]
+        if missing:
+            raise ValueError(f"{where} lacks key(s) {missing}")
+        image_id, height, width = img["id"], img["height"], img["width"]
+        if not _is_int(image_id):
+            raise ValueError(f"{where}: id must be an integer, got {image_id!r}")
+        if image_id in seen:
+            raise ValueError(f"{json_file}: duplicate image id {image_id}")
+        seen.add(image_id)
+        if not (_is_int(height) and _is_int(width) and height > 0 and width > 0):
+            raise ValueError(f"{where} (id {image_id}): height/width must be positive integers")
+        check_relative_file_name(img["file_name"], f"{where} (id {image_id})")
+        images.append((image_id, img["file_name"], height, width))
+    return images
+
+
+def _parse_annotations(entries: list, images, json_file: str):
+    """Validate annotations; drop unusable polygons, repair self-intersecting ones.
+
+    Returns:
+        ``{image_id: [detectron2 annotation dict]}`` and a list of problem messages.
+    """
+    image_ids = {img[0] for img in images}
+    seen_ids = set()
+    kept_meta, kept_polys, problems = [], [], []
+    for index, ann in enumerate(entries):
+        where = f"{json_file}: annotations[{index}]"
+        if not isinstance(ann, dict):
+            raise ValueError(f"{where} is not an object")
+        missing = [k for k in ("id", "image_id", "polygon", "text", "ignore") if k not in ann]
+        if missing:
+            raise ValueError(f"{where} lacks key(s) {missing}")
+        ann_id, image_id, text, ignore = ann["id"], ann["image_id"], ann["text"], ann["ignore"]
+        if not _is_int(ann_id):
+            raise ValueError(f"{where}: id must be an integer, got {ann_id!r}")
+        if ann_id in seen_ids:
+            raise ValueError(f"{json_file}: duplicate annotation id {ann_id}")
+        seen_ids.add(ann_id)
+        where = f"{json_file}: annotation {ann_id} (image {image_id})"
+        if image_id not in image_ids:
+            raise ValueError(f"{where} refers to an image id that is not in 'images'")
+        if not isinstance(text, str) or not isinstance(ignore, bool):
+            raise ValueError(f"{where}: 'text' must be a string and 'ignore' a boolean")
+        try:
+            pts = np.asarray(ann["polygon"], dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{where}: polygon must be a list of [x, y] number pairs ({e})") from e
+        if pts.size == 0:
+            pts = pts.reshape(0, 2)
+        if pts.ndim != 2 or pts.shape[1] != 2:
+            raise ValueError(
+                f"{where}: polygon must be a list of [x, y] pairs, got shape {pts.shape}"
+            )
+        if len(pts) > 1 and np.array_equal(pts[0], pts[-1]):
+            pts = pts[:-1]  # explicitly closed ring
+        if not np.isfinite(pts).all():
+            problems.append(f"{where}: skipped, polygon has NaN/inf coordinates")
+            continue
+        if len(pts) < 3:
+            problems.append(f"{where}: skipped, polygon has {len(pts)} point(s), need >= 3")
+            continue
+        kept_meta.append((image_id, text, ignore or text == DONT_CARE_TEXT, where))
+        kept_polys.append(pts)
+
+    anns_by_image: Dict[int, list] = defaultdict(list)
+    if not kept_polys:
+        return anns_by_image, problems
+    polygons, geoms, repair_problems = repair_polygons(kept_polys, [m[3] for m in kept_meta])
+    problems.extend(repair_problems)
+    bounds = shapely.bounds(geoms)  # (K, 4) x0, y0, x1, y1; NaN for dropped
+    for (image_id, text, ignore, _), poly, box in zip(kept_meta, polygons, bounds):
+        if poly is None:
+            continue
+        anns_by_image[image_id].append(
+            {
+                "segmentation": [poly.reshape(-1).tolist()],
+                "bbox": box.tolist(),
+                "bbox_mode": BoxMode.XYXY_ABS,
+                "category_id": 0,
+                "text": text,
+                "ignore": ignore,
+            }
+        )
+    return anns_by_image, problems
+
+
+def _log_problems(problems: List[str], source: str) -> None:
+    for msg in problems[:_MAX_LISTED_PROBLEMS]:
+        logger.warning(msg)
+    if len(problems) > _MAX_LISTED_PROBLEMS:
+        logger.warning(
+            "%s: %d more annotation problems like the above (%d in total)",
+            source,
+            len(problems) - _MAX_LISTED_PROBLEMS,
+            len(problems),
+        )

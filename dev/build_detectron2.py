@@ -3,7 +3,7 @@
 
 detectron2 is not on PyPI under its own name. The sdist ``pb1-detectron2==0.6`` carries the upstream
 v0.6 Python sources byte for byte, minus ``detectron2/layers/csrc``, so its own ``setup.py`` cannot
-build. This installer (DECISIONS.md section 1):
+build. This installer (see projects/FastTCM/docs/design_choices.md, "Dependencies and installation"):
 
 1. downloads that sdist from the package index (``$PIP_INDEX_URL``, pip's configured index, or
    PyPI) and checks its sha256 against the pinned value; a mismatch aborts;

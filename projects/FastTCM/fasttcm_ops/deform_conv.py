@@ -10,9 +10,14 @@ supports.
 The C++ API writes into caller-provided tensors: forwards overwrite ``output``, backwards add into
 the gradient buffers (detectron2 passes zeros), the filter gradient scaled by ``scale``. The
 ``columns`` / ``ones`` scratch buffers and ``im2col_step`` have no role here and are ignored.
+
+The C++ functions take long positional argument lists that share their geometry part (kernel size,
+stride, padding, dilation, groups). Each function here takes ``*args`` and binds them by the
+parameter names listed once in ``_PARAMETERS``; the geometry becomes one ``_Geometry``.
 """
 
-from typing import Optional, Tuple
+from types import SimpleNamespace
+from typing import Any, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -26,18 +31,97 @@ __all__ = [
     "modulated_deform_conv_backward",
 ]
 
+# Geometry parameters of the C++ API: v1 gives each pair width first, v2 height first.
+_V1_GEOMETRY = ("kW", "kH", "dW", "dH", "padW", "padH", "dilationW", "dilationH")
+_V2_PAIRS = ("kernel", "stride", "pad", "dilation")
+_V2_GEOMETRY = tuple(f"{name}_{axis}" for name in _V2_PAIRS for axis in ("h", "w"))
+_GROUPS = ("group", "deformable_group")
+_V2_TENSORS = ("input", "weight", "bias", "ones", "offset", "mask")
+
+# Positional parameters of each op, in the order of the C++ API.
+_PARAMETERS = {
+    "deform_conv_forward": (
+        ("input", "weight", "offset", "output", "columns", "ones")
+        + _V1_GEOMETRY
+        + _GROUPS
+        + ("im2col_step",)
+    ),
+    "deform_conv_backward_input": (
+        ("input", "offset", "gradOutput", "gradInput", "gradOffset", "weight", "columns")
+        + _V1_GEOMETRY
+        + _GROUPS
+        + ("im2col_step",)
+    ),
+    "deform_conv_backward_filter": (
+        ("input", "offset", "gradOutput", "gradWeight", "columns", "ones")
+        + _V1_GEOMETRY
+        + _GROUPS
+        + ("scale", "im2col_step")
+    ),
+    "modulated_deform_conv_forward": (
+        _V2_TENSORS + ("output", "columns") + _V2_GEOMETRY + _GROUPS + ("with_bias",)
+    ),
+    "modulated_deform_conv_backward": (
+        _V2_TENSORS
+        + ("columns", "grad_input", "grad_weight", "grad_bias", "grad_offset", "grad_mask")
+        + ("grad_output",)
+        + _V2_GEOMETRY
+        + _GROUPS
+        + ("with_bias",)
+    ),
+}
+
+
+class _Geometry(NamedTuple):
+    """Convolution geometry: ``(h, w)`` pairs and the group counts."""
+
+    kernel: Tuple[int, int]
+    stride: Tuple[int, int]
+    padding: Tuple[int, int]
+    dilation: Tuple[int, int]
+    group: int
+    deformable_group: int
+
+
+def _bind(op: str, args: Tuple[Any, ...]) -> Tuple[SimpleNamespace, _Geometry]:
+    """Names the positional arguments of ``op`` and gathers its geometry.
+
+    Args:
+        op (str): the op's name, a key of ``_PARAMETERS``.
+        args (tuple): the positional arguments, in the C++ order.
+
+    Returns:
+        tuple: the arguments as attributes of a namespace, and their ``_Geometry``.
+
+    Raises:
+        TypeError: if the number of arguments is not the op's.
+    """
+    names = _PARAMETERS[op]
+    if len(args) != len(names):
+        raise TypeError(
+            f"{op}() takes {len(names)} positional arguments but {len(args)} were given"
+        )
+    bound = dict(zip(names, args))
+    if "kW" in bound:
+        values = [bound[name] for name in _V1_GEOMETRY]
+        pairs = [(h, w) for w, h in zip(values[0::2], values[1::2])]
+    else:
+        values = [bound[name] for name in _V2_GEOMETRY]
+        pairs = list(zip(values[0::2], values[1::2]))
+    geometry = _Geometry(*pairs, bound["group"], bound["deformable_group"])
+    return SimpleNamespace(**bound), geometry
+
 
 def _check_geometry(
     op: str,
     input: Tensor,
     weight: Tensor,
     offset: Tensor,
-    kernel_h: int,
-    kernel_w: int,
-    group: int,
-    deformable_group: int,
+    geometry: _Geometry,
     mask: Optional[Tensor] = None,
 ) -> None:
+    kernel_h, kernel_w = geometry.kernel
+    group, deformable_group = geometry.group, geometry.deformable_group
     if input.dim() != 4 or weight.dim() != 4 or offset.dim() != 4:
         raise ValueError(
             f"fasttcm_ops.deform_conv.{op}: input, weight and offset must be 4-D, got "
@@ -85,249 +169,126 @@ def _deform_conv(
     weight: Tensor,
     bias: Optional[Tensor],
     mask: Optional[Tensor],
-    stride: Tuple[int, int],
-    padding: Tuple[int, int],
-    dilation: Tuple[int, int],
+    geometry: _Geometry,
 ) -> Tensor:
     return deform_conv2d(
         input,
         offset,
         weight,
         bias=bias,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
+        stride=geometry.stride,
+        padding=geometry.padding,
+        dilation=geometry.dilation,
         mask=mask,
     )
 
 
-def deform_conv_forward(
-    input: Tensor,
-    weight: Tensor,
-    offset: Tensor,
-    output: Tensor,
-    columns: Tensor,
-    ones: Tensor,
-    kW: int,
-    kH: int,
-    dW: int,
-    dH: int,
-    padW: int,
-    padH: int,
-    dilationW: int,
-    dilationH: int,
-    group: int,
-    deformable_group: int,
-    im2col_step: int,
-) -> None:
+def deform_conv_forward(*args: Any) -> None:
     """Deformable convolution v1 forward; writes ``output`` (Tensor[B, C_out, H_out, W_out]).
 
     Args:
-        input (Tensor[B, C_in, H, W]), weight (Tensor[C_out, C_in / group, kH, kW]),
-        offset (Tensor[B, 2 * deformable_group * kH * kW, H_out, W_out]): as in detectron2.
-        kW, kH, dW, dH, padW, padH, dilationW, dilationH: kernel, stride, padding, dilation.
-        group, deformable_group (int): convolution and offset groups.
-        columns, ones, im2col_step: unused scratch / chunking parameters of the C++ kernel.
+        *args: in this order ``input`` (Tensor[B, C_in, H, W]), ``weight``
+            (Tensor[C_out, C_in / group, kH, kW]), ``offset``
+            (Tensor[B, 2 * deformable_group * kH * kW, H_out, W_out]), ``output``, ``columns``,
+            ``ones``, ``kW, kH, dW, dH, padW, padH, dilationW, dilationH`` (kernel, stride,
+            padding, dilation), ``group, deformable_group`` (convolution and offset groups),
+            ``im2col_step``; as in detectron2. ``columns``, ``ones`` and ``im2col_step`` are
+            unused scratch / chunking parameters of the C++ kernel.
     """
-    _check_geometry("deform_conv_forward", input, weight, offset, kH, kW, group, deformable_group)
+    op = "deform_conv_forward"
+    a, geometry = _bind(op, args)
+    _check_geometry(op, a.input, a.weight, a.offset, geometry)
     with torch.no_grad():
-        result = _deform_conv(
-            input, offset, weight, None, None, (dH, dW), (padH, padW), (dilationH, dilationW)
-        )
-    _check_output("deform_conv_forward", output, result)
-    output.copy_(result)
+        result = _deform_conv(a.input, a.offset, a.weight, None, None, geometry)
+    _check_output(op, a.output, result)
+    a.output.copy_(result)
 
 
-def deform_conv_backward_input(
-    input: Tensor,
-    offset: Tensor,
-    gradOutput: Tensor,
-    gradInput: Tensor,
-    gradOffset: Tensor,
-    weight: Tensor,
-    columns: Tensor,
-    kW: int,
-    kH: int,
-    dW: int,
-    dH: int,
-    padW: int,
-    padH: int,
-    dilationW: int,
-    dilationH: int,
-    group: int,
-    deformable_group: int,
-    im2col_step: int,
-) -> None:
+def deform_conv_backward_input(*args: Any) -> None:
     """Deformable convolution v1: gradients of input and offset, added into ``gradInput`` and
-    ``gradOffset`` (same shapes as ``input`` and ``offset``)."""
-    _check_geometry(
-        "deform_conv_backward_input", input, weight, offset, kH, kW, group, deformable_group
-    )
+    ``gradOffset`` (same shapes as ``input`` and ``offset``).
+
+    Args:
+        *args: in this order ``input, offset, gradOutput, gradInput, gradOffset, weight,
+            columns, kW, kH, dW, dH, padW, padH, dilationW, dilationH, group, deformable_group,
+            im2col_step``, as in ``deform_conv_forward``.
+    """
+    op = "deform_conv_backward_input"
+    a, geometry = _bind(op, args)
+    _check_geometry(op, a.input, a.weight, a.offset, geometry)
     with torch.enable_grad():
-        x = input.detach().requires_grad_(True)
-        off = offset.detach().requires_grad_(True)
-        out = _deform_conv(
-            x, off, weight.detach(), None, None, (dH, dW), (padH, padW), (dilationH, dilationW)
-        )
-        grad_input, grad_offset = torch.autograd.grad(out, (x, off), gradOutput)
-    gradInput.add_(grad_input)
-    gradOffset.add_(grad_offset)
+        x = a.input.detach().requires_grad_(True)
+        off = a.offset.detach().requires_grad_(True)
+        out = _deform_conv(x, off, a.weight.detach(), None, None, geometry)
+        grad_input, grad_offset = torch.autograd.grad(out, (x, off), a.gradOutput)
+    a.gradInput.add_(grad_input)
+    a.gradOffset.add_(grad_offset)
 
 
-def deform_conv_backward_filter(
-    input: Tensor,
-    offset: Tensor,
-    gradOutput: Tensor,
-    gradWeight: Tensor,
-    columns: Tensor,
-    ones: Tensor,
-    kW: int,
-    kH: int,
-    dW: int,
-    dH: int,
-    padW: int,
-    padH: int,
-    dilationW: int,
-    dilationH: int,
-    group: int,
-    deformable_group: int,
-    scale: float,
-    im2col_step: int,
-) -> None:
-    """Deformable convolution v1: ``scale`` times the weight gradient, added into ``gradWeight``."""
-    _check_geometry(
-        "deform_conv_backward_filter", input, gradWeight, offset, kH, kW, group, deformable_group
-    )
+def deform_conv_backward_filter(*args: Any) -> None:
+    """Deformable convolution v1: ``scale`` times the weight gradient, added into ``gradWeight``.
+
+    Args:
+        *args: in this order ``input, offset, gradOutput, gradWeight, columns, ones, kW, kH, dW,
+            dH, padW, padH, dilationW, dilationH, group, deformable_group, scale (float),
+            im2col_step``, as in ``deform_conv_forward``.
+    """
+    op = "deform_conv_backward_filter"
+    a, geometry = _bind(op, args)
+    _check_geometry(op, a.input, a.gradWeight, a.offset, geometry)
     with torch.enable_grad():
         # The output is linear in the weight, so its weight gradient does not depend on the
         # weight's values: zeros serve as the point of differentiation.
-        w = torch.zeros_like(gradWeight).requires_grad_(True)
-        out = _deform_conv(
-            input.detach(),
-            offset.detach(),
-            w,
-            None,
-            None,
-            (dH, dW),
-            (padH, padW),
-            (dilationH, dilationW),
-        )
-        (grad_weight,) = torch.autograd.grad(out, (w,), gradOutput)
-    gradWeight.add_(grad_weight, alpha=scale)
+        w = torch.zeros_like(a.gradWeight).requires_grad_(True)
+        out = _deform_conv(a.input.detach(), a.offset.detach(), w, None, None, geometry)
+        (grad_weight,) = torch.autograd.grad(out, (w,), a.gradOutput)
+    a.gradWeight.add_(grad_weight, alpha=a.scale)
 
 
-def modulated_deform_conv_forward(
-    input: Tensor,
-    weight: Tensor,
-    bias: Tensor,
-    ones: Tensor,
-    offset: Tensor,
-    mask: Tensor,
-    output: Tensor,
-    columns: Tensor,
-    kernel_h: int,
-    kernel_w: int,
-    stride_h: int,
-    stride_w: int,
-    pad_h: int,
-    pad_w: int,
-    dilation_h: int,
-    dilation_w: int,
-    group: int,
-    deformable_group: int,
-    with_bias: bool,
-) -> None:
+def modulated_deform_conv_forward(*args: Any) -> None:
     """Modulated deformable convolution (v2) forward; writes ``output``.
 
     Args:
-        input (Tensor[B, C_in, H, W]), weight (Tensor[C_out, C_in / group, kernel_h, kernel_w]),
-        bias (Tensor[C_out], used iff ``with_bias``),
-        offset (Tensor[B, 2 * deformable_group * kernel_h * kernel_w, H_out, W_out]),
-        mask (Tensor[B, deformable_group * kernel_h * kernel_w, H_out, W_out]).
-        ones, columns: unused scratch buffers of the C++ kernel.
+        *args: in this order ``input`` (Tensor[B, C_in, H, W]), ``weight``
+            (Tensor[C_out, C_in / group, kernel_h, kernel_w]), ``bias`` (Tensor[C_out], used iff
+            ``with_bias``), ``ones``, ``offset``
+            (Tensor[B, 2 * deformable_group * kernel_h * kernel_w, H_out, W_out]), ``mask``
+            (Tensor[B, deformable_group * kernel_h * kernel_w, H_out, W_out]), ``output``,
+            ``columns``, ``kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h,
+            dilation_w, group, deformable_group``, ``with_bias`` (bool). ``ones`` and ``columns``
+            are unused scratch buffers of the C++ kernel.
     """
-    _check_geometry(
-        "modulated_deform_conv_forward",
-        input,
-        weight,
-        offset,
-        kernel_h,
-        kernel_w,
-        group,
-        deformable_group,
-        mask,
-    )
+    op = "modulated_deform_conv_forward"
+    a, geometry = _bind(op, args)
+    _check_geometry(op, a.input, a.weight, a.offset, geometry, a.mask)
     with torch.no_grad():
-        result = _deform_conv(
-            input,
-            offset,
-            weight,
-            bias if with_bias else None,
-            mask,
-            (stride_h, stride_w),
-            (pad_h, pad_w),
-            (dilation_h, dilation_w),
-        )
-    _check_output("modulated_deform_conv_forward", output, result)
-    output.copy_(result)
+        bias = a.bias if a.with_bias else None
+        result = _deform_conv(a.input, a.offset, a.weight, bias, a.mask, geometry)
+    _check_output(op, a.output, result)
+    a.output.copy_(result)
 
 
-def modulated_deform_conv_backward(
-    input: Tensor,
-    weight: Tensor,
-    bias: Tensor,
-    ones: Tensor,
-    offset: Tensor,
-    mask: Tensor,
-    columns: Tensor,
-    grad_input: Tensor,
-    grad_weight: Tensor,
-    grad_bias: Tensor,
-    grad_offset: Tensor,
-    grad_mask: Tensor,
-    grad_output: Tensor,
-    kernel_h: int,
-    kernel_w: int,
-    stride_h: int,
-    stride_w: int,
-    pad_h: int,
-    pad_w: int,
-    dilation_h: int,
-    dilation_w: int,
-    group: int,
-    deformable_group: int,
-    with_bias: bool,
-) -> None:
+def modulated_deform_conv_backward(*args: Any) -> None:
     """Modulated deformable convolution (v2) backward: gradients of input, weight, bias (iff
-    ``with_bias``), offset and mask, added into the corresponding buffers."""
-    _check_geometry(
-        "modulated_deform_conv_backward",
-        input,
-        weight,
-        offset,
-        kernel_h,
-        kernel_w,
-        group,
-        deformable_group,
-        mask,
-    )
+    ``with_bias``), offset and mask, added into the corresponding buffers.
+
+    Args:
+        *args: in this order ``input, weight, bias, ones, offset, mask, columns, grad_input,
+            grad_weight, grad_bias, grad_offset, grad_mask, grad_output, kernel_h, kernel_w,
+            stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, group, deformable_group,
+            with_bias``, as in ``modulated_deform_conv_forward``.
+    """
+    op = "modulated_deform_conv_backward"
+    a, geometry = _bind(op, args)
+    _check_geometry(op, a.input, a.weight, a.offset, geometry, a.mask)
     with torch.enable_grad():
-        leaves = [t.detach().requires_grad_(True) for t in (input, weight, offset, mask)]
-        b = bias.detach().requires_grad_(True) if with_bias else None
-        out = _deform_conv(
-            leaves[0],
-            leaves[2],
-            leaves[1],
-            b,
-            leaves[3],
-            (stride_h, stride_w),
-            (pad_h, pad_w),
-            (dilation_h, dilation_w),
-        )
-        grads = torch.autograd.grad(out, leaves + ([b] if with_bias else []), grad_output)
-    grad_input.add_(grads[0])
-    grad_weight.add_(grads[1])
-    grad_offset.add_(grads[2])
-    grad_mask.add_(grads[3])
-    if with_bias:
-        grad_bias.add_(grads[4])
+        leaves = [t.detach().requires_grad_(True) for t in (a.input, a.weight, a.offset, a.mask)]
+        b = a.bias.detach().requires_grad_(True) if a.with_bias else None
+        out = _deform_conv(leaves[0], leaves[2], leaves[1], b, leaves[3], geometry)
+        grads = torch.autograd.grad(out, leaves + ([b] if a.with_bias else []), a.grad_output)
+    a.grad_input.add_(grads[0])
+    a.grad_weight.add_(grads[1])
+    a.grad_offset.add_(grads[2])
+    a.grad_mask.add_(grads[3])
+    if a.with_bias:
+        a.grad_bias.add_(grads[4])

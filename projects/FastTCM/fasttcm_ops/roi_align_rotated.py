@@ -239,6 +239,42 @@ def _weighted_bag_sums(
     )
 
 
+class _Pooling(NamedTuple):
+    """The pooling arguments shared by the forward and backward ops."""
+
+    spatial_scale: float
+    pooled_height: int
+    pooled_width: int
+    sampling_ratio: int
+
+
+def _nonempty_plans(
+    rois: Tensor, pooling: _Pooling, height: int, width: int, backward: bool
+) -> Iterator[SamplingPlan]:
+    """The chunks of ``bilinear_sampling_plan`` that have entries.
+
+    Args:
+        rois (Tensor[K, 6]): the rois, in the compute dtype.
+        pooling (_Pooling): the op's pooling arguments.
+        height, width (int): feature-map size.
+        backward (bool): use the backward kernel's normalization.
+
+    Returns:
+        Iterator[SamplingPlan]: the non-empty chunks, in order.
+    """
+    plans = bilinear_sampling_plan(
+        rois,
+        pooling.spatial_scale,
+        pooling.pooled_height,
+        pooling.pooled_width,
+        pooling.sampling_ratio,
+        height,
+        width,
+        backward=backward,
+    )
+    return (plan for plan in plans if plan.bins.numel() > 0)
+
+
 def roi_align_rotated_forward(
     input: Tensor,
     rois: Tensor,
@@ -273,22 +309,12 @@ def roi_align_rotated_forward(
     _check_rois(rois, batch, "forward")
     dtype = _compute_dtype(input.dtype)
     num_rois = rois.shape[0]
+    pooling = _Pooling(spatial_scale, pooled_height, pooled_width, sampling_ratio)
     with torch.no_grad():
         output = input.new_zeros((num_rois * pooled_height * pooled_width, channels), dtype=dtype)
         if output.numel() > 0 and height > 0 and width > 0:
             table = input.to(dtype).permute(0, 2, 3, 1).reshape(batch * height * width, channels)
-            plans = bilinear_sampling_plan(
-                rois.to(dtype),
-                spatial_scale,
-                pooled_height,
-                pooled_width,
-                sampling_ratio,
-                height,
-                width,
-            )
-            for plan in plans:
-                if plan.bins.numel() == 0:
-                    continue
+            for plan in _nonempty_plans(rois.to(dtype), pooling, height, width, backward=False):
                 output[plan.first_bin : plan.first_bin + plan.num_bins] = _weighted_bag_sums(
                     plan.bins, plan.num_bins, plan.first_bin, plan.pixels, plan.weights, table
                 )
@@ -332,23 +358,12 @@ def roi_align_rotated_backward(
     _check_rois(rois, batch_size, "backward")
     dtype = _compute_dtype(grad.dtype)
     num_pixels = batch_size * height * width
+    pooling = _Pooling(spatial_scale, pooled_height, pooled_width, sampling_ratio)
     with torch.no_grad():
         grad_table = grad.new_zeros((num_pixels, channels), dtype=dtype)
         if grad.numel() > 0 and num_pixels > 0:
             grad_rows = grad.to(dtype).permute(0, 2, 3, 1).reshape(-1, channels)
-            plans = bilinear_sampling_plan(
-                rois.to(dtype),
-                spatial_scale,
-                pooled_height,
-                pooled_width,
-                sampling_ratio,
-                height,
-                width,
-                backward=True,
-            )
-            for plan in plans:
-                if plan.bins.numel() == 0:
-                    continue
+            for plan in _nonempty_plans(rois.to(dtype), pooling, height, width, backward=True):
                 # The transposed map: bags are pixels, members are the bins that sampled them.
                 order = torch.sort(plan.pixels, stable=True).indices
                 grad_table += _weighted_bag_sums(

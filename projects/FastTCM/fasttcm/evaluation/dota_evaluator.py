@@ -19,8 +19,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from detectron2.config import configurable
-from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.evaluation import DatasetEvaluator
+from detectron2.data import DatasetCatalog
 from detectron2.utils.logger import create_small_table
 
 from ..data.datasets.dota_labels import read_dota_labels
@@ -28,8 +27,7 @@ from ..data.dota_patch_names import parse_patch_name
 from ..utils.atomic_io import atomic_write_text
 from ..utils.geometry import xywha_to_poly
 from .dota_merge import merge_patch_detections
-from .gather import gather_on_main_process
-from .output_dir import default_output_dir
+from .evaluator_base import EvaluatorBase
 from .protocols.dota_ap import ImageObjects, Task1Result, evaluate_task1
 from .protocols.dota_task1_io import ClassDetections, round_task1, write_task1_dir
 
@@ -38,7 +36,7 @@ __all__ = ["DOTAEvaluator"]
 logger = logging.getLogger(__name__)
 
 
-class DOTAEvaluator(DatasetEvaluator):
+class DOTAEvaluator(EvaluatorBase):
     """DOTA Task 1 (oriented boxes): merged full-image VOC07 AP50 per class and their mean.
 
     **Inputs.** ``process`` takes the model inputs (dicts with ``"file_name"``; the file stem is
@@ -67,52 +65,40 @@ class DOTAEvaluator(DatasetEvaluator):
     def __init__(
         self,
         dataset_name: str,
-        output_dir: Optional[str] = None,
-        distributed: bool = True,
-        *,
+        *args,
         merge_nms_thresh: float = 0.1,
         iou_thresh: float = 0.5,
         use_07_metric: bool = True,
         patch_level: bool = True,
+        **kwargs,
     ):
         """
         Args:
             dataset_name: a registered dataset with ``evaluator_type == "dota"`` metadata
                 (``thing_classes``; ``gt_dir`` for scoring).
-            output_dir: where the Task-1 files go; nothing is written when None.
-            distributed: gather predictions from all processes and evaluate on the main one.
+            *args, **kwargs: ``output_dir`` (where the Task-1 files go; nothing is written when
+                None) and ``distributed``, as in :class:`~.evaluator_base.EvaluatorBase`.
             merge_nms_thresh: rotated-NMS IoU threshold of the patch merge (devkit: 0.1).
             iou_thresh: Task-1 matching threshold, IoU > this (devkit: 0.5).
             use_07_metric: VOC07 11-point AP (devkit) or area AP.
             patch_level: also score the patches against the dataset dicts.
         """
-        self._dataset_name = dataset_name
-        self._output_dir = output_dir
-        self._distributed = distributed
-        self._metadata = MetadataCatalog.get(dataset_name)
+        super().__init__(dataset_name, *args, **kwargs)
         self._class_names: List[str] = list(self._metadata.thing_classes)
         self._merge_nms_thresh = merge_nms_thresh
         self._iou_thresh = iou_thresh
         self._use_07_metric = use_07_metric
         self._patch_level = patch_level
-        self._predictions: List[dict] = []
 
     @classmethod
     def from_config(cls, cfg, dataset_name: str, output_dir: Optional[str] = None):
-        if output_dir is None:
-            output_dir = default_output_dir(cfg, dataset_name)
         return {
-            "dataset_name": dataset_name,
-            "output_dir": output_dir,
-            "distributed": True,
+            **super().from_config(cfg, dataset_name, output_dir),
             "merge_nms_thresh": cfg.TEST.DOTA.MERGE_NMS_THRESH,
             "iou_thresh": cfg.TEST.DOTA.IOU_THRESH,
             "use_07_metric": cfg.TEST.DOTA.USE_07_METRIC,
             "patch_level": cfg.TEST.DOTA.PATCH_LEVEL,
         }
-
-    def reset(self):
-        self._predictions = []
 
     def process(self, inputs, outputs):
         """Keep each patch's boxes ``(N, 5)``, scores ``(N,)`` and classes ``(N,)`` as numpy."""
@@ -146,7 +132,7 @@ class DOTAEvaluator(DatasetEvaluator):
             )
 
     def evaluate(self):
-        predictions = gather_on_main_process(self._predictions, self._distributed)
+        predictions = self._gather_predictions()
         if predictions is None:
             return {}
         if not predictions:

@@ -20,13 +20,10 @@ from collections import OrderedDict
 from typing import Dict, List, Optional
 
 from detectron2.config import configurable
-from detectron2.data import MetadataCatalog
-from detectron2.evaluation import DatasetEvaluator
 
-from .output_dir import default_output_dir
 from ..structures.charset import CharsetAdapter, evaluation_charset
 from ..utils.atomic_io import atomic_write_json
-from .gather import gather_on_main_process
+from .evaluator_base import EvaluatorBase
 
 __all__ = ["edit_distance", "WordAccuracyEvaluator", "word_accuracy_metrics"]
 
@@ -62,7 +59,7 @@ def word_accuracy_metrics(predictions: List[str], ground_truths: List[str]) -> D
     return {"accuracy": 100.0 * correct / n, "one_minus_NED": 100.0 * similarity / n, "num_samples": n}
 
 
-class WordAccuracyEvaluator(DatasetEvaluator):
+class WordAccuracyEvaluator(EvaluatorBase):
     """Word accuracy and 1-NED of a recognizer on one STR split (``evaluator_type="str"``).
 
     ``process`` takes the mapper's inputs (``"text"`` ground truth, ``"image_id"``, optional
@@ -75,42 +72,32 @@ class WordAccuracyEvaluator(DatasetEvaluator):
     def __init__(
         self,
         dataset_name: str,
-        output_dir: Optional[str] = None,
-        distributed: bool = True,
-        *,
+        *args,
         case_sensitive: bool = False,
         punctuation: bool = False,
+        **kwargs,
     ):
         """
         Args:
             dataset_name: a registered STR split.
-            output_dir: where ``str_predictions.json`` goes; nothing is written when None.
-            distributed: gather predictions from all processes, evaluate on the main one.
+            *args, **kwargs: ``output_dir`` (where ``str_predictions.json`` goes; nothing is
+                written when None) and ``distributed``, as in
+                :class:`~.evaluator_base.EvaluatorBase`.
             case_sensitive: add A-Z to the evaluation charset (official ``--cased``).
             punctuation: add ASCII punctuation (official ``--punctuation``).
         """
-        self._dataset_name = dataset_name
-        self._output_dir = output_dir
-        self._distributed = distributed
+        super().__init__(dataset_name, *args, **kwargs)
         self._charset = evaluation_charset(case_sensitive, punctuation)
         self._adapter = CharsetAdapter(self._charset)
-        self._expected = MetadataCatalog.get(dataset_name).get("expected_num_samples", None)
-        self._predictions: List[dict] = []
+        self._expected = self._metadata.get("expected_num_samples", None)
 
     @classmethod
     def from_config(cls, cfg, dataset_name: str, output_dir: Optional[str] = None):
-        if output_dir is None:
-            output_dir = default_output_dir(cfg, dataset_name)
         return {
-            "dataset_name": dataset_name,
-            "output_dir": output_dir,
-            "distributed": True,
+            **super().from_config(cfg, dataset_name, output_dir),
             "case_sensitive": cfg.TEST.STR.CASE_SENSITIVE,
             "punctuation": cfg.TEST.STR.PUNCTUATION,
         }
-
-    def reset(self):
-        self._predictions = []
 
     def process(self, inputs, outputs):
         for inp, out in zip(inputs, outputs):
@@ -134,7 +121,7 @@ class WordAccuracyEvaluator(DatasetEvaluator):
             )
 
     def evaluate(self):
-        predictions = gather_on_main_process(self._predictions, self._distributed)
+        predictions = self._gather_predictions()
         if predictions is None:
             return {}
 

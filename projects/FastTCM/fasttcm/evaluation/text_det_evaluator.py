@@ -9,18 +9,16 @@ folder reports the same numbers.
 import logging
 import os
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 
 from detectron2.config import configurable
-from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.evaluation import DatasetEvaluator
+from detectron2.data import DatasetCatalog
 from detectron2.utils.logger import create_small_table
 
 from ..utils.atomic_io import atomic_write_json, replace_dir_atomic
-from .output_dir import default_output_dir
-from .gather import gather_on_main_process
+from .evaluator_base import EvaluatorBase
 from .protocols.base import ImageDetections, ImageGroundTruth, TextDetProtocol
 from .protocols.polygons import as_vertex_array, is_buildable
 from .protocols.submission_io import (
@@ -45,7 +43,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_PROTOCOL = "iou"  # the ICDAR IoU protocol is the headline (docs/design_choices.md)
 
 
-class TextDetEvaluator(DatasetEvaluator):
+class TextDetEvaluator(EvaluatorBase):
     """Evaluate text-detection polygons with the ICDAR IoU protocol or Total-Text DetEval.
 
     **Inputs.** ``process`` takes the model inputs (dicts with ``"image_id"``) and outputs
@@ -79,29 +77,25 @@ class TextDetEvaluator(DatasetEvaluator):
     def __init__(
         self,
         dataset_name: str,
-        output_dir: Optional[str] = None,
-        distributed: bool = True,
-        *,
+        *args,
         protocol: Union[None, str, TextDetProtocol] = None,
         score_sweep: bool = True,
         score_thresholds: Sequence[float] = MMOCR_SCORE_THRESHOLDS,
         integer_coords: bool = True,
+        **kwargs,
     ):
         """
         Args:
             dataset_name: a registered dataset with ``evaluator_type == "text_det"`` metadata.
-            output_dir: where to write the files above; nothing is written when None.
-            distributed: gather predictions from all processes and evaluate on the main one.
+            *args, **kwargs: ``output_dir`` (where to write the files above; nothing is written
+                when None) and ``distributed``, as in :class:`~.evaluator_base.EvaluatorBase`.
             protocol: ``"iou"`` or ``"deteval"`` or a protocol instance; by default the metadata's
                 ``eval_protocol`` (``"iou"`` when the metadata has none).
             score_sweep: also report the best hmean over `score_thresholds`.
             score_thresholds: thresholds of the sweep (default TCM's mmocr 0.4 values 0.3..0.9).
             integer_coords: truncate predicted coordinates to int before writing and scoring.
         """
-        self._dataset_name = dataset_name
-        self._output_dir = output_dir
-        self._distributed = distributed
-        self._metadata = MetadataCatalog.get(dataset_name)
+        super().__init__(dataset_name, *args, **kwargs)
         if protocol is None:
             protocol = self._metadata.get("eval_protocol", DEFAULT_PROTOCOL)
         if isinstance(protocol, str):
@@ -112,16 +106,6 @@ class TextDetEvaluator(DatasetEvaluator):
         self._protocol = protocol
         self._score_thresholds = tuple(score_thresholds) if score_sweep else None
         self._integer_coords = integer_coords
-        self._predictions: List[dict] = []
-
-    @classmethod
-    def from_config(cls, cfg, dataset_name: str, output_dir: Optional[str] = None):
-        if output_dir is None:
-            output_dir = default_output_dir(cfg, dataset_name)
-        return {"dataset_name": dataset_name, "output_dir": output_dir, "distributed": True}
-
-    def reset(self):
-        self._predictions = []
 
     def process(self, inputs, outputs):
         """Convert each output's ``instances`` (polygons, scores) to numpy and keep them."""
@@ -137,7 +121,7 @@ class TextDetEvaluator(DatasetEvaluator):
             )
 
     def evaluate(self):
-        predictions = gather_on_main_process(self._predictions, self._distributed)
+        predictions = self._gather_predictions()
         if predictions is None:
             return {}
 
@@ -256,16 +240,7 @@ class TextDetEvaluator(DatasetEvaluator):
             ]
             files[res_names[key]] = "".join(line + "\n" for line in lines)
         replace_dir_atomic(os.path.join(self._output_dir, "det_txt"), files)
-
-        records = [
-            {
-                "image_id": p["image_id"],
-                "polygons": [poly.tolist() for poly in p["polygons"]],
-                "scores": p["scores"].tolist(),
-            }
-            for p in predictions
-        ]
-        atomic_write_json(os.path.join(self._output_dir, "text_results.json"), records)
+        self._write_text_results(predictions)
         atomic_write_json(
             os.path.join(self._output_dir, "eval_protocol.json"),
             {
@@ -278,6 +253,19 @@ class TextDetEvaluator(DatasetEvaluator):
             },
             indent=2,
         )
+
+    def _write_text_results(self, predictions: List[dict]) -> None:
+        """Write ``text_results.json``: per image, the raw polygons and scores (and texts)."""
+        records = [
+            {
+                "image_id": p["image_id"],
+                "polygons": [poly.tolist() for poly in p["polygons"]],
+                "scores": p["scores"].tolist(),
+                **({"texts": list(p["texts"])} if "texts" in p else {}),
+            }
+            for p in predictions
+        ]
+        atomic_write_json(os.path.join(self._output_dir, "text_results.json"), records)
 
 
 def _polygons_and_scores(instances, image_id) -> Tuple[List[np.ndarray], np.ndarray]:

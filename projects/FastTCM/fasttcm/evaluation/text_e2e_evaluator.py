@@ -18,8 +18,6 @@ from tabulate import tabulate
 from detectron2.config import configurable
 
 from ..utils.atomic_io import atomic_write_json, replace_dir_atomic
-from .output_dir import default_output_dir
-from .gather import gather_on_main_process
 from .protocols.base import ImageDetections
 from .protocols.e2e import E2EProtocol, TextSpottingResult, evaluate_text_spotting
 from .protocols.lexicon import (
@@ -79,9 +77,7 @@ class TextSpottingEvaluator(TextDetEvaluator):
     def __init__(
         self,
         dataset_name: str,
-        output_dir: Optional[str] = None,
-        distributed: bool = True,
-        *,
+        *args,
         lexicon_types: Optional[Sequence[str]] = None,
         lexicon_dir: Optional[str] = None,
         word_spotting: Optional[bool] = None,
@@ -89,12 +85,13 @@ class TextSpottingEvaluator(TextDetEvaluator):
         score_threshold: float = 0.0,
         integer_coords: bool = True,
         invalid_detections: str = "drop",
+        **kwargs,
     ):
         """
         Args:
             dataset_name: a registered dataset (metadata ``evaluator_type == "text_e2e"``).
-            output_dir: where to write the files above; nothing is written when None.
-            distributed: gather predictions from all processes and evaluate on the main one.
+            *args, **kwargs: ``output_dir`` (where to write the files above; nothing is written
+                when None) and ``distributed``, as in :class:`~.evaluator_base.EvaluatorBase`.
             lexicon_types: lexicon types to score besides "none" (any of ``generic``, ``weak``,
                 ``strong``, ``full``; "none" is always scored); None = the metadata's
                 ``lexicon_types``, skipping those whose files are missing.
@@ -108,11 +105,11 @@ class TextSpottingEvaluator(TextDetEvaluator):
         """
         super().__init__(
             dataset_name,
-            output_dir,
-            distributed,
+            *args,
             protocol="iou",
             score_sweep=False,
             integer_coords=integer_coords,
+            **kwargs,
         )
         if word_spotting is None:
             word_spotting = bool(self._metadata.get("word_spotting", False))
@@ -145,13 +142,9 @@ class TextSpottingEvaluator(TextDetEvaluator):
 
     @classmethod
     def from_config(cls, cfg, dataset_name: str, output_dir: Optional[str] = None):
-        if output_dir is None:
-            output_dir = default_output_dir(cfg, dataset_name)
         e2e = cfg.TEST.E2E
         return {
-            "dataset_name": dataset_name,
-            "output_dir": output_dir,
-            "distributed": True,
+            **super().from_config(cfg, dataset_name, output_dir),
             "lexicon_types": list(e2e.LEXICON_TYPES) or None,
             "word_spotting": e2e.WORD_SPOTTING,
             "far_off_rule": e2e.FAR_OFF_RULE,
@@ -180,7 +173,7 @@ class TextSpottingEvaluator(TextDetEvaluator):
             )
 
     def evaluate(self):
-        predictions = gather_on_main_process(self._predictions, self._distributed)
+        predictions = self._gather_predictions()
         if predictions is None:
             return {}
 
@@ -281,17 +274,7 @@ class TextSpottingEvaluator(TextDetEvaluator):
                     texts, _, keep = result.corrections[lexicon_type][key]
                 files[res_names[key]] = lines(det, texts, keep)
             replace_dir_atomic(os.path.join(self._output_dir, folder), files)
-
-        records = [
-            {
-                "image_id": p["image_id"],
-                "polygons": [poly.tolist() for poly in p["polygons"]],
-                "scores": p["scores"].tolist(),
-                "texts": list(p["texts"]),
-            }
-            for p in predictions
-        ]
-        atomic_write_json(os.path.join(self._output_dir, "text_results.json"), records)
+        self._write_text_results(predictions)
 
     def _write_summary(self, result: TextSpottingResult, gt_source: str):
         atomic_write_json(

@@ -5,7 +5,7 @@ Every converter parses its native files into :class:`SourceImage` objects holdin
 those into the text JSON and the evaluation ground truth.
 
 Polygons are kept as annotated (also self-intersecting ones: the loader,
-:func:`fasttcm.data.datasets.text.load_text_json`, repairs them, and the evaluation GT stays
+:func:`fasttcm.data.datasets.text_json.load_text_json`, repairs them, and the evaluation GT stays
 faithful to the official annotation). Annotations with fewer than 3 points or non-finite
 coordinates cannot be represented in the JSON schema and are skipped with a warning naming the
 file and line. No detectron2 import.
@@ -13,16 +13,17 @@ file and line. No detectron2 import.
 
 import logging
 from dataclasses import dataclass, field
-from typing import List, Optional
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
 from ...structures.text import DONT_CARE_TEXT
-from .source_files import ConversionError
+from .source_files import ConversionError, pair_images_with_annotations
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TextAnnotation", "SourceImage", "make_annotation"]
+__all__ = ["TextAnnotation", "SourceImage", "make_annotation", "collect_paired_images"]
 
 
 @dataclass
@@ -99,3 +100,27 @@ def make_annotation(coords, text: str, ignore: bool, *, path, line: Optional[int
 
 def _where(path, line):
     return f"{path}" if line is None else f"{path}, line {line}"
+
+
+def collect_paired_images(
+    image_dir,
+    ann_dir,
+    ann_name_for_stem: Callable[[str], Sequence[str]],
+    what: str,
+    parse: Callable[[Path], List[TextAnnotation]],
+) -> List[SourceImage]:
+    """Each image of `image_dir` with the annotations of its own annotation file in `ann_dir`.
+
+    Args:
+        image_dir, ann_dir, ann_name_for_stem, what: as in
+            :func:`~.source_files.pair_images_with_annotations`.
+        parse: reads one annotation file into its instances.
+
+    Returns:
+        the images in natural order of their names, each named as its raw file.
+    """
+    pairs = pair_images_with_annotations(image_dir, ann_dir, ann_name_for_stem, what)
+    return [
+        SourceImage(path=str(img), file_name=Path(img).name, annotations=parse(gt))
+        for img, gt in pairs
+    ]

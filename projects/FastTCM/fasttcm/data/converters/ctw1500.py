@@ -40,6 +40,7 @@ from ...structures.text import DONT_CARE_TEXT
 from .annotations import SourceImage, TextAnnotation, make_annotation
 from .source_files import (
     ConversionError,
+    check_split,
     find_existing_dir,
     find_images,
     natural_key,
@@ -154,8 +155,7 @@ def _number_of(name: str):
 
 def collect_split(src, split: str) -> List[SourceImage]:
     """Images of `split` ("train" or "test") under `src` with their parsed annotations."""
-    if split not in SPLITS:
-        raise ValueError(f"CTW1500 has splits {SPLITS}, got {split!r}")
+    check_split("CTW1500", split, SPLITS)
     what = f"CTW1500 {split}"
     image_dir = find_existing_dir(src, _IMAGE_DIRS[split], f"{what} images")
     label_dir = find_existing_dir(src, _LABEL_DIRS[split], f"{what} labels")

@@ -16,17 +16,11 @@ Expected source layout (the official zips, each extracted into a folder of the s
     SRC/Challenge4_Test_Task4_GT/gt_img_*.txt      (or Challenge4_Test_Task1_GT)
 """
 
-from pathlib import Path
 from typing import List
 
 from ...structures.text import DONT_CARE_TEXT
-from .annotations import SourceImage, TextAnnotation, make_annotation
-from .source_files import (
-    ConversionError,
-    find_existing_dir,
-    pair_images_with_annotations,
-    read_text_lines,
-)
+from .annotations import SourceImage, TextAnnotation, collect_paired_images, make_annotation
+from .source_files import ConversionError, check_split, find_existing_dir, read_text_lines
 
 __all__ = ["SPLITS", "parse_icdar2015_gt_file", "collect_split"]
 
@@ -84,16 +78,13 @@ def parse_icdar2015_gt_file(path) -> List[TextAnnotation]:
 
 def collect_split(src, split: str) -> List[SourceImage]:
     """Images of `split` ("train" or "test") under `src` with their parsed annotations."""
-    if split not in SPLITS:
-        raise ValueError(f"ICDAR 2015 has splits {SPLITS}, got {split!r}")
+    check_split("ICDAR 2015", split, SPLITS)
     image_dir = find_existing_dir(src, _IMAGE_DIRS[split], f"ICDAR 2015 {split} images")
     gt_dir = find_existing_dir(src, _GT_DIRS[split], f"ICDAR 2015 {split} ground truth")
-    pairs = pair_images_with_annotations(
-        image_dir, gt_dir, lambda stem: (f"gt_{stem}.txt",), f"ICDAR 2015 {split}"
+    return collect_paired_images(
+        image_dir,
+        gt_dir,
+        lambda stem: (f"gt_{stem}.txt",),
+        f"ICDAR 2015 {split}",
+        parse_icdar2015_gt_file,
     )
-    return [
-        SourceImage(
-            path=str(img), file_name=Path(img).name, annotations=parse_icdar2015_gt_file(gt)
-        )
-        for img, gt in pairs
-    ]

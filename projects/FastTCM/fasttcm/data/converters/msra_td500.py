@@ -24,19 +24,13 @@ Expected source layout (the official archive)::
     SRC/test/IMG_*.JPG + IMG_*.gt
 """
 
-from pathlib import Path
 from typing import List
 
 import numpy as np
 
 from ...structures.text import DONT_CARE_TEXT
-from .annotations import SourceImage, TextAnnotation, make_annotation
-from .source_files import (
-    ConversionError,
-    find_existing_dir,
-    pair_images_with_annotations,
-    read_text_lines,
-)
+from .annotations import SourceImage, TextAnnotation, collect_paired_images, make_annotation
+from .source_files import ConversionError, check_split, find_existing_dir, read_text_lines
 
 __all__ = [
     "SPLITS",
@@ -109,17 +103,14 @@ def parse_msra_td500_gt_file(path) -> List[TextAnnotation]:
 
 def collect_split(src, split: str) -> List[SourceImage]:
     """Images of `split` ("train" or "test") under `src` with their parsed annotations."""
-    if split not in SPLITS:
-        raise ValueError(f"MSRA-TD500 has splits {SPLITS}, got {split!r}")
+    check_split("MSRA-TD500", split, SPLITS)
     split_dir = find_existing_dir(
         src, (split, split.capitalize(), f"MSRA-TD500/{split}"), f"MSRA-TD500 {split}"
     )
-    pairs = pair_images_with_annotations(
-        split_dir, split_dir, lambda stem: (f"{stem}.gt",), f"MSRA-TD500 {split}"
+    return collect_paired_images(
+        split_dir,
+        split_dir,
+        lambda stem: (f"{stem}.gt",),
+        f"MSRA-TD500 {split}",
+        parse_msra_td500_gt_file,
     )
-    return [
-        SourceImage(
-            path=str(img), file_name=Path(img).name, annotations=parse_msra_td500_gt_file(gt)
-        )
-        for img, gt in pairs
-    ]

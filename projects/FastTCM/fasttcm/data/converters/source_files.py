@@ -20,6 +20,7 @@ __all__ = [
     "ConversionError",
     "natural_key",
     "read_text_lines",
+    "check_split",
     "find_existing_dir",
     "find_images",
     "image_size",
@@ -56,6 +57,16 @@ def read_text_lines(path) -> List[str]:
             return f.read().splitlines()
     except UnicodeDecodeError as e:
         raise ConversionError(path, f"not valid UTF-8 text ({e})") from e
+
+
+def check_split(dataset: str, split: str, splits: Sequence[str]) -> None:
+    """Check that `split` is one of the `splits` of `dataset`.
+
+    Raises:
+        ValueError: naming the dataset's splits, if it is not.
+    """
+    if split not in splits:
+        raise ValueError(f"{dataset} has splits {splits}, got {split!r}")
 
 
 def find_existing_dir(root, candidates: Sequence[str], what: str) -> Path:

@@ -18,17 +18,11 @@ Expected source layout (``totaltext.zip`` images + ``txt_format.zip`` ground tru
 
 import ast
 import re
-from pathlib import Path
 from typing import List
 
 from ...structures.text import DONT_CARE_TEXT
-from .annotations import SourceImage, TextAnnotation, make_annotation
-from .source_files import (
-    ConversionError,
-    find_existing_dir,
-    pair_images_with_annotations,
-    read_text_lines,
-)
+from .annotations import SourceImage, TextAnnotation, collect_paired_images, make_annotation
+from .source_files import ConversionError, check_split, find_existing_dir, read_text_lines
 
 __all__ = [
     "SPLITS",
@@ -126,8 +120,7 @@ def parse_totaltext_gt_file(path) -> List[TextAnnotation]:
 
 def collect_split(src, split: str) -> List[SourceImage]:
     """Images of `split` ("train" or "test") under `src` with their parsed annotations."""
-    if split not in SPLITS:
-        raise ValueError(f"Total-Text has splits {SPLITS}, got {split!r}")
+    check_split("Total-Text", split, SPLITS)
     native = _NATIVE_SPLIT[split]
     image_dir = find_existing_dir(
         src,
@@ -144,15 +137,10 @@ def collect_split(src, split: str) -> List[SourceImage]:
         ),
         f"Total-Text {split} ground truth (.txt format)",
     )
-    pairs = pair_images_with_annotations(
+    return collect_paired_images(
         image_dir,
         gt_dir,
         lambda stem: (f"poly_gt_{stem}.txt", f"gt_{stem}.txt"),
         f"Total-Text {split}",
+        parse_totaltext_gt_file,
     )
-    return [
-        SourceImage(
-            path=str(img), file_name=Path(img).name, annotations=parse_totaltext_gt_file(gt)
-        )
-        for img, gt in pairs
-    ]

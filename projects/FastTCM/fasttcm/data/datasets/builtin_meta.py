@@ -25,82 +25,75 @@ by :mod:`fasttcm.data.datasets.builtin`, which knows the dataset root.
 """
 
 import copy
+from typing import Optional, Sequence, Tuple
 
 __all__ = ["TEXT_DATASETS", "get_text_dataset_metadata"]
 
+
+def _text_dataset(
+    converter: Optional[str],
+    gt_geometry: str,
+    *,
+    splits: Tuple[str, ...] = ("train", "test"),
+    alternative_eval_protocols: Sequence[str] = (),
+    word_spotting: bool = False,
+    lexicon_types: Sequence[str] = (),
+    has_transcriptions: bool = True,
+    **extra,
+) -> dict:
+    """One entry of :data:`TEXT_DATASETS`; every split is evaluated with the ``"iou"`` protocol.
+
+    Args:
+        converter: the ``tools/convert_dataset.py`` dataset argument, or None.
+        gt_geometry: the ground-truth shape.
+        splits: the splits the dataset has.
+        alternative_eval_protocols, word_spotting, lexicon_types, has_transcriptions: the
+            metadata keys of the same names (see the module docstring).
+        **extra: further keys, e.g. ``writes_eval_gt``.
+
+    Returns:
+        dict: the metadata, keys in a fixed order.
+    """
+    return {
+        "converter": converter,
+        "splits": splits,
+        **extra,
+        "eval_protocol": "iou",
+        "alternative_eval_protocols": list(alternative_eval_protocols),
+        "gt_geometry": gt_geometry,
+        "word_spotting": word_spotting,
+        "lexicon_types": list(lexicon_types),
+        "has_transcriptions": has_transcriptions,
+    }
+
+
 # Dataset key (= folder under $DETECTRON2_DATASETS) -> static metadata.
 TEXT_DATASETS = {
-    "icdar2015": {
-        "converter": "icdar2015",
-        "splits": ("train", "test"),
-        "eval_protocol": "iou",
-        "alternative_eval_protocols": [],
-        "gt_geometry": "quadrilateral",
-        "word_spotting": False,
-        "lexicon_types": ["none", "generic", "weak", "strong"],
-        "has_transcriptions": True,
-    },
-    "totaltext": {
-        "converter": "totaltext",
-        "splits": ("train", "test"),
-        "eval_protocol": "iou",
-        "alternative_eval_protocols": ["deteval"],
-        "gt_geometry": "polygon",
-        "word_spotting": True,
-        "lexicon_types": ["none", "full"],
-        "has_transcriptions": True,
-    },
-    "ctw1500": {
-        "converter": "ctw1500",
-        "splits": ("train", "test"),
-        "eval_protocol": "iou",
-        "alternative_eval_protocols": ["deteval"],
-        "gt_geometry": "polygon",
-        "word_spotting": False,
-        "lexicon_types": ["none", "full"],
-        "has_transcriptions": True,
-    },
-    "msra_td500": {
-        "converter": "td500",
-        "splits": ("train", "test"),
-        "eval_protocol": "iou",
-        "alternative_eval_protocols": [],
-        "gt_geometry": "rotated_rectangle",
-        "word_spotting": False,
-        "lexicon_types": [],
-        "has_transcriptions": False,
-    },
-    "art": {
-        "converter": "art",
-        "splits": ("train",),
-        "eval_protocol": "iou",
-        "alternative_eval_protocols": ["deteval"],
-        "gt_geometry": "polygon",
-        "word_spotting": False,
-        "lexicon_types": [],
-        "has_transcriptions": True,
-    },
-    "synthtext": {
-        "converter": "synthtext",
-        "splits": ("train",),  # pretraining only
-        "writes_eval_gt": False,  # 858k GT files would serve no benchmark
-        "eval_protocol": "iou",
-        "alternative_eval_protocols": [],
-        "gt_geometry": "quadrilateral",
-        "word_spotting": False,
-        "lexicon_types": [],
-        "has_transcriptions": True,
-    },
-    "synthetic_text": {
-        "converter": None,  # generated on first load (fasttcm.data.synthetic.scene_text)
-        "splits": ("train", "test"),
-        "eval_protocol": "iou",
-        "alternative_eval_protocols": ["deteval"],
-        "gt_geometry": "polygon",
-        "word_spotting": False,
-        "lexicon_types": [],
-        "has_transcriptions": True,
-    },
+    "icdar2015": _text_dataset(
+        "icdar2015", "quadrilateral", lexicon_types=["none", "generic", "weak", "strong"]
+    ),
+    "totaltext": _text_dataset(
+        "totaltext",
+        "polygon",
+        alternative_eval_protocols=["deteval"],
+        word_spotting=True,
+        lexicon_types=["none", "full"],
+    ),
+    "ctw1500": _text_dataset(
+        "ctw1500", "polygon", alternative_eval_protocols=["deteval"], lexicon_types=["none", "full"]
+    ),
+    "msra_td500": _text_dataset("td500", "rotated_rectangle", has_transcriptions=False),
+    "art": _text_dataset(
+        "art", "polygon", splits=("train",), alternative_eval_protocols=["deteval"]
+    ),
+    "synthtext": _text_dataset(
+        "synthtext",
+        "quadrilateral",
+        splits=("train",),  # pretraining only
+        writes_eval_gt=False,  # 858k GT files would serve no benchmark
+    ),
+    # Generated on first load (fasttcm.data.synthetic.scene_text).
+    "synthetic_text": _text_dataset(None, "polygon", alternative_eval_protocols=["deteval"]),
 }
 
 

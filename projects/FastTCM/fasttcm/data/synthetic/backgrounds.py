@@ -181,6 +181,19 @@ def _distractor_stroke(rng: np.random.Generator, mask: np.ndarray) -> None:
         start = pts[-1]
 
 
+def _segment(mask: np.ndarray, p0: np.ndarray, p1: np.ndarray, thickness: int) -> None:
+    """Draw the anti-aliased segment `p0`-`p1` (sub-pixel ``(x, y)`` points) into `mask` in 255."""
+    cv2.line(
+        mask,
+        tuple(np.round(p0 * 16).astype(int)),
+        tuple(np.round(p1 * 16).astype(int)),
+        255,
+        thickness,
+        cv2.LINE_AA,
+        4,
+    )
+
+
 def _non_text_line(rng: np.random.Generator, mask: np.ndarray) -> None:
     """A long straight line across the image, or a fence/grille of parallel bars."""
     h, w = mask.shape
@@ -190,16 +203,7 @@ def _non_text_line(rng: np.random.Generator, mask: np.ndarray) -> None:
     reach = 2.0 * (h + w)
     if rng.random() < 0.6:
         p0, p1 = centre - reach * direction, centre + reach * direction
-        thickness = int(rng.integers(1, 5))
-        cv2.line(
-            mask,
-            tuple(np.round(p0 * 16).astype(int)),
-            tuple(np.round(p1 * 16).astype(int)),
-            255,
-            thickness,
-            cv2.LINE_AA,
-            4,
-        )
+        _segment(mask, p0, p1, int(rng.integers(1, 5)))
         return
     # Grille: parallel bars of equal length, evenly spaced (a frequent false positive for text).
     normal = np.array([-direction[1], direction[0]])
@@ -210,15 +214,7 @@ def _non_text_line(rng: np.random.Generator, mask: np.ndarray) -> None:
     for i in range(n_bars):
         mid = centre + (i - n_bars / 2) * spacing * direction
         p0, p1 = mid - 0.5 * length * normal, mid + 0.5 * length * normal
-        cv2.line(
-            mask,
-            tuple(np.round(p0 * 16).astype(int)),
-            tuple(np.round(p1 * 16).astype(int)),
-            255,
-            thickness,
-            cv2.LINE_AA,
-            4,
-        )
+        _segment(mask, p0, p1, thickness)
 
 
 _OVERLAYS = {

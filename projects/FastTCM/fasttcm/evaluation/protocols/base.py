@@ -14,7 +14,7 @@ Nothing here imports detectron2.
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -184,3 +184,49 @@ class TextDetProtocol(abc.ABC):
     def evaluate_image(self, gt: ImageGroundTruth, det: ImageDetections) -> DetectionCounts:
         """Counts of one image with all its detections."""
         return self.count(self.prepare(gt, det))
+
+    def prepare_images(
+        self,
+        ground_truth: Mapping[str, ImageGroundTruth],
+        detections: Mapping[str, ImageDetections],
+    ) -> Iterator[Tuple[str, ImageDetections, Any]]:
+        """Check a dataset's keys now, then :meth:`prepare` its images one by one when iterated.
+
+        As in the official scripts, the ground truth defines the image set: an image absent from
+        `detections` has no detections, and a detection key absent from the ground truth is an
+        error ("sample not present in GT").
+
+        Args:
+            ground_truth: image key -> ground truth.
+            detections: image key -> detections.
+
+        Returns:
+            Iterator[tuple]: ``(key, detections, prepared)`` of each ground-truth image, in order.
+
+        Raises:
+            ValueError: at once, when the ground truth is empty or has not every detection key;
+                while iterating, when an image cannot be prepared (the message names it).
+        """
+        if len(ground_truth) == 0:
+            raise ValueError("the ground truth has no images")
+        unknown = sorted(set(detections) - set(ground_truth), key=str)
+        if unknown:
+            raise ValueError(
+                f"{len(unknown)} detection sample(s) not present in the ground truth, "
+                f"e.g. {unknown[:5]}"
+            )
+        return _prepare_each(self, ground_truth, detections)
+
+
+def _prepare_each(
+    protocol: TextDetProtocol,
+    ground_truth: Mapping[str, ImageGroundTruth],
+    detections: Mapping[str, ImageDetections],
+) -> Iterator[Tuple[str, ImageDetections, Any]]:
+    for key, gt in ground_truth.items():
+        det = detections.get(key, ImageDetections.empty())
+        try:
+            prepared = protocol.prepare(gt, det)
+        except ValueError as e:
+            raise ValueError(f"image {key!r}: {e}") from e
+        yield key, det, prepared

@@ -359,14 +359,7 @@ def evaluate_text_spotting(
         ValueError: empty ground truth, detection keys missing from the ground truth, detections
             without transcriptions (naming the image).
     """
-    if len(ground_truth) == 0:
-        raise ValueError("the ground truth has no images")
-    unknown = sorted(set(detections) - set(ground_truth), key=str)
-    if unknown:
-        raise ValueError(
-            f"{len(unknown)} detection sample(s) not present in the ground truth, "
-            f"e.g. {unknown[:5]}"
-        )
+    images = protocol.prepare_images(ground_truth, detections)
     lexicons = dict(lexicons or {})
     runs = ["none"] + list(lexicons)
     totals = {run: DetectionCounts() for run in runs}
@@ -375,12 +368,7 @@ def evaluate_text_spotting(
     corrections: Dict[str, Dict[str, Tuple[List[str], np.ndarray, np.ndarray]]] = {
         t: {} for t in lexicons
     }
-    for key, gt in ground_truth.items():
-        det = detections.get(key, ImageDetections.empty())
-        try:
-            geometry = protocol.prepare(gt, det)
-        except ValueError as e:
-            raise ValueError(f"image {key!r}: {e}") from e
+    for key, _, geometry in images:
         image = {"none": protocol.count(geometry), "text_det": protocol.count_detection(geometry)}
         for lexicon_type, corrector in lexicons.items():
             words, distances, keep = corrector.apply(key, geometry.det_texts)

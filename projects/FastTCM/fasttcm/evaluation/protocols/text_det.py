@@ -171,14 +171,7 @@ def evaluate_text_detection(
         ValueError: on an empty ground truth, keys missing from the ground truth, or missing
             scores when sweeping.
     """
-    if len(ground_truth) == 0:
-        raise ValueError("the ground truth has no images")
-    unknown = sorted(set(detections) - set(ground_truth), key=str)
-    if unknown:
-        raise ValueError(
-            f"{len(unknown)} detection sample(s) not present in the ground truth, "
-            f"e.g. {unknown[:5]}"
-        )
+    images = protocol.prepare_images(ground_truth, detections)
     thresholds = None if score_thresholds is None else tuple(float(t) for t in score_thresholds)
     if thresholds is not None and len(thresholds) == 0:
         raise ValueError("score_thresholds is empty")
@@ -186,12 +179,7 @@ def evaluate_text_detection(
     total = DetectionCounts()
     per_image: Dict[str, DetectionCounts] = {}
     sweep_totals = [DetectionCounts() for _ in thresholds or ()]
-    for key, gt in ground_truth.items():
-        det = detections.get(key, ImageDetections.empty())
-        try:
-            geometry = protocol.prepare(gt, det)
-        except ValueError as e:
-            raise ValueError(f"image {key!r}: {e}") from e
+    for key, det, geometry in images:
         counts = protocol.count(geometry)
         per_image[key] = counts
         total = total + counts

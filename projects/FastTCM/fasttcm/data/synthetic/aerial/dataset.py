@@ -114,9 +114,7 @@ def ensure_aerial_dataset(
     num_images: int,
     seed: int,
     image_size_range: Tuple[int, int] = (2048, 4096),
-    *,
-    object_scale: float = 1.0,
-    workers: int = 0,
+    **options,
 ) -> str:
     """Generate the dataset into `out_dir` unless it is already there (safe across processes).
 
@@ -126,22 +124,22 @@ def ensure_aerial_dataset(
 
     Args:
         out_dir: the dataset folder.
-        num_images, seed, image_size_range, object_scale, workers: see
-            :func:`generate_aerial_dataset`.
+        num_images, seed, image_size_range: see :func:`generate_aerial_dataset`.
+        **options: its keyword-only ``object_scale`` and ``workers``.
 
     Returns:
         `out_dir`.
+
+    Raises:
+        TypeError: an option other than ``object_scale`` and ``workers``.
     """
+    unknown = sorted(set(options) - {"object_scale", "workers"})
+    if unknown:
+        raise TypeError(f"ensure_aerial_dataset() got unexpected keyword arguments {unknown}")
 
     def build(tmp_dir: str) -> None:
         generate_aerial_dataset(
-            tmp_dir,
-            num_images,
-            seed,
-            image_size_range,
-            object_scale=object_scale,
-            workers=workers,
-            progress=True,
+            tmp_dir, num_images, seed, image_size_range, progress=True, **options
         )
 
     build_dir_once(out_dir, build, is_complete=os.path.isdir)

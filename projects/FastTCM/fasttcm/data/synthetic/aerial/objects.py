@@ -8,26 +8,8 @@ from typing import Callable, List, Tuple
 import numpy as np
 
 from ...datasets.dota_meta import DOTA_V1_0_CLASSES
+from . import structures, vehicles
 from .primitives import Frame
-from .structures import (
-    paint_baseball_diamond,
-    paint_basketball_court,
-    paint_bridge,
-    paint_harbor,
-    paint_roundabout,
-    paint_soccer_field,
-    paint_storage_tank,
-    paint_swimming_pool,
-    paint_tennis_court,
-    paint_track_field,
-)
-from .vehicles import (
-    paint_helicopter,
-    paint_large_vehicle,
-    paint_plane,
-    paint_ship,
-    paint_small_vehicle,
-)
 
 __all__ = ["AerialObject", "CLASS_OF_PAINTER", "put_object", "put_object_with_width"]
 
@@ -48,21 +30,21 @@ class AerialObject:
 
 
 CLASS_OF_PAINTER = {
-    paint_plane: "plane",
-    paint_baseball_diamond: "baseball-diamond",
-    paint_bridge: "bridge",
-    paint_track_field: "ground-track-field",
-    paint_small_vehicle: "small-vehicle",
-    paint_large_vehicle: "large-vehicle",
-    paint_ship: "ship",
-    paint_tennis_court: "tennis-court",
-    paint_basketball_court: "basketball-court",
-    paint_storage_tank: "storage-tank",
-    paint_soccer_field: "soccer-ball-field",
-    paint_roundabout: "roundabout",
-    paint_harbor: "harbor",
-    paint_swimming_pool: "swimming-pool",
-    paint_helicopter: "helicopter",
+    vehicles.paint_plane: "plane",
+    structures.paint_baseball_diamond: "baseball-diamond",
+    structures.paint_bridge: "bridge",
+    structures.paint_track_field: "ground-track-field",
+    vehicles.paint_small_vehicle: "small-vehicle",
+    vehicles.paint_large_vehicle: "large-vehicle",
+    vehicles.paint_ship: "ship",
+    structures.paint_tennis_court: "tennis-court",
+    structures.paint_basketball_court: "basketball-court",
+    structures.paint_storage_tank: "storage-tank",
+    structures.paint_soccer_field: "soccer-ball-field",
+    structures.paint_roundabout: "roundabout",
+    structures.paint_harbor: "harbor",
+    structures.paint_swimming_pool: "swimming-pool",
+    vehicles.paint_helicopter: "helicopter",
 }
 """The DOTA-v1.0 class name of the objects each painter draws; every class has one painter."""
 assert sorted(CLASS_OF_PAINTER.values()) == sorted(DOTA_V1_0_CLASSES)

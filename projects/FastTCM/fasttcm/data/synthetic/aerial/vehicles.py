@@ -11,15 +11,7 @@ from typing import Tuple
 
 import numpy as np
 
-from .primitives import (
-    Frame,
-    fill_ellipse,
-    fill_poly,
-    fill_rect,
-    jitter,
-    outline,
-    rounded_rect_pts,
-)
+from .primitives import Frame, fill_ellipse, fill_poly, fill_rect, jitter, outline, rounded_rect_pts
 
 __all__ = [
     "paint_plane",

@@ -4,6 +4,7 @@
 Install with `make install` (see README): it builds detectron2 0.6 first, then installs this package
 in editable mode. `pip install -e .` alone works once torch and detectron2 are present.
 """
+
 from pathlib import Path
 
 from setuptools import setup

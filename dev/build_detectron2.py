@@ -19,6 +19,7 @@ build. This installer (see projects/FastTCM/docs/design_choices.md, "Dependencie
 Run it with the interpreter of the environment to install into (``.venv/bin/python``), after torch. Re-running it when the same build is
 already installed does nothing.
 """
+
 import argparse
 import base64
 import csv
@@ -107,7 +108,9 @@ def _index_url() -> str:
         try:
             out = subprocess.run(
                 [sys.executable, "-m", "pip", "config", "get", "global.index-url"],
-                capture_output=True, text=True, check=False,
+                capture_output=True,
+                text=True,
+                check=False,
             ).stdout.strip()
             url = out or None
         except OSError:
@@ -170,7 +173,7 @@ def collect_sources(sdist: Path):
         for member in tar.getmembers():
             if not member.isfile() or not member.name.startswith(prefix):
                 continue
-            rel = member.name[len(prefix):]
+            rel = member.name[len(prefix) :]
             if "__pycache__" in rel or rel.endswith((".pyc", ".so")):
                 continue
             target = None
@@ -179,7 +182,7 @@ def collect_sources(sdist: Path):
             else:
                 for pkg, src in PROJECT_PACKAGES.items():
                     if rel.startswith(src + "/"):
-                        target = pkg + rel[len(src):]
+                        target = pkg + rel[len(src) :]
             if target is None and rel == "LICENSE":
                 target = "LICENSE"
             if target is not None:
@@ -194,8 +197,9 @@ def record_line(name: str, data: bytes) -> list:
     return [name, f"sha256={digest}", str(len(data))]
 
 
-def write_wheel(out_dir: Path, name: str, version: str, files: dict, requires, summary: str,
-                top_level) -> Path:
+def write_wheel(
+    out_dir: Path, name: str, version: str, files: dict, requires, summary: str, top_level
+) -> Path:
     """Write a pure-Python wheel containing `files` ({archive name: bytes})."""
     dist_info = f"{name}-{version}.dist-info"
     meta = [
@@ -249,7 +253,11 @@ def build_detectron2_wheel(sdist: Path, out_dir: Path) -> Path:
     for rel, n in sorted(counts.items()):
         print(f"[build_detectron2] compat fix: {rel}: {n} replacement(s)")
     return write_wheel(
-        out_dir, WHEEL_NAME, WHEEL_VERSION, files, REQUIREMENTS,
+        out_dir,
+        WHEEL_NAME,
+        WHEEL_VERSION,
+        files,
+        REQUIREMENTS,
         "detectron2 v0.6 Python sources (from pb1-detectron2 0.6), built without _C by FastTCM-D2",
         ["detectron2"],
     )
@@ -263,7 +271,11 @@ def build_hook_wheel(out_dir: Path) -> Path:
     if f"{HOOK_NAME}.pth" not in files:
         raise BuildError(f"{HOOK_SOURCE_DIR} lacks {HOOK_NAME}.pth")
     return write_wheel(
-        out_dir, HOOK_NAME, HOOK_VERSION, files, [],
+        out_dir,
+        HOOK_NAME,
+        HOOK_VERSION,
+        files,
+        [],
         "Serves detectron2._C from FastTCM-D2's own ops when detectron2 has no compiled _C",
         [f"_{HOOK_NAME}_hook"],
     )
@@ -308,18 +320,35 @@ def compiled_detectron2_c():
 
 
 def pip_install(wheels, no_deps=False):
-    cmd = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q",
-           "--force-reinstall", "--no-deps"] if no_deps else [
-           sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    cmd = (
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "-q",
+            "--force-reinstall",
+            "--no-deps",
+        ]
+        if no_deps
+        else [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    )
     subprocess.run(cmd + [str(w) for w in wheels], check=True)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cache-dir", default=str(REPO_ROOT / "build" / "detectron2"),
-                        help="where the sdist and built wheels are kept")
-    parser.add_argument("--force", action="store_true",
-                        help="replace an installed detectron2 even if it has a compiled _C")
+    parser.add_argument(
+        "--cache-dir",
+        default=str(REPO_ROOT / "build" / "detectron2"),
+        help="where the sdist and built wheels are kept",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an installed detectron2 even if it has a compiled _C",
+    )
     parser.add_argument("--wheels-only", action="store_true", help="build, do not install")
     args = parser.parse_args(argv)
     cache = Path(args.cache_dir)
@@ -335,8 +364,10 @@ def main(argv=None):
     pairs = [(WHEEL_NAME, d2_wheel), (HOOK_NAME, hook_wheel)]
     compiled = compiled_detectron2_c()
     if compiled and not args.force:
-        print(f"[build_detectron2] a detectron2 with a compiled _C is installed ({compiled}); "
-              "using it untouched (pass --force to replace it with the build without _C)")
+        print(
+            f"[build_detectron2] a detectron2 with a compiled _C is installed ({compiled}); "
+            "using it untouched (pass --force to replace it with the build without _C)"
+        )
         pairs = pairs[1:]
     todo = [w for d, w in pairs if not installed_record_matches(d, w)]
     if not todo:
@@ -346,8 +377,10 @@ def main(argv=None):
     # detectron2 build with exactly ours.
     pip_install(todo)
     pip_install(todo, no_deps=True)
-    print(f"[build_detectron2] installed detectron2=={installed_version(WHEEL_NAME)}, "
-          f"{HOOK_NAME}=={installed_version(HOOK_NAME)}")
+    print(
+        f"[build_detectron2] installed detectron2=={installed_version(WHEEL_NAME)}, "
+        f"{HOOK_NAME}=={installed_version(HOOK_NAME)}"
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ pytest`` and from any working directory; ``tests/`` has no ``__init__.py`` on pu
 Tiny models come from the quick-schedule configs (``configs/quick_schedules/*_instant_test.yaml``)
 plus overrides, so that the suite and ``train_net.py`` smoke runs share one set of small widths.
 """
+
 import os
 from pathlib import Path
 from typing import Any, List, Sequence

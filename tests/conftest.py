@@ -1,4 +1,5 @@
 """Fixtures shared by the whole suite."""
+
 import importlib.util
 from pathlib import Path
 
@@ -14,7 +15,9 @@ def load_tool():
 
     def load(name: str):
         if name not in loaded:
-            spec = importlib.util.spec_from_file_location(f"fasttcm_tools_{name}", TOOLS_DIR / f"{name}.py")
+            spec = importlib.util.spec_from_file_location(
+                f"fasttcm_tools_{name}", TOOLS_DIR / f"{name}.py"
+            )
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
             loaded[name] = module

@@ -10,6 +10,7 @@ Layers, bottom to top (the same order as detectron2's own packages):
 Every import is checked, at module level and inside functions, from the source text (nothing is
 imported, so a hidden edge cannot escape through an import that happens to fail).
 """
+
 import ast
 from pathlib import Path
 from typing import Dict, List, Set, Tuple

@@ -5,6 +5,7 @@ SynthText pre-training, DOTA-1.0, CLIP4STR-B, ...) are only merged and checked, 
 the quick schedules (``configs/quick_schedules``) are built with their own small widths and run
 one optimizer step on a synthetic batch and one inference pass on CPU.
 """
+
 import numpy as np
 import pytest
 import torch
@@ -142,8 +143,14 @@ def _image(seed):
 def _db_targets(cfg, polygons):
     db = cfg.MODEL.DB_HEAD
     targets = make_db_targets(
-        polygons, [False] * len(polygons), HEIGHT, WIDTH, shrink_ratio=db.SHRINK_RATIO,
-        thresh_min=db.THRESH_MIN, thresh_max=db.THRESH_MAX, min_text_size=db.MIN_TEXT_SIZE,
+        polygons,
+        [False] * len(polygons),
+        HEIGHT,
+        WIDTH,
+        shrink_ratio=db.SHRINK_RATIO,
+        thresh_min=db.THRESH_MIN,
+        thresh_max=db.THRESH_MAX,
+        min_text_size=db.MIN_TEXT_SIZE,
     )
     return {k: torch.as_tensor(v) for k, v in targets.items()}
 
@@ -177,8 +184,10 @@ def _training_batch(cfg):
         crops = torch.randint(0, 256, (2, 3, h, w), dtype=torch.uint8)
         return [{"image": crops[0], "text": "ab"}, {"image": crops[1], "text": "42"}]
     assert arch == RRCNN
-    return [_rotated_input(0, [[40, 30, 40, 12, 30], [70, 40, 20, 20, -45]], [0, 9]),
-            _rotated_input(1, [], [])]
+    return [
+        _rotated_input(0, [[40, 30, 40, 12, 30], [70, 40, 20, 20, -45]], [0, 9]),
+        _rotated_input(1, [], []),
+    ]
 
 
 @pytest.mark.parametrize("config_file", QUICK_CONFIGS, ids=config_id)

@@ -1,4 +1,5 @@
 """The install that `make install` produces: detectron2 0.6 without _C, served by our ops hook."""
+
 import subprocess
 import sys
 from importlib import metadata
@@ -17,8 +18,7 @@ def test_detectron2_version_is_0_6():
 
 def test_fresh_interpreter_imports_detectron2_modeling_and_layers():
     out = _fresh(
-        "import sys, detectron2.modeling, detectron2.layers\n"
-        "print('fasttcm' in sys.modules)\n"
+        "import sys, detectron2.modeling, detectron2.layers\nprint('fasttcm' in sys.modules)\n"
     )
     # detectron2 imports on its own; it does not need (nor import) the fasttcm package.
     assert out.strip().splitlines()[-1] == "False"

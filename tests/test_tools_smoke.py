@@ -6,6 +6,7 @@
   gloo: the training sampler is sharded, the evaluator gathers predictions from both ranks;
 * ``tools/demo.py`` writes one PNG per input and predictions.json.
 """
+
 import json
 import os
 import subprocess
@@ -31,8 +32,9 @@ def datasets_root(tmp_path_factory):
 
 def _run(args, datasets_root, timeout=600):
     env = dict(os.environ, DETECTRON2_DATASETS=str(datasets_root), CUDA_VISIBLE_DEVICES="")
-    res = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
-                         text=True, timeout=timeout)
+    res = subprocess.run(
+        [sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert res.returncode == 0, f"{args} failed:\n{res.stdout[-4000:]}\n{res.stderr[-6000:]}"
     return res.stdout + res.stderr
 
@@ -47,8 +49,18 @@ def _final_metrics(output_dir: Path) -> dict:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, datasets_root):
     out = tmp_path_factory.mktemp("train")
-    _run(["tools/train_net.py", "--config-file", str(INSTANT), "OUTPUT_DIR", str(out),
-          "SOLVER.MAX_ITER", "4"], datasets_root)
+    _run(
+        [
+            "tools/train_net.py",
+            "--config-file",
+            str(INSTANT),
+            "OUTPUT_DIR",
+            str(out),
+            "SOLVER.MAX_ITER",
+            "4",
+        ],
+        datasets_root,
+    )
     return out
 
 
@@ -65,9 +77,19 @@ def test_train_net_writes_checkpoints_and_evaluates(trained):
 
 
 def test_eval_only_reproduces_training_end_numbers(trained, datasets_root, tmp_path):
-    out = _run(["tools/train_net.py", "--config-file", str(INSTANT), "--eval-only",
-                "MODEL.WEIGHTS", str(trained / "model_final.pth"), "OUTPUT_DIR", str(tmp_path)],
-               datasets_root)
+    out = _run(
+        [
+            "tools/train_net.py",
+            "--config-file",
+            str(INSTANT),
+            "--eval-only",
+            "MODEL.WEIGHTS",
+            str(trained / "model_final.pth"),
+            "OUTPUT_DIR",
+            str(tmp_path),
+        ],
+        datasets_root,
+    )
     at_train_end = _final_metrics(trained)
     # detectron2 prints "copypaste: <names>" then "copypaste: <values>" for each task
     lines = [ln.split("copypaste: ", 1)[1] for ln in out.splitlines() if "copypaste: " in ln]
@@ -80,9 +102,22 @@ def test_eval_only_reproduces_training_end_numbers(trained, datasets_root, tmp_p
 
 
 def test_train_net_two_cpu_processes_gloo(datasets_root, tmp_path):
-    log = _run(["tools/train_net.py", "--num-gpus", "2", "--config-file", str(INSTANT),
-                "OUTPUT_DIR", str(tmp_path), "SOLVER.MAX_ITER", "2", "SOLVER.IMS_PER_BATCH", "2"],
-               datasets_root)
+    log = _run(
+        [
+            "tools/train_net.py",
+            "--num-gpus",
+            "2",
+            "--config-file",
+            str(INSTANT),
+            "OUTPUT_DIR",
+            str(tmp_path),
+            "SOLVER.MAX_ITER",
+            "2",
+            "SOLVER.IMS_PER_BATCH",
+            "2",
+        ],
+        datasets_root,
+    )
     assert "gloo" in log
     assert "World size: 2" in log
     assert (tmp_path / "model_final.pth").is_file()
@@ -94,9 +129,21 @@ def test_train_net_two_cpu_processes_gloo(datasets_root, tmp_path):
 def test_demo_draws_every_input(trained, datasets_root, tmp_path):
     images = sorted((datasets_root / "synthetic_text" / "test" / "images").iterdir())[:2]
     out = tmp_path / "vis"
-    _run(["tools/demo.py", "--config-file", str(INSTANT), "--input", *map(str, images),
-          "--output", str(out), "--opts", "MODEL.WEIGHTS", str(trained / "model_final.pth")],
-         datasets_root)
+    _run(
+        [
+            "tools/demo.py",
+            "--config-file",
+            str(INSTANT),
+            "--input",
+            *map(str, images),
+            "--output",
+            str(out),
+            "--opts",
+            "MODEL.WEIGHTS",
+            str(trained / "model_final.pth"),
+        ],
+        datasets_root,
+    )
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == sorted(p.stem + ".png" for p in images)
     preds = json.loads((out / "predictions.json").read_text())

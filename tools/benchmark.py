@@ -34,8 +34,9 @@ import torch
 from detectron2.layers import ROIAlignRotated, nms_rotated
 from detectron2.layers.rotated_boxes import pairwise_iou_rotated
 
-
-BASE_CONFIG = Path(__file__).resolve().parents[1] / "projects/FastTCM/configs/Base-FastTCM-CR50-FPN.yaml"
+BASE_CONFIG = (
+    Path(__file__).resolve().parents[1] / "projects/FastTCM/configs/Base-FastTCM-CR50-FPN.yaml"
+)
 
 
 def median_seconds(fn: Callable[[], object], runs: int, device: torch.device) -> float:
@@ -180,19 +181,43 @@ def benchmark_backbone(args: argparse.Namespace) -> List[Dict]:
     gen = torch.Generator().manual_seed(0)
     image = torch.randn(1, 3, 640, 640, generator=gen).to(device)
     rows = []
-    for mode, label in (("fasttcm", "fasttcm (cached text)"), ("tcm", "tcm"),
-                        ("none", "plain CLIP-RN50 + FPN")):
+    for mode, label in (
+        ("fasttcm", "fasttcm (cached text)"),
+        ("tcm", "tcm"),
+        ("none", "plain CLIP-RN50 + FPN"),
+    ):
         backbone = build_fasttcm_backbone(mode, device)
         with torch.no_grad():
             seconds = median_seconds(lambda: backbone.forward_with_aux(image), args.runs, device)
-        rows.append({"task": "backbone", "op": label, "mode": mode,
-                     "size": "1x3x640x640, RN50 widths", "seconds": seconds})
+        rows.append(
+            {
+                "task": "backbone",
+                "op": label,
+                "mode": mode,
+                "size": "1x3x640x640, RN50 widths",
+                "seconds": seconds,
+            }
+        )
         backbone = None  # free the model before the next one is built
     t = {r["mode"]: r["seconds"] for r in rows}
-    rows.append({"task": "backbone", "op": "ratio fasttcm/tcm", "size": "",
-                 "seconds": t["fasttcm"] / t["tcm"], "unit": "ratio"})
-    rows.append({"task": "backbone", "op": "ratio fasttcm/plain", "size": "",
-                 "seconds": t["fasttcm"] / t["none"], "unit": "ratio"})
+    rows.append(
+        {
+            "task": "backbone",
+            "op": "ratio fasttcm/tcm",
+            "size": "",
+            "seconds": t["fasttcm"] / t["tcm"],
+            "unit": "ratio",
+        }
+    )
+    rows.append(
+        {
+            "task": "backbone",
+            "op": "ratio fasttcm/plain",
+            "size": "",
+            "seconds": t["fasttcm"] / t["none"],
+            "unit": "ratio",
+        }
+    )
     return rows
 
 

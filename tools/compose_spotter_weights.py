@@ -15,6 +15,7 @@ Examples::
 
 The output is written atomically and never replaces an existing file unless ``--overwrite``.
 """
+
 import argparse
 import logging
 import os
@@ -36,14 +37,20 @@ def _read_model_state(path: str, role: str) -> Dict[str, torch.Tensor]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a checkpoint"
-        raise ValueError(f"{role} checkpoint {path!r} cannot be read as a torch checkpoint: {e}") from e
+        raise ValueError(
+            f"{role} checkpoint {path!r} cannot be read as a torch checkpoint: {e}"
+        ) from e
     state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{role} checkpoint {path!r} holds no state dict (expected {{'model': {{name: tensor}}}})")
+        raise ValueError(
+            f"{role} checkpoint {path!r} holds no state dict (expected {{'model': {{name: tensor}}}})"
+        )
     return state
 
 
-def compose_spotter_weights(detector: str, recognizer: str, output: str, *, overwrite: bool = False) -> Dict[str, int]:
+def compose_spotter_weights(
+    detector: str, recognizer: str, output: str, *, overwrite: bool = False
+) -> Dict[str, int]:
     """Write the joined checkpoint; returns the number of tensors taken from each input.
 
     Raises:
@@ -52,7 +59,9 @@ def compose_spotter_weights(detector: str, recognizer: str, output: str, *, over
             its role (the message names the file).
     """
     if not output.endswith(".pth"):
-        raise ValueError(f"output {output!r} must be a .pth file (DetectionCheckpointer reads .pkl as pickled numpy)")
+        raise ValueError(
+            f"output {output!r} must be a .pth file (DetectionCheckpointer reads .pkl as pickled numpy)"
+        )
     if os.path.exists(output) and not overwrite:
         raise FileExistsError(f"output {output!r} exists; pass --overwrite to replace it")
     det_state = _read_model_state(detector, "detector")
@@ -60,7 +69,9 @@ def compose_spotter_weights(detector: str, recognizer: str, output: str, *, over
     det_part = {k: v for k, v in det_state.items() if not k.startswith(RECOGNIZER_PREFIX)}
     rec_part = {k: v for k, v in rec_state.items() if k.startswith(RECOGNIZER_PREFIX)}
     if not any(k.startswith("backbone.") for k in det_part):
-        raise ValueError(f"detector checkpoint {detector!r} has no 'backbone.*' parameters: not a text detector")
+        raise ValueError(
+            f"detector checkpoint {detector!r} has no 'backbone.*' parameters: not a text detector"
+        )
     if not rec_part:
         raise ValueError(
             f"recognizer checkpoint {recognizer!r} has no '{RECOGNIZER_PREFIX}*' parameters: "
@@ -81,14 +92,20 @@ def compose_spotter_weights(detector: str, recognizer: str, output: str, *, over
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--detector", required=True, help="FastTCMTextDetector checkpoint (model_final.pth)")
-    parser.add_argument("--recognizer", required=True, help="FastTCMTextRecognizer checkpoint (model_final.pth)")
+    parser.add_argument(
+        "--detector", required=True, help="FastTCMTextDetector checkpoint (model_final.pth)"
+    )
+    parser.add_argument(
+        "--recognizer", required=True, help="FastTCMTextRecognizer checkpoint (model_final.pth)"
+    )
     parser.add_argument("--output", required=True, help="spotter checkpoint to write (.pth)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
-        counts = compose_spotter_weights(args.detector, args.recognizer, args.output, overwrite=args.overwrite)
+        counts = compose_spotter_weights(
+            args.detector, args.recognizer, args.output, overwrite=args.overwrite
+        )
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         logger.error(str(e))
         return 1

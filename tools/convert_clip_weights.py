@@ -15,6 +15,7 @@ Examples::
 
 The output is written atomically and never replaces an existing file unless ``--overwrite``.
 """
+
 import argparse
 import logging
 import os
@@ -30,7 +31,12 @@ logger = logging.getLogger("fasttcm.convert_clip_weights")
 
 
 def convert_clip_weights(
-    src: str, dst: str, *, prefix: str = "backbone.bottom_up.", image_only: bool = False, overwrite: bool = False
+    src: str,
+    dst: str,
+    *,
+    prefix: str = "backbone.bottom_up.",
+    image_only: bool = False,
+    overwrite: bool = False,
 ) -> int:
     """Convert `src` (CLIP weights) into the detectron2 checkpoint `dst`.
 
@@ -50,11 +56,15 @@ def convert_clip_weights(
         ValueError: `dst` is not a ``.pth`` file, or `src` is not a readable CLIP checkpoint.
     """
     if not dst.endswith(".pth"):
-        raise ValueError(f"output {dst!r} must be a .pth file (DetectionCheckpointer reads .pkl as pickled numpy)")
+        raise ValueError(
+            f"output {dst!r} must be a .pth file (DetectionCheckpointer reads .pkl as pickled numpy)"
+        )
     if os.path.exists(dst) and not overwrite:
         raise FileExistsError(f"output {dst!r} exists; pass --overwrite to replace it")
     state_dict = clip_to_detectron2_state_dict(
-        read_clip_state_dict(src), image_prefix=prefix + "visual.", text_prefix=prefix + "text_encoder."
+        read_clip_state_dict(src),
+        image_prefix=prefix + "visual.",
+        text_prefix=prefix + "text_encoder.",
     )
     if image_only:
         state_dict = {k: v for k, v in state_dict.items() if k.startswith(prefix + "visual.")}
@@ -72,14 +82,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("input", help="OpenAI RN50.pt (TorchScript) or open_clip state dict")
     parser.add_argument("output", help="detectron2 checkpoint to write (.pth)")
-    parser.add_argument("--prefix", default="backbone.bottom_up.", help="module path of the FastTCM backbone")
-    parser.add_argument("--image-only", action="store_true", help="write only the image encoder (MODE none)")
+    parser.add_argument(
+        "--prefix", default="backbone.bottom_up.", help="module path of the FastTCM backbone"
+    )
+    parser.add_argument(
+        "--image-only", action="store_true", help="write only the image encoder (MODE none)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         count = convert_clip_weights(
-            args.input, args.output, prefix=args.prefix, image_only=args.image_only, overwrite=args.overwrite
+            args.input,
+            args.output,
+            prefix=args.prefix,
+            image_only=args.image_only,
+            overwrite=args.overwrite,
         )
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         logger.error(str(e))

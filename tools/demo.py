@@ -10,6 +10,7 @@ As in detectron2's demo, config overrides follow ``--opts`` (in ``train_net.py``
 positional). Writes one PNG per input into ``--output`` and ``predictions.json`` with every
 prediction (polygons or XYWHA rotated boxes in original-image pixels, scores, texts, classes).
 """
+
 import argparse
 import glob
 import json
@@ -33,13 +34,16 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 def get_parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--config-file", required=True, metavar="FILE")
-    p.add_argument("--input", nargs="+", required=True,
-                   help="image files, directories or glob patterns")
+    p.add_argument(
+        "--input", nargs="+", required=True, help="image files, directories or glob patterns"
+    )
     p.add_argument("--output", help="output directory (one PNG per input + predictions.json)")
-    p.add_argument("--confidence-threshold", type=float, default=0.0,
-                   help="hide predictions scored below this")
-    p.add_argument("--opts", default=[], nargs=argparse.REMAINDER,
-                   help="config overrides as KEY VALUE pairs")
+    p.add_argument(
+        "--confidence-threshold", type=float, default=0.0, help="hide predictions scored below this"
+    )
+    p.add_argument(
+        "--opts", default=[], nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs"
+    )
     return p
 
 
@@ -48,8 +52,11 @@ def expand_inputs(inputs):
     paths = []
     for item in inputs:
         if os.path.isdir(item):
-            paths += [os.path.join(item, f) for f in sorted(os.listdir(item))
-                      if f.lower().endswith(IMAGE_EXTS)]
+            paths += [
+                os.path.join(item, f)
+                for f in sorted(os.listdir(item))
+                if f.lower().endswith(IMAGE_EXTS)
+            ]
         elif os.path.isfile(item):
             paths.append(item)
         else:
@@ -115,8 +122,9 @@ def main(argv=None):
             if cv2.waitKey(0) == 27:
                 break
     if args.output:
-        atomic_write_text(os.path.join(args.output, "predictions.json"),
-                          json.dumps(all_preds, indent=1))
+        atomic_write_text(
+            os.path.join(args.output, "predictions.json"), json.dumps(all_preds, indent=1)
+        )
         logger.info(f"wrote {len(paths)} image(s) and predictions.json to {args.output}")
     return all_preds
 

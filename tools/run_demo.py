@@ -22,6 +22,7 @@ Extra ``KEY VALUE`` arguments go to the last training stage as config overrides,
 ``tools/run_demo.py --task text MODEL.FASTTCM.MODE none`` trains the same detector without the TCM
 modules.
 """
+
 import argparse
 import glob
 import json
@@ -50,9 +51,15 @@ DETECTOR = Stage(
     "text_det",
     ("precision", "recall", "hmean"),
 )
-ROTATED = Stage(os.path.join(CONFIGS, "DOTA/fasttcm_cr50_fpn_rrcnn_synthetic_aerial_cpu.yaml"), "dota", ("mAP50",))
+ROTATED = Stage(
+    os.path.join(CONFIGS, "DOTA/fasttcm_cr50_fpn_rrcnn_synthetic_aerial_cpu.yaml"),
+    "dota",
+    ("mAP50",),
+)
 RECOGNIZER = Stage(
-    os.path.join(CONFIGS, "TextRecognition/clip4str_tiny_synthetic_cpu.yaml"), "str", ("accuracy", "one_minus_NED")
+    os.path.join(CONFIGS, "TextRecognition/clip4str_tiny_synthetic_cpu.yaml"),
+    "str",
+    ("accuracy", "one_minus_NED"),
 )
 SPOTTER = Stage(
     os.path.join(CONFIGS, "TextSpotting/fasttcm_cr50_fpn_spotter_synthetic_cpu.yaml"),
@@ -90,7 +97,17 @@ def last_eval(out_dir, prefix):
 
 def train(stage: Stage, out_dir: str, opts=()) -> Optional[dict]:
     """Train (and evaluate) `stage` into `out_dir`; returns its last evaluation (percent) or None."""
-    run([sys.executable, "tools/train_net.py", "--config-file", stage.config, "OUTPUT_DIR", out_dir, *opts])
+    run(
+        [
+            sys.executable,
+            "tools/train_net.py",
+            "--config-file",
+            stage.config,
+            "OUTPUT_DIR",
+            out_dir,
+            *opts,
+        ]
+    )
     return last_eval(out_dir, stage.prefix)
 
 
@@ -106,11 +123,19 @@ def main():
     p.add_argument("--task", choices=sorted(TASKS), default="text")
     p.add_argument("--output-dir", default=None, help="default: output/demo_<task>")
     p.add_argument("--num-images", type=int, default=8, help="test images to draw")
-    p.add_argument("--detector-weights", default=None,
-                   help="spotting: a trained detector checkpoint instead of training one (e.g. output/demo_text/model_final.pth)")
-    p.add_argument("--recognizer-weights", default=None,
-                   help="spotting: a trained recognizer checkpoint instead of training one")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for the last training stage")
+    p.add_argument(
+        "--detector-weights",
+        default=None,
+        help="spotting: a trained detector checkpoint instead of training one (e.g. output/demo_text/model_final.pth)",
+    )
+    p.add_argument(
+        "--recognizer-weights",
+        default=None,
+        help="spotting: a trained recognizer checkpoint instead of training one",
+    )
+    p.add_argument(
+        "opts", nargs=argparse.REMAINDER, help="config overrides for the last training stage"
+    )
     args = p.parse_args()
     stage, images_glob = TASKS[args.task]
     out = args.output_dir or os.path.join(REPO, "output", f"demo_{args.task}")
@@ -120,8 +145,10 @@ def main():
     opts = list(args.opts)
     if args.task == "spotting":
         parts = {}
-        for name, part_stage, given in (("detector", DETECTOR, args.detector_weights),
-                                        ("recognizer", RECOGNIZER, args.recognizer_weights)):
+        for name, part_stage, given in (
+            ("detector", DETECTOR, args.detector_weights),
+            ("recognizer", RECOGNIZER, args.recognizer_weights),
+        ):
             if given:
                 parts[name] = given
                 lines.append(f"  {name}: given, {given}")
@@ -130,22 +157,51 @@ def main():
             lines.append(report(f"{name} alone", part_stage, train(part_stage, part_dir)))
             parts[name] = os.path.join(part_dir, "model_final.pth")
         init = os.path.join(out, "spotter_init.pth")
-        run([py, "tools/compose_spotter_weights.py", "--detector", parts["detector"],
-             "--recognizer", parts["recognizer"], "--output", init, "--overwrite"])
+        run(
+            [
+                py,
+                "tools/compose_spotter_weights.py",
+                "--detector",
+                parts["detector"],
+                "--recognizer",
+                parts["recognizer"],
+                "--output",
+                init,
+                "--overwrite",
+            ]
+        )
         opts = ["MODEL.WEIGHTS", init, *opts]
         out = os.path.join(out, "spotter")
     metrics = train(stage, out, opts)
     train_minutes = (time.time() - start) / 60
     weights = os.path.join(out, "model_final.pth")
     root = os.environ.get("DETECTRON2_DATASETS", os.path.join(REPO, "datasets"))
-    images = sorted(glob.glob(os.path.join(root, images_glob)))[: args.num_images] if images_glob else []
+    images = (
+        sorted(glob.glob(os.path.join(root, images_glob)))[: args.num_images] if images_glob else []
+    )
     vis_dir = os.path.join(out, "demo_images")
     if images:
-        run([py, "tools/demo.py", "--config-file", stage.config, "--input", *images,
-             "--output", vis_dir, "--opts", "MODEL.WEIGHTS", weights, *args.opts])
+        run(
+            [
+                py,
+                "tools/demo.py",
+                "--config-file",
+                stage.config,
+                "--input",
+                *images,
+                "--output",
+                vis_dir,
+                "--opts",
+                "MODEL.WEIGHTS",
+                weights,
+                *args.opts,
+            ]
+        )
     print()
-    print(f"FastTCM-D2 {args.task} demo finished in {(time.time() - start) / 60:.1f} min "
-          f"(data + training + evaluation: {train_minutes:.1f} min)")
+    print(
+        f"FastTCM-D2 {args.task} demo finished in {(time.time() - start) / 60:.1f} min "
+        f"(data + training + evaluation: {train_minutes:.1f} min)"
+    )
     print(f"  checkpoint:    {weights}")
     print(f"  evaluation:    {os.path.join(out, 'inference')}")
     if images:

@@ -18,6 +18,7 @@ Example::
     tools/sweep_text_score.py --config-file projects/FastTCM/configs/TextSpotting/fasttcm_cr50_fpn_spotter_synthetic_cpu.yaml \\
         --dataset synthetic_spotting_val MODEL.WEIGHTS output/spotter/model_final.pth
 """
+
 import argparse
 import json
 import logging
@@ -25,6 +26,7 @@ import sys
 from typing import Dict, List, Sequence, Tuple
 
 import torch
+
 from detectron2.config import get_cfg
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.structures import Instances
@@ -49,7 +51,9 @@ def select_instances(instances: Instances, keep: torch.Tensor) -> Instances:
 
 
 def sweep_min_text_score(
-    evaluator: DatasetEvaluator, runs: Sequence[Tuple[List[Dict], List[Dict]]], thresholds: Sequence[float]
+    evaluator: DatasetEvaluator,
+    runs: Sequence[Tuple[List[Dict], List[Dict]]],
+    thresholds: Sequence[float],
 ) -> List[Dict[str, float]]:
     """End-to-end scores of the same spotter outputs at each recognition-confidence threshold.
 
@@ -76,16 +80,31 @@ def sweep_min_text_score(
             evaluator.process(inputs, kept)
         results = evaluator.evaluate()
         metrics = next(iter(results.values()))
-        rows.append({"min_text_score": float(threshold), **{k: float(metrics[k]) for k in ("precision", "recall", "hmean")}})
+        rows.append(
+            {
+                "min_text_score": float(threshold),
+                **{k: float(metrics[k]) for k in ("precision", "recall", "hmean")},
+            }
+        )
     return rows
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-file", required=True, help="a spotter config (FastTCMTextSpotter)")
-    parser.add_argument("--dataset", required=True, help="registered dataset with ground truth, e.g. synthetic_spotting_val")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--config-file", required=True, help="a spotter config (FastTCMTextSpotter)"
+    )
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        help="registered dataset with ground truth, e.g. synthetic_spotting_val",
+    )
     parser.add_argument("--thresholds", type=float, nargs="+", default=list(DEFAULT_THRESHOLDS))
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides, e.g. MODEL.WEIGHTS path")
+    parser.add_argument(
+        "opts", nargs=argparse.REMAINDER, help="config overrides, e.g. MODEL.WEIGHTS path"
+    )
     args = parser.parse_args(argv)
     setup_logger(name="fasttcm")
 
@@ -94,10 +113,16 @@ def main(argv=None) -> int:
     merge_config_file(cfg, args.config_file)
     cfg.merge_from_list(args.opts)
     if cfg.MODEL.META_ARCHITECTURE != "FastTCMTextSpotter":
-        print(f"sweep_text_score: {args.config_file} builds {cfg.MODEL.META_ARCHITECTURE}, not a FastTCMTextSpotter", file=sys.stderr)
+        print(
+            f"sweep_text_score: {args.config_file} builds {cfg.MODEL.META_ARCHITECTURE}, not a FastTCMTextSpotter",
+            file=sys.stderr,
+        )
         return 1
     if any(not 0.0 <= t <= 1.0 for t in args.thresholds):
-        print(f"sweep_text_score: thresholds must lie in [0, 1] (text scores are probabilities), got {args.thresholds}", file=sys.stderr)
+        print(
+            f"sweep_text_score: thresholds must lie in [0, 1] (text scores are probabilities), got {args.thresholds}",
+            file=sys.stderr,
+        )
         return 1
     cfg.TEST.SPOTTER.MIN_TEXT_SCORE = 0.0
     cfg.freeze()
@@ -114,9 +139,19 @@ def main(argv=None) -> int:
     best = max(rows, key=lambda row: row["hmean"])
     print(f"{'min_text_score':>14} {'precision':>9} {'recall':>7} {'hmean':>7}")
     for row in rows:
-        print(f"{row['min_text_score']:>14.2f} {row['precision']:>9.2f} {row['recall']:>7.2f} {row['hmean']:>7.2f}")
-    print(json.dumps({"dataset": args.dataset, "best_min_text_score": best["min_text_score"],
-                      "best_hmean": best["hmean"], "sweep": rows}))
+        print(
+            f"{row['min_text_score']:>14.2f} {row['precision']:>9.2f} {row['recall']:>7.2f} {row['hmean']:>7.2f}"
+        )
+    print(
+        json.dumps(
+            {
+                "dataset": args.dataset,
+                "best_min_text_score": best["min_text_score"],
+                "best_hmean": best["hmean"],
+                "sweep": rows,
+            }
+        )
+    )
     return 0
 
 

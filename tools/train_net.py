@@ -15,6 +15,7 @@ Examples::
     # 8 GPUs (or, on a machine without CUDA, 8 CPU processes joined by gloo)
     tools/train_net.py --config-file CONFIG --num-gpus 8
 """
+
 import logging
 import os
 

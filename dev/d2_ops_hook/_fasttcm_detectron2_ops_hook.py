@@ -10,6 +10,7 @@ functions detectron2 v0.6 calls on ``_C`` (rotated IoU, ROIAlignRotated, deforma
 fast COCOeval) and the registration of ``torch.ops.detectron2.nms_rotated``. ``fasttcm_ops`` imports
 neither detectron2 nor ``fasttcm``, so serving it while detectron2 is half-imported is safe.
 """
+
 import importlib.abc
 import importlib.machinery
 import importlib.util

@@ -218,7 +218,7 @@ def test_totaltext(tmp_path):
         "transcriptions: [u'nauGHTY']\n"
         # A record wrapped over two lines, curved, 6 points.
         "x: [[ 10  20  30\n  30  20  10]], y: [[5 3 5 15 13 15]], ornt: [u'c'], "
-        "transcriptions: [u\"it's\"]\n"
+        'transcriptions: [u"it\'s"]\n'
         "x: [[1 9 9 1]], y: [[1 1 9 9]], ornt: [u'#'], transcriptions: [u'#']\n"
         # A 2-point record cannot be a polygon: skipped with a warning.
         "x: [[1 9]], y: [[1 1]], ornt: [u'h'], transcriptions: [u'no']\n"

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from detectron2.structures import BoxMode, RotatedBoxes
+
 from fasttcm.utils.geometry import (
     min_area_rect,
     normalize_angle,

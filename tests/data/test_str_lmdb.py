@@ -69,10 +69,14 @@ def test_writer_layout_and_atomicity(lmdb_dir):
 
 
 def test_label_filtering_counts(lmdb_dir):
-    kept, skipped = scan_str_lmdb(str(lmdb_dir), CharsetAdapter(load_charset("94_full")), max_label_length=25)
+    kept, skipped = scan_str_lmdb(
+        str(lmdb_dir), CharsetAdapter(load_charset("94_full")), max_label_length=25
+    )
     assert kept == [(1, "Hello"), (3, "Cafe"), (5, "ab"), (6, "!!!")]
     assert skipped == {"too_long": 1, "empty": 1}
-    kept36, skipped36 = scan_str_lmdb(str(lmdb_dir), CharsetAdapter(load_charset("36_lowercase")), max_label_length=25)
+    kept36, skipped36 = scan_str_lmdb(
+        str(lmdb_dir), CharsetAdapter(load_charset("36_lowercase")), max_label_length=25
+    )
     assert kept36 == [(1, "hello"), (3, "cafe"), (5, "ab")]
     assert skipped36 == {"too_long": 1, "empty": 2}
 
@@ -105,7 +109,9 @@ def test_converter_counts_skips_and_parses_both_formats(tmp_path):
         (images / f"w{i}.png").write_bytes(_png(12, 30, i)[1])
     (images / "corrupt.jpg").write_bytes(b"not an image")
     labels = tmp_path / "gt.txt"
-    labels.write_text("w0.png\tHello World\nw1.png\tok\n\nmissing.png\tgone\ncorrupt.jpg\tbad\nw2.png\t$5\n")
+    labels.write_text(
+        "w0.png\tHello World\nw1.png\tok\n\nmissing.png\tgone\ncorrupt.jpg\tbad\nw2.png\t$5\n"
+    )
     stats = convert_crops_to_lmdb(labels, images, tmp_path / "lmdb")
     assert (stats.written, stats.missing_image, stats.unreadable_image) == (3, 1, 1)
     dicts = load_str_lmdb(str(tmp_path / "lmdb"))
@@ -113,7 +119,10 @@ def test_converter_counts_skips_and_parses_both_formats(tmp_path):
 
     icdar = tmp_path / "icdar.txt"
     icdar.write_text('w0.png, "Genaxis Theatre"\nw1.png, "say \\"hi\\""\n')
-    assert [e[:2] for e in parse_labels_file(icdar, "icdar")] == [("w0.png", "Genaxis Theatre"), ("w1.png", 'say "hi"')]
+    assert [e[:2] for e in parse_labels_file(icdar, "icdar")] == [
+        ("w0.png", "Genaxis Theatre"),
+        ("w1.png", 'say "hi"'),
+    ]
     bad = tmp_path / "bad.txt"
     bad.write_text("w0.png\tok\nno-tab-here\n")
     with pytest.raises(ConversionError, match="bad.txt, line 2"):
@@ -145,7 +154,9 @@ def test_mapper_reads_resizes_and_handles_unreadable_crops(tmp_path):
     assert np.array_equal(sample["image"].permute(1, 2, 0).numpy(), expected)  # RGB, PIL bicubic
     broken = test_mapper(dicts[1])
     assert broken["image_error"] == "unreadable" and broken["image"].shape == (3, 16, 48)
-    assert STRDatasetMapper(cfg, is_train=True)(dicts[1]) is None  # training: another sample is drawn
+    assert (
+        STRDatasetMapper(cfg, is_train=True)(dicts[1]) is None
+    )  # training: another sample is drawn
     cfg.INPUT.FORMAT = "BGR"
     bgr = STRDatasetMapper(cfg, is_train=False)(dicts[0])["image"]
     assert torch.equal(bgr, sample["image"].flip(0))
@@ -181,18 +192,29 @@ def test_registration_and_generation_on_first_load(tmp_path, lmdb_dir):
     assert MetadataCatalog.get("str_iiit5k_test").evaluator_type == "str"
     assert MetadataCatalog.get("str_iiit5k_test").expected_num_samples == 3000
     assert MetadataCatalog.get("synthetic_words_test").evaluator_type == "str"
-    assert {"str_real_train", "str_synth_train", "synthetic_words_train"} <= set(DatasetCatalog.list())
+    assert {"str_real_train", "str_synth_train", "synthetic_words_train"} <= set(
+        DatasetCatalog.list()
+    )
 
     register_str_lmdb("toy_str_split", str(lmdb_dir.parent))
-    assert [d["text"] for d in DatasetCatalog.get("toy_str_split")] == ["Hello", "Cafe", "ab", "!!!"]
+    assert [d["text"] for d in DatasetCatalog.get("toy_str_split")] == [
+        "Hello",
+        "Cafe",
+        "ab",
+        "!!!",
+    ]
     register_str_lmdb("absent_str_split", str(tmp_path / "nowhere"))
     with pytest.raises(FileNotFoundError, match="absent_str_split"):
         DatasetCatalog.get("absent_str_split")
 
-    dicts = load_synthetic_words_split(str(tmp_path), "tiny", num_crops=4, seed=7, dataset_name="tiny_words")
+    dicts = load_synthetic_words_split(
+        str(tmp_path), "tiny", num_crops=4, seed=7, dataset_name="tiny_words"
+    )
     assert len(dicts) == 4 and (tmp_path / "synthetic_words" / "tiny" / "data.mdb").is_file()
     assert not [p for p in (tmp_path / "synthetic_words").iterdir() if p.name.startswith(".")]
-    again = load_synthetic_words_split(str(tmp_path), "tiny", num_crops=4, seed=7, dataset_name="tiny_words")
+    again = load_synthetic_words_split(
+        str(tmp_path), "tiny", num_crops=4, seed=7, dataset_name="tiny_words"
+    )
     assert [d["text"] for d in again] == [d["text"] for d in dicts]
 
 

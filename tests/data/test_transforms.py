@@ -1,4 +1,5 @@
 """Polygon-aware augmentations: text is never cut by the crop, polygons follow the image."""
+
 import numpy as np
 import pytest
 
@@ -14,7 +15,7 @@ def _image_with_boxes(rng, h=200, w=300, n=6):
         x0, y0 = rng.integers(0, w - 40), rng.integers(0, h - 20)
         bw, bh = rng.integers(10, 40), rng.integers(5, 20)
         boxes.append([x0, y0, x0 + bw, y0 + bh])
-        img[y0:y0 + bh, x0:x0 + bw] = 255
+        img[y0 : y0 + bh, x0 : x0 + bw] = 255
     return img, np.array(boxes, dtype=np.float64)
 
 
@@ -30,7 +31,7 @@ def test_instance_aware_crop_never_cuts_a_box(seed):
     assert max(h, w) == 128
     corners = np.concatenate([boxes[:, [0, 1]], boxes[:, [2, 3]]], axis=0)
     mapped = tfm.apply_coords(corners.copy())
-    tl, br = mapped[: len(boxes)], mapped[len(boxes):]
+    tl, br = mapped[: len(boxes)], mapped[len(boxes) :]
     inside_tl = (tl >= -1e-6).all(1) & (tl[:, 0] <= w + 1e-6) & (tl[:, 1] <= h + 1e-6)
     inside_br = (br >= -1e-6).all(1) & (br[:, 0] <= w + 1e-6) & (br[:, 1] <= h + 1e-6)
     # each box is either completely inside or does not reach into the crop at all
@@ -62,6 +63,9 @@ def test_random_scale_moves_polygons_with_the_image():
 
 
 def test_polygons_to_boxes():
-    polys = [np.array([[1, 2], [5, 2], [5, 9], [1, 9]], float), np.array([[0, 0], [3, 1], [1, 4]], float)]
+    polys = [
+        np.array([[1, 2], [5, 2], [5, 9], [1, 9]], float),
+        np.array([[0, 0], [3, 1], [1, 4]], float),
+    ]
     np.testing.assert_array_equal(polygons_to_boxes(polys), [[1, 2, 5, 9], [0, 0, 3, 4]])
     assert polygons_to_boxes([]).shape == (0, 4)

@@ -1,9 +1,11 @@
 """build_optimizer: multi-tensor (foreach) updates equal torch's per-parameter ones; full-model
 gradient clipping scales all gradients by one factor."""
+
 import copy
 
 import pytest
 import torch
+
 from detectron2.config import get_cfg
 
 from fasttcm import add_fasttcm_config

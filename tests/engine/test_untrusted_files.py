@@ -4,6 +4,7 @@ Each payload test plants a pickle, a torch checkpoint or a YAML tag that would c
 file if it ran, goes through the real entry point, and asserts the error names the file and the
 marker is absent.
 """
+
 import logging
 import os
 import pickle
@@ -210,7 +211,9 @@ def test_partial_initialisation_for_training_logs_a_table(tmp_path, caplog):
     table = checkpointer.load_table(checkpointer.last_incompatible)
     rows = {
         cells[0]: cells[1:]
-        for cells in ([c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:])
+        for cells in (
+            [c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]
+        )
     }
     assert rows == {"backbone": ["2", "0", "0"], "head": ["0", "2", "0"], "steps": ["1", "0", "0"]}
     assert torch.equal(model.backbone.weight, state["backbone.weight"])
@@ -248,6 +251,8 @@ def test_stale_checkpoint_temp_files_are_removed(tmp_path):
     kept = [tmp_path / "model_0000004.pth", tmp_path / ".other.tmp", tmp_path / "notes.tmp"]
     for path in stale + kept:
         path.write_bytes(b"x")
-    removed = AtomicDetectionCheckpointer(_TinyModel(), save_dir=str(tmp_path)).remove_stale_temp_files()
+    removed = AtomicDetectionCheckpointer(
+        _TinyModel(), save_dir=str(tmp_path)
+    ).remove_stale_temp_files()
     assert sorted(removed) == sorted(str(p) for p in stale)
     assert all(p.exists() for p in kept) and not any(p.exists() for p in stale)

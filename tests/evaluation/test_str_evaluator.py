@@ -3,16 +3,28 @@
 import json
 
 import pytest
+
 from detectron2.config import get_cfg
 from detectron2.data import MetadataCatalog
 
 from fasttcm import add_fasttcm_config
 from fasttcm.evaluation import EVALUATORS, build_evaluator
-from fasttcm.evaluation.str_evaluator import WordAccuracyEvaluator, edit_distance, word_accuracy_metrics
+from fasttcm.evaluation.str_evaluator import (
+    WordAccuracyEvaluator,
+    edit_distance,
+    word_accuracy_metrics,
+)
 
 
 @pytest.mark.parametrize(
-    "a, b, d", [("kitten", "sitting", 3), ("", "abc", 3), ("abc", "abc", 0), ("flaw", "lawn", 2), ("ab", "ba", 2)]
+    "a, b, d",
+    [
+        ("kitten", "sitting", 3),
+        ("", "abc", 3),
+        ("abc", "abc", 0),
+        ("flaw", "lawn", 2),
+        ("ab", "ba", 2),
+    ],
 )
 def test_edit_distance(a, b, d):
     assert edit_distance(a, b) == d == edit_distance(b, a)
@@ -23,7 +35,11 @@ def test_metrics_on_adapted_strings():
     assert m["num_samples"] == 4
     assert m["accuracy"] == pytest.approx(50.0)
     assert m["one_minus_NED"] == pytest.approx(100.0 * (1 + 0.8 + 1 + 0) / 4)
-    assert word_accuracy_metrics([], []) == {"accuracy": 0.0, "one_minus_NED": 0.0, "num_samples": 0}
+    assert word_accuracy_metrics([], []) == {
+        "accuracy": 0.0,
+        "one_minus_NED": 0.0,
+        "num_samples": 0,
+    }
 
 
 def _run(evaluator, pairs):
@@ -59,10 +75,14 @@ def test_evaluator_case_sensitive_and_punctuation_modes():
     cased = WordAccuracyEvaluator("str_toy_eval", distributed=False, case_sensitive=True)
     metrics = _run(cased, CASES)
     assert metrics["accuracy"] == pytest.approx(100.0 * 2 / 5)  # "Hello" vs "hello" now differs
-    full = WordAccuracyEvaluator("str_toy_eval", distributed=False, case_sensitive=True, punctuation=True)
+    full = WordAccuracyEvaluator(
+        "str_toy_eval", distributed=False, case_sensitive=True, punctuation=True
+    )
     metrics = _run(full, CASES)
     assert metrics["num_samples"] == 6  # "!!!" is now a valid label
-    assert metrics["accuracy"] == pytest.approx(0.0)  # x1 vs x!1, ABC vs A-B-C, "!!!" vs "" all differ
+    assert metrics["accuracy"] == pytest.approx(
+        0.0
+    )  # x1 vs x!1, ABC vs A-B-C, "!!!" vs "" all differ
 
 
 def test_evaluator_is_built_from_the_metadata_and_config(tmp_path):

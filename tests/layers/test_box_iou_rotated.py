@@ -8,6 +8,7 @@ import torch
 from detectron2.layers.rotated_boxes import pairwise_iou_rotated
 from detectron2.structures import RotatedBoxes
 from detectron2.structures import pairwise_iou_rotated as structures_pairwise_iou_rotated
+
 from fasttcm_ops.rotated_iou import box_iou_rotated, paired_box_iou_rotated, screening_bounds
 
 
@@ -161,7 +162,9 @@ def test_screening_bounds_contain_every_corner(center_range):
     origin (large DOTA images) where float32 has ~0.01 px resolution."""
     g = torch.Generator().manual_seed(4)
     boxes = random_boxes(g, 2000, center_range, (0.5, 300))
-    boxes[:10, 4] = torch.tensor([0.0, 90.0, -90.0, 180.0, 270.0, 45.0, -45.0, 360.0, 1e-7, 89.999999])
+    boxes[:10, 4] = torch.tensor(
+        [0.0, 90.0, -90.0, 180.0, 270.0, 45.0, -45.0, 360.0, 1e-7, 89.999999]
+    )
     corners = torch.from_numpy(rotated_box_corners(boxes.numpy()))  # (N, 4, 2) float64
     x0, y0, x1, y1 = screening_bounds(boxes).double()
     assert bool((corners[..., 0] >= x0[:, None]).all() and (corners[..., 0] <= x1[:, None]).all())

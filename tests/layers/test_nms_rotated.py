@@ -5,6 +5,7 @@ import torch
 
 from detectron2.layers import batched_nms_rotated
 from detectron2.layers import nms_rotated as d2_nms_rotated
+
 from fasttcm_ops.nms_rotated import greedy_suppression, nms_rotated
 from fasttcm_ops.rotated_iou import box_iou_rotated
 

@@ -7,8 +7,9 @@ import pytest
 import torch
 from torchvision.ops import roi_align
 
-import fasttcm_ops.roi_align_rotated as roi_align_rotated_ops
 from detectron2.layers import ROIAlignRotated
+
+import fasttcm_ops.roi_align_rotated as roi_align_rotated_ops
 from fasttcm_ops.roi_align_rotated import roi_align_rotated_backward, roi_align_rotated_forward
 
 

@@ -17,7 +17,8 @@ def tiny_cfg(**overrides):
     """The recognizer quick schedule on 16x32 crops, then ``MODEL.RECOGNIZER.<key> = value``."""
     return load_config(
         QUICK_RECOGNIZER,
-        "MODEL.RECOGNIZER.IMAGE_SIZE", (16, 32),
+        "MODEL.RECOGNIZER.IMAGE_SIZE",
+        (16, 32),
         *key_values("MODEL.RECOGNIZER", **overrides),
     )
 
@@ -47,10 +48,17 @@ def test_autoregressive_decoding_equals_one_teacher_forced_pass(model, images):
     memory = model.clip_model.encode_image(images)
     steps = model.num_steps
     logits = autoregressive_decode(
-        model.visual_decoder, memory, steps, pad_id=model.tokenizer.pad_id, stop_at_eos=False, **_ids(model)
+        model.visual_decoder,
+        memory,
+        steps,
+        pad_id=model.tokenizer.pad_id,
+        stop_at_eos=False,
+        **_ids(model),
     )
     assert logits.shape == (3, steps, model.tokenizer.num_classes)
-    context = torch.cat([torch.full((3, 1), model.tokenizer.bos_id), logits[:, :-1].argmax(-1)], dim=1)
+    context = torch.cat(
+        [torch.full((3, 1), model.tokenizer.bos_id), logits[:, :-1].argmax(-1)], dim=1
+    )
     mask = causal_mask(steps)
     full, _ = model.visual_decoder(context, memory, content_mask=mask, query_mask=mask)
     torch.testing.assert_close(full, logits, atol=1e-4, rtol=1e-4)
@@ -64,7 +72,9 @@ def test_autoregressive_decoding_stops_once_every_sequence_has_eos(model, images
         with torch.no_grad():
             decoder.head.bias.zero_()
             decoder.head.bias[model.tokenizer.eos_id] = 1e4  # EOS everywhere
-        logits = autoregressive_decode(decoder, memory, 26, pad_id=model.tokenizer.pad_id, **_ids(model))
+        logits = autoregressive_decode(
+            decoder, memory, 26, pad_id=model.tokenizer.pad_id, **_ids(model)
+        )
         assert logits.shape[1] == 1
         no_stop = autoregressive_decode(
             decoder, memory, 26, pad_id=model.tokenizer.pad_id, stop_at_eos=False, **_ids(model)
@@ -77,11 +87,17 @@ def test_autoregressive_decoding_stops_once_every_sequence_has_eos(model, images
 
 def test_refinement_uses_the_cloze_mask_and_masks_after_eos(model, images):
     memory = model.clip_model.encode_image(images)
-    previous = torch.randn(3, 5, model.tokenizer.num_classes, generator=torch.Generator().manual_seed(2))
-    previous[0, 2, model.tokenizer.eos_id] = 1e3  # sequence 0: EOS in slot 2 -> context position 3 on masked
+    previous = torch.randn(
+        3, 5, model.tokenizer.num_classes, generator=torch.Generator().manual_seed(2)
+    )
+    previous[0, 2, model.tokenizer.eos_id] = (
+        1e3  # sequence 0: EOS in slot 2 -> context position 3 on masked
+    )
     refined = refine_decode(model.visual_decoder, memory, previous, 26, **_ids(model))
     assert refined.shape == (3, 26, model.tokenizer.num_classes)
-    context = torch.cat([torch.full((3, 1), model.tokenizer.bos_id), previous[:, :-1].argmax(-1)], dim=1)
+    context = torch.cat(
+        [torch.full((3, 1), model.tokenizer.bos_id), previous[:, :-1].argmax(-1)], dim=1
+    )
     padding = torch.zeros(3, 5, dtype=torch.bool)
     padding[0, 3:] = True
     expected, _ = model.visual_decoder(
@@ -105,18 +121,22 @@ def _manual_predict(model, images, refine_iters):
     ids = _ids(model)
     pad = model.tokenizer.pad_id
     memory = model.clip_model.encode_image(images)
-    logits_v = autoregressive_decode(model.visual_decoder, memory, 26, pad_id=pad, stop_at_eos=True, **ids)
+    logits_v = autoregressive_decode(
+        model.visual_decoder, memory, 26, pad_id=pad, stop_at_eos=True, **ids
+    )
     logits_c = autoregressive_decode(
         model.cross_decoder,
         model.text_memory(memory, logits_v),
         logits_v.shape[1],
         pad_id=pad,
         stop_at_eos=False,
-        **ids
+        **ids,
     )
     for _ in range(refine_iters):
         logits_v = refine_decode(model.visual_decoder, memory, logits_v, 26, **ids)
-        logits_c = refine_decode(model.cross_decoder, model.text_memory(memory, logits_v), logits_c, 26, **ids)
+        logits_c = refine_decode(
+            model.cross_decoder, model.text_memory(memory, logits_v), logits_c, 26, **ids
+        )
     return logits_c
 
 

@@ -28,12 +28,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # The recognizer quick schedule on 16x32 crops with 4 text layers (2 frozen). INPUT.FORMAT and the
 # SOLVER keys the optimizer groups read keep the detectron2 defaults these tests were written with.
 TINY_OVERRIDES = (
-    "MODEL.RECOGNIZER.IMAGE_SIZE", (16, 32),
-    "MODEL.RECOGNIZER.TEXT_LAYERS", 4,
-    "MODEL.RECOGNIZER.TEXT_FREEZE_LAYERS", 2,
-    "INPUT.FORMAT", "BGR",
-    "SOLVER.BASE_LR", 0.001,
-    "SOLVER.WEIGHT_DECAY", 0.0001,
+    "MODEL.RECOGNIZER.IMAGE_SIZE",
+    (16, 32),
+    "MODEL.RECOGNIZER.TEXT_LAYERS",
+    4,
+    "MODEL.RECOGNIZER.TEXT_FREEZE_LAYERS",
+    2,
+    "INPUT.FORMAT",
+    "BGR",
+    "SOLVER.BASE_LR",
+    0.001,
+    "SOLVER.WEIGHT_DECAY",
+    0.0001,
 )
 
 
@@ -46,7 +52,9 @@ def tiny_cfg(**overrides):
 # --- charsets ---------------------------------------------------------------------------------
 def test_shipped_charsets():
     full = load_charset("94_full")
-    assert full == string.digits + string.ascii_lowercase + string.ascii_uppercase + string.punctuation
+    assert (
+        full == string.digits + string.ascii_lowercase + string.ascii_uppercase + string.punctuation
+    )
     assert load_charset("36_lowercase") == string.digits + string.ascii_lowercase
     with pytest.raises(FileNotFoundError, match="no_such_charset"):
         load_charset("no_such_charset")
@@ -89,7 +97,9 @@ def test_tokenizer_ids_and_greedy_decoding():
 # --- architecture -------------------------------------------------------------------------------
 def test_decoder_size_matches_the_official_count():
     decoder = CharacterDecoder(embed_dim=512, num_tokens=97, num_classes=95, num_heads=8)
-    assert sum(p.numel() for p in decoder.parameters()) == 4_317_791  # docs/recognizer.md, "Model sizes"
+    assert (
+        sum(p.numel() for p in decoder.parameters()) == 4_317_791
+    )  # docs/recognizer.md, "Model sizes"
 
 
 @pytest.fixture(scope="module")
@@ -120,9 +130,17 @@ def test_frozen_text_layers_get_no_gradient_and_the_others_do(model):
     assert set(losses) == {"loss_visual", "loss_cross_modal"}
     sum(losses.values()).backward()
     clip = model.clip_model
-    frozen = [clip.token_embedding.weight, clip.positional_embedding, *clip.transformer.resblocks[:2].parameters()]
+    frozen = [
+        clip.token_embedding.weight,
+        clip.positional_embedding,
+        *clip.transformer.resblocks[:2].parameters(),
+    ]
     assert all(not p.requires_grad and p.grad is None for p in frozen)
-    trained = [*clip.transformer.resblocks[2:].parameters(), *clip.ln_final.parameters(), clip.text_projection]
+    trained = [
+        *clip.transformer.resblocks[2:].parameters(),
+        *clip.ln_final.parameters(),
+        clip.text_projection,
+    ]
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in trained)
     assert clip.visual.conv1.weight.grad.abs().sum() > 0
     for decoder in (model.visual_decoder, model.cross_decoder):
@@ -171,23 +189,30 @@ def test_optimizer_groups_follow_the_official_recipe(model):
 
 # --- CLIP weights -------------------------------------------------------------------------------
 def test_clip_weights_are_loaded_with_grid_resize_and_text_slicing(tmp_path, model):
-    reference = build_clip4str_recognizer(tiny_cfg(IMAGE_SIZE=(32, 32), TEXT_MAX_LENGTH=77)).clip_model
+    reference = build_clip4str_recognizer(
+        tiny_cfg(IMAGE_SIZE=(32, 32), TEXT_MAX_LENGTH=77)
+    ).clip_model
     state = {k: v.clone() for k, v in reference.state_dict().items()}
     state["logit_scale"] = torch.tensor(4.6)
     path = tmp_path / "open_clip_vit.pt"
     torch.save({"state_dict": {"module." + k: v for k, v in state.items()}}, path)
 
-    target = build_clip4str_recognizer(tiny_cfg(TEXT_MAX_LENGTH=20)).clip_model  # 2x4 grid, 20 text rows
+    target = build_clip4str_recognizer(
+        tiny_cfg(TEXT_MAX_LENGTH=20)
+    ).clip_model  # 2x4 grid, 20 text rows
     result = load_clip4str_clip_weights(str(path), target)
     assert result.missing_keys == []
     loaded = target.state_dict()
     torch.testing.assert_close(loaded["visual.conv1.weight"], state["visual.conv1.weight"])
     torch.testing.assert_close(
-        loaded["transformer.resblocks.3.mlp.c_fc.weight"], state["transformer.resblocks.3.mlp.c_fc.weight"]
+        loaded["transformer.resblocks.3.mlp.c_fc.weight"],
+        state["transformer.resblocks.3.mlp.c_fc.weight"],
     )
     torch.testing.assert_close(loaded["positional_embedding"], state["positional_embedding"][:20])
     assert loaded["visual.positional_embedding"].shape == (1 + 2 * 4, 32)  # 4x4 grid resized to 2x4
-    torch.testing.assert_close(loaded["visual.positional_embedding"][0], state["visual.positional_embedding"][0])
+    torch.testing.assert_close(
+        loaded["visual.positional_embedding"][0], state["visual.positional_embedding"][0]
+    )
 
 
 def test_clip_weights_with_wrong_shapes_fail_naming_the_file(tmp_path):
@@ -211,7 +236,9 @@ def test_meta_architecture_training_and_inference():
         torch.randint(0, 256, (3, 20, 50), dtype=torch.uint8),
     ]
     losses = model([{"image": crops[0], "text": "Sale!"}, {"image": crops[1], "text": "42"}])
-    assert set(losses) == {"loss_visual", "loss_cross_modal"} and all(torch.isfinite(v) for v in losses.values())
+    assert set(losses) == {"loss_visual", "loss_cross_modal"} and all(
+        torch.isfinite(v) for v in losses.values()
+    )
     model.eval()
     outputs = model([{"image": c} for c in crops])
     assert [sorted(o) for o in outputs] == [["char_scores", "score", "text"]] * 2
@@ -250,8 +277,15 @@ def test_conv_patch_stem_replaces_conv1_with_the_same_token_grid():
     images = torch.randn(2, 3, 16, 32)
     assert linear.clip_model.encode_image(images).shape == (2, 1 + 2 * 4, 32)
     assert conv.clip_model.encode_image(images).shape == (2, 1 + 2 * 8, 32)  # 16/8 x 32/4 tokens
-    strides = [m.stride for m in conv.clip_model.visual.conv1.modules() if isinstance(m, torch.nn.Conv2d)]
-    assert strides == [(2, 2), (2, 2), (2, 1), (1, 1)]  # halve both axes twice, then height only; 1x1 proj
+    strides = [
+        m.stride for m in conv.clip_model.visual.conv1.modules() if isinstance(m, torch.nn.Conv2d)
+    ]
+    assert strides == [
+        (2, 2),
+        (2, 2),
+        (2, 1),
+        (1, 1),
+    ]  # halve both axes twice, then height only; 1x1 proj
     losses = conv.recognition_losses(images, ["ab", "cd"])
     sum(losses.values()).backward()
     assert all(p.grad is not None for p in conv.clip_model.visual.conv1.parameters())
@@ -260,14 +294,22 @@ def test_conv_patch_stem_replaces_conv1_with_the_same_token_grid():
 def test_full_height_patches_give_one_token_per_column_and_a_ctc_step_each():
     """PATCH_SIZE (H, 4): a 1 x W/4 grid, the stem halving only the height at the end (CPU config)."""
     torch.manual_seed(0)
-    model = build_clip4str_recognizer(tiny_cfg(PATCH_EMBED="conv", PATCH_SIZE=(16, 4), CTC_LOSS_WEIGHT=1.0))
+    model = build_clip4str_recognizer(
+        tiny_cfg(PATCH_EMBED="conv", PATCH_SIZE=(16, 4), CTC_LOSS_WEIGHT=1.0)
+    )
     images = torch.randn(2, 3, 16, 32)
     assert model.clip_model.visual.grid_size == (1, 8)
     tokens = model.clip_model.encode_image(images)
     assert tokens.shape == (2, 1 + 8, 32)
-    strides = [m.stride for m in model.clip_model.visual.conv1.modules() if isinstance(m, torch.nn.Conv2d)]
+    strides = [
+        m.stride for m in model.clip_model.visual.conv1.modules() if isinstance(m, torch.nn.Conv2d)
+    ]
     assert strides == [(2, 2), (2, 2), (2, 1), (2, 1), (1, 1)]
-    assert model.ctc_head(tokens, (1, 8)).shape == (8, 2, model.tokenizer.num_classes)  # 8 time steps
+    assert model.ctc_head(tokens, (1, 8)).shape == (
+        8,
+        2,
+        model.tokenizer.num_classes,
+    )  # 8 time steps
     losses = model.recognition_losses(images, ["ab", "cde"])
     assert set(losses) == {"loss_visual", "loss_cross_modal", "loss_ctc"}
     assert all(torch.isfinite(v) for v in losses.values())
@@ -281,7 +323,9 @@ def test_conv_patch_stem_rejects_clip_weights_and_odd_patches(tmp_path):
     with pytest.raises(ValueError, match="linear' or 'conv"):
         build_clip4str_recognizer(tiny_cfg(PATCH_EMBED="resnet"))
     with pytest.raises(ValueError, match="PATCH_EMBED"):
-        build_clip4str_recognizer(tiny_cfg(PATCH_EMBED="conv", CLIP_WEIGHTS=str(tmp_path / "ViT-B-16.pt")))
+        build_clip4str_recognizer(
+            tiny_cfg(PATCH_EMBED="conv", CLIP_WEIGHTS=str(tmp_path / "ViT-B-16.pt"))
+        )
 
 
 # --- auxiliary CTC on the image-token columns (from-scratch towers) ------------------------------
@@ -296,7 +340,9 @@ def test_column_ctc_head_reads_columns_left_to_right_and_scores_known_alignments
     torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(3, 2))
     # column c is the mean of rows 0 and 1 at that column (row-major patches after the class token)
     columns = tokens[:, 1:].reshape(2, 2, 3, 8).mean(1)
-    torch.testing.assert_close(log_probs, head.classifier(head.norm(columns)).log_softmax(-1).transpose(0, 1))
+    torch.testing.assert_close(
+        log_probs, head.classifier(head.norm(columns)).log_softmax(-1).transpose(0, 1)
+    )
     # a one-character label over 3 steps: sum over the 6 alignments (b=blank): cbb, bcb, bbc, ccb, bcc, ccc
     p = log_probs[:, 0].exp()
     c, b = 2, 0
@@ -304,8 +350,13 @@ def test_column_ctc_head_reads_columns_left_to_right_and_scores_known_alignments
     expected = -torch.log(sum(p[0, x] * p[1, y] * p[2, z] for x, y, z in paths))
     targets = torch.tensor([[c, 0, 0], [1, 3, 0]])
     both = head.loss(tokens, (2, 3), targets)
-    second = torch.nn.functional.ctc_loss(log_probs[:, 1:], torch.tensor([[1, 3]]), torch.tensor([3]),
-                                          torch.tensor([2]), reduction="sum")
+    second = torch.nn.functional.ctc_loss(
+        log_probs[:, 1:],
+        torch.tensor([[1, 3]]),
+        torch.tensor([3]),
+        torch.tensor([2]),
+        reduction="sum",
+    )
     torch.testing.assert_close(both, (expected + second) / 3)  # per target character
     # a label longer than the columns has no alignment: it adds nothing instead of inf
     assert torch.isfinite(head.loss(tokens, (2, 3), torch.tensor([[1, 2, 3, 1], [1, 0, 0, 0]])))
@@ -313,7 +364,9 @@ def test_column_ctc_head_reads_columns_left_to_right_and_scores_known_alignments
 
 def test_ctc_loss_is_reported_and_trains_the_image_encoder():
     torch.manual_seed(0)
-    model = build_clip4str_recognizer(tiny_cfg(PATCH_EMBED="conv", PATCH_SIZE=(8, 4), CTC_LOSS_WEIGHT=0.5))
+    model = build_clip4str_recognizer(
+        tiny_cfg(PATCH_EMBED="conv", PATCH_SIZE=(8, 4), CTC_LOSS_WEIGHT=0.5)
+    )
     losses = model.recognition_losses(torch.randn(2, 3, 16, 32), ["ab", "Sale!"])
     assert set(losses) == {"loss_visual", "loss_cross_modal", "loss_ctc"} == set(model.loss_names)
     losses["loss_ctc"].backward()
@@ -322,7 +375,9 @@ def test_ctc_loss_is_reported_and_trains_the_image_encoder():
     official = build_clip4str_recognizer(tiny_cfg())
     assert official.ctc_head is None  # official recipe: no CTC head
     assert official.loss_names == ("loss_visual", "loss_cross_modal")
-    assert set(official.recognition_losses(torch.randn(1, 3, 16, 32), ["ab"])) == set(official.loss_names)
+    assert set(official.recognition_losses(torch.randn(1, 3, 16, 32), ["ab"])) == set(
+        official.loss_names
+    )
 
 
 def test_refinement_without_random_orders_is_warned_about(caplog):

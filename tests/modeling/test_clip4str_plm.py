@@ -35,7 +35,9 @@ def test_masks_of_the_plain_reverse_order():
 def test_decoding_masks():
     assert torch.equal(causal_mask(3), torch.tensor([[0, X, X], [0, 0, X], [0, 0, 0]]))
     # cloze: query i sees everything but position i + 1 (the token it predicts)
-    assert torch.equal(cloze_query_mask(4, 3), torch.tensor([[0, X, 0], [0, 0, X], [0, 0, 0], [0, 0, 0]]))
+    assert torch.equal(
+        cloze_query_mask(4, 3), torch.tensor([[0, X, 0], [0, 0, X], [0, 0, 0], [0, 0, 0]])
+    )
 
 
 def _is_valid(perm, num_chars):
@@ -62,13 +64,18 @@ def test_six_orders_canonical_reverse_and_mirrored_random(num_chars):
         assert perms[i, -1] == eos and perms[i + 1, -1] == eos
         assert torch.equal(perms[i + 1, 1:-1], perms[i, 1:-1].flip(0))
     if num_chars < 5:  # drawn from the pool without replacement: the two random pairs differ
-        pairs = {frozenset([tuple(perms[i, 1:-1].tolist()), tuple(perms[i + 1, 1:-1].tolist())]) for i in (2, 4)}
+        pairs = {
+            frozenset([tuple(perms[i, 1:-1].tolist()), tuple(perms[i + 1, 1:-1].tolist())])
+            for i in (2, 4)
+        }
         assert len(pairs) == 2
         assert all(tuple(range(1, num_chars + 1)) not in pair for pair in pairs)
 
 
 def test_unmirrored_permutations():
-    perms = generate_permutations(3, num_perms=6, mirrored=False, generator=torch.Generator().manual_seed(0))
+    perms = generate_permutations(
+        3, num_perms=6, mirrored=False, generator=torch.Generator().manual_seed(0)
+    )
     assert len(perms) == min(6, math.factorial(3))
     assert len({tuple(p.tolist()) for p in perms}) == len(perms)
     assert all(_is_valid(p, 3) for p in perms)

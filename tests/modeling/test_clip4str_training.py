@@ -14,14 +14,19 @@ from tests.common import QUICK_RECOGNIZER, load_config
 def test_training_steps_on_synthetic_crops_lower_the_loss(tmp_path):
     cfg = load_config(
         QUICK_RECOGNIZER,
-        "SOLVER.BASE_LR", 3e-3,
-        "SOLVER.RECOGNIZER.DECODER_LR_FACTOR", 1.0,
-        "MODEL.RECOGNIZER.DECODER_DROPOUT", 0.0,
+        "SOLVER.BASE_LR",
+        3e-3,
+        "SOLVER.RECOGNIZER.DECODER_LR_FACTOR",
+        1.0,
+        "MODEL.RECOGNIZER.DECODER_DROPOUT",
+        0.0,
     )
     torch.manual_seed(0)
     model = build_model(cfg)
     optimizer = build_optimizer(cfg, model)
-    assert all(g["betas"] == (0.9, 0.98) for g in optimizer.param_groups)  # the recognizer's own groups
+    assert all(
+        g["betas"] == (0.9, 0.98) for g in optimizer.param_groups
+    )  # the recognizer's own groups
 
     dicts = load_str_lmdb(str(generate_word_crops(tmp_path / "words", 12, seed=5)))
     mapper = STRDatasetMapper(cfg, is_train=False)  # no augmentation: a fixed batch to fit

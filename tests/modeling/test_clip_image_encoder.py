@@ -1,4 +1,5 @@
 """CLIPImageEncoder: stage shapes/strides, and agreement with open_clip and with PyTorch's MHA."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -41,14 +42,20 @@ def test_rn50_stage_channels():
 
 def test_global_embedding_equals_open_clip_attention_pool(encoder):
     """At CLIP's 224 input the mean token's output is exactly CLIP's pooled image embedding."""
-    reference = ModifiedResNet(layers=[1, 1, 1, 1], output_dim=64, heads=2, image_size=224, width=8).eval()
+    reference = ModifiedResNet(
+        layers=[1, 1, 1, 1], output_dim=64, heads=2, image_size=224, width=8
+    ).eval()
     reference.load_state_dict(encoder.state_dict())
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         features, global_embedding, _ = encoder(x)
         torch.testing.assert_close(global_embedding, reference(x), rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(features["res5"], reference.layer4(reference.layer3(
-            reference.layer2(reference.layer1(reference.stem(x))))))
+        torch.testing.assert_close(
+            features["res5"],
+            reference.layer4(
+                reference.layer3(reference.layer2(reference.layer1(reference.stem(x))))
+            ),
+        )
 
 
 def test_dense_embedding_equals_full_self_attention(encoder):
@@ -59,19 +66,33 @@ def test_dense_embedding_equals_full_self_attention(encoder):
         global_embedding, dense_embedding = pool(x)
         tokens = x.flatten(2).permute(2, 0, 1)  # (HW, B, C)
         tokens = torch.cat([tokens.mean(0, keepdim=True), tokens])
-        tokens = tokens + resize_attnpool_positional_embedding(pool.positional_embedding, 3, 5)[:, None]
+        tokens = (
+            tokens + resize_attnpool_positional_embedding(pool.positional_embedding, 3, 5)[:, None]
+        )
         out, _ = F.multi_head_attention_forward(
-            tokens, tokens, tokens, 256, pool.num_heads,
+            tokens,
+            tokens,
+            tokens,
+            256,
+            pool.num_heads,
             in_proj_weight=None,
             in_proj_bias=torch.cat([pool.q_proj.bias, pool.k_proj.bias, pool.v_proj.bias]),
-            bias_k=None, bias_v=None, add_zero_attn=False, dropout_p=0.0,
-            out_proj_weight=pool.c_proj.weight, out_proj_bias=pool.c_proj.bias,
+            bias_k=None,
+            bias_v=None,
+            add_zero_attn=False,
+            dropout_p=0.0,
+            out_proj_weight=pool.c_proj.weight,
+            out_proj_bias=pool.c_proj.bias,
             use_separate_proj_weight=True,
-            q_proj_weight=pool.q_proj.weight, k_proj_weight=pool.k_proj.weight, v_proj_weight=pool.v_proj.weight,
+            q_proj_weight=pool.q_proj.weight,
+            k_proj_weight=pool.k_proj.weight,
+            v_proj_weight=pool.v_proj.weight,
             need_weights=False,
         )
     torch.testing.assert_close(global_embedding, out[0], rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(dense_embedding, out[1:].permute(1, 2, 0).reshape(2, 64, 3, 5), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        dense_embedding, out[1:].permute(1, 2, 0).reshape(2, 64, 3, 5), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_positional_table_resize():
@@ -83,7 +104,9 @@ def test_positional_table_resize():
     # Bilinear, align_corners=False: a constant grid stays constant, a grid of the same size is kept,
     # and downsizing a 7-grid to 1x1 samples its centre.
     constant = torch.cat([torch.zeros(1, 4), torch.full((49, 4), 2.5)])
-    torch.testing.assert_close(resize_attnpool_positional_embedding(constant, 4, 9)[1:], torch.full((36, 4), 2.5))
+    torch.testing.assert_close(
+        resize_attnpool_positional_embedding(constant, 4, 9)[1:], torch.full((36, 4), 2.5)
+    )
     centre = resize_attnpool_positional_embedding(table, 1, 1)[1]
     torch.testing.assert_close(centre, table[1 + 3 * 7 + 3])
     with pytest.raises(ValueError, match="1 \\+ S\\*S"):
@@ -109,7 +132,9 @@ def test_bad_arguments():
 
 def test_without_attention_pool_only_stage_features():
     encoder = CLIPImageEncoder(**TINY, with_attention_pool=False)
-    assert encoder.attnpool is None and not any(k.startswith("attnpool") for k in encoder.state_dict())
+    assert encoder.attnpool is None and not any(
+        k.startswith("attnpool") for k in encoder.state_dict()
+    )
     features, global_embedding, dense_embedding = encoder(torch.randn(1, 3, 64, 64))
     assert global_embedding is None and dense_embedding is None
     assert features["res5"].shape == (1, 256, 2, 2)

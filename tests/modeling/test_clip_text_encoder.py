@@ -1,4 +1,5 @@
 """CLIPTextContextEncoder against open_clip's CLIP.encode_text on the same (tiny) weights."""
+
 import pytest
 import torch
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
@@ -16,7 +17,9 @@ def clip_and_encoder():
         quick_gelu=True,
     ).eval()
     encoder = CLIPTextContextEncoder(width=32, layers=2, heads=2, embed_dim=64).eval()
-    text_keys = {k: v for k, v in clip.state_dict().items() if not k.startswith(("visual.", "logit_"))}
+    text_keys = {
+        k: v for k, v in clip.state_dict().items() if not k.startswith(("visual.", "logit_"))
+    }
     encoder.load_state_dict(text_keys)
     return clip, encoder
 
@@ -61,7 +64,10 @@ def test_conditional_cue_is_added_to_every_position(clip_and_encoder):
         for b in range(2):
             clip.token_embedding.weight.copy_(original + cue[b])
             torch.testing.assert_close(
-                ours[b], clip.encode_text(_open_clip_tokens(["a photo of text"])), rtol=1e-4, atol=1e-5
+                ours[b],
+                clip.encode_text(_open_clip_tokens(["a photo of text"])),
+                rtol=1e-4,
+                atol=1e-5,
             )
         clip.token_embedding.weight.copy_(original)
     assert ours.shape == (2, 1, 64)
@@ -86,7 +92,10 @@ def test_random_init_follows_clip():
     assert encoder.positional_embedding.std().item() == pytest.approx(0.01, rel=0.05)
     assert encoder.text_projection.std().item() == pytest.approx(512**-0.5, rel=0.05)
     assert encoder.token_embedding.weight.std().item() == pytest.approx(0.02, rel=0.05)
-    assert torch.isfinite(encoder.positional_embedding).all() and torch.isfinite(encoder.text_projection).all()
+    assert (
+        torch.isfinite(encoder.positional_embedding).all()
+        and torch.isfinite(encoder.text_projection).all()
+    )
 
 
 def test_trailing_padding_does_not_change_the_output(clip_and_encoder):

@@ -1,4 +1,5 @@
 """tokenize_prompts: known CLIP BPE ids, padding, errors, and no network access."""
+
 import os
 import socket
 

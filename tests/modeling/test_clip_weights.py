@@ -3,6 +3,7 @@
 The fake checkpoints are random, built here: the OpenAI one from a hand-written list of RN50 key
 names and shapes (independent of open_clip), the open_clip one from ``open_clip.model.CLIP``.
 """
+
 import logging
 from collections import OrderedDict
 from typing import Dict, List, Tuple
@@ -22,13 +23,15 @@ from fasttcm.modeling.clip import (
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
 
-RN50_PARAMETER_COUNT = 102_007_137  # published size of CLIP RN50 (parameters, BN statistics excluded)
+RN50_PARAMETER_COUNT = (
+    102_007_137  # published size of CLIP RN50 (parameters, BN statistics excluded)
+)
 
 
 def _bn(prefix: str, channels: int) -> List[Tuple[str, Tuple[int, ...]]]:
-    return [(f"{prefix}.{n}", (channels,)) for n in ("weight", "bias", "running_mean", "running_var")] + [
-        (f"{prefix}.num_batches_tracked", ())
-    ]
+    return [
+        (f"{prefix}.{n}", (channels,)) for n in ("weight", "bias", "running_mean", "running_var")
+    ] + [(f"{prefix}.num_batches_tracked", ())]
 
 
 def openai_rn50_shapes() -> "OrderedDict[str, Tuple[int, ...]]":
@@ -42,7 +45,9 @@ def openai_rn50_shapes() -> "OrderedDict[str, Tuple[int, ...]]":
             p = f"visual.layer{stage}.{b}"
             spec += [(f"{p}.conv1.weight", (planes, inplanes, 1, 1))] + _bn(f"{p}.bn1", planes)
             spec += [(f"{p}.conv2.weight", (planes, planes, 3, 3))] + _bn(f"{p}.bn2", planes)
-            spec += [(f"{p}.conv3.weight", (planes * 4, planes, 1, 1))] + _bn(f"{p}.bn3", planes * 4)
+            spec += [(f"{p}.conv3.weight", (planes * 4, planes, 1, 1))] + _bn(
+                f"{p}.bn3", planes * 4
+            )
             if b == 0:
                 spec += [(f"{p}.downsample.0.weight", (planes * 4, inplanes, 1, 1))] + _bn(
                     f"{p}.downsample.1", planes * 4
@@ -50,9 +55,19 @@ def openai_rn50_shapes() -> "OrderedDict[str, Tuple[int, ...]]":
             inplanes = planes * 4
     spec += [("visual.attnpool.positional_embedding", (50, 2048))]
     for proj in ("k_proj", "q_proj", "v_proj"):
-        spec += [(f"visual.attnpool.{proj}.weight", (2048, 2048)), (f"visual.attnpool.{proj}.bias", (2048,))]
-    spec += [("visual.attnpool.c_proj.weight", (1024, 2048)), ("visual.attnpool.c_proj.bias", (1024,))]
-    spec += [("positional_embedding", (77, 512)), ("text_projection", (512, 1024)), ("logit_scale", ())]
+        spec += [
+            (f"visual.attnpool.{proj}.weight", (2048, 2048)),
+            (f"visual.attnpool.{proj}.bias", (2048,)),
+        ]
+    spec += [
+        ("visual.attnpool.c_proj.weight", (1024, 2048)),
+        ("visual.attnpool.c_proj.bias", (1024,)),
+    ]
+    spec += [
+        ("positional_embedding", (77, 512)),
+        ("text_projection", (512, 1024)),
+        ("logit_scale", ()),
+    ]
     spec += [("token_embedding.weight", (49408, 512))]
     for i in range(12):
         p = f"transformer.resblocks.{i}"
@@ -91,7 +106,11 @@ def write_openai_torchscript(path, shapes) -> Dict[str, torch.Tensor]:
             if not hasattr(module, part):
                 module.add_module(part, _Node())
             module = getattr(module, part)
-        if name.endswith("num_batches_tracked") or name in ("input_resolution", "context_length", "vocab_size"):
+        if name.endswith("num_batches_tracked") or name in (
+            "input_resolution",
+            "context_length",
+            "vocab_size",
+        ):
             value = torch.tensor(224 if name == "input_resolution" else 7, dtype=torch.long)
         else:
             value = torch.randn(shape, generator=generator)
@@ -130,12 +149,16 @@ def test_openai_torchscript_rn50_loads_without_missing_keys(tmp_path, rn50_encod
     path = tmp_path / "RN50.pt"
     values = write_openai_torchscript(path, openai_rn50_shapes())
     with caplog.at_level(logging.WARNING):
-        result = load_clip_weights(str(path), image_encoder=image_encoder, text_encoder=text_encoder)
+        result = load_clip_weights(
+            str(path), image_encoder=image_encoder, text_encoder=text_encoder
+        )
     assert result.missing_keys == []
     assert result.unexpected_keys == []
     assert "missing" not in caplog.text
     state_dict = read_clip_state_dict(str(path))
-    assert all(v.dtype in (torch.float32, torch.int64) for v in state_dict.values())  # float16 -> float32
+    assert all(
+        v.dtype in (torch.float32, torch.int64) for v in state_dict.values()
+    )  # float16 -> float32
     assert "input_resolution" not in state_dict and "logit_scale" not in state_dict
     _assert_loaded(image_encoder, text_encoder, values)
 
@@ -143,7 +166,12 @@ def test_openai_torchscript_rn50_loads_without_missing_keys(tmp_path, rn50_encod
 def test_open_clip_rn50_state_dict_loads_without_missing_keys(tmp_path, rn50_encoders):
     image_encoder, text_encoder = rn50_encoders
     torch.manual_seed(1)
-    model = CLIP(1024, CLIPVisionCfg(layers=(3, 4, 6, 3), width=64, image_size=224), CLIPTextCfg(), quick_gelu=True)
+    model = CLIP(
+        1024,
+        CLIPVisionCfg(layers=(3, 4, 6, 3), width=64, image_size=224),
+        CLIPTextCfg(),
+        quick_gelu=True,
+    )
     state_dict = model.state_dict()
     path = tmp_path / "open_clip_rn50.pt"
     torch.save(state_dict, path)
@@ -194,21 +222,29 @@ def test_encoder_without_attention_pool_loads_the_rest(tmp_path):
     state_dict = _tiny_clip_state_dict()
     path = tmp_path / "clip.pt"
     torch.save(state_dict, path)
-    image_encoder = CLIPImageEncoder(layers=(1, 1, 1, 1), width=8, heads=2, output_dim=64, with_attention_pool=False)
+    image_encoder = CLIPImageEncoder(
+        layers=(1, 1, 1, 1), width=8, heads=2, output_dim=64, with_attention_pool=False
+    )
     result = load_clip_weights(str(path), image_encoder=image_encoder)
     assert result.missing_keys == [] and result.unexpected_keys == []
-    assert torch.equal(image_encoder.layer4[0].conv3.weight, state_dict["visual.layer4.0.conv3.weight"])
+    assert torch.equal(
+        image_encoder.layer4[0].conv3.weight, state_dict["visual.layer4.0.conv3.weight"]
+    )
 
 
 def test_attnpool_positional_table_is_resized_to_the_model_grid(tmp_path):
     state_dict = _tiny_clip_state_dict()
     path = tmp_path / "clip.pt"
     torch.save(state_dict, path)
-    image_encoder = CLIPImageEncoder(layers=(1, 1, 1, 1), width=8, heads=2, output_dim=64, attnpool_grid=5)
+    image_encoder = CLIPImageEncoder(
+        layers=(1, 1, 1, 1), width=8, heads=2, output_dim=64, attnpool_grid=5
+    )
     load_clip_weights(str(path), image_encoder=image_encoder)
     table = state_dict["visual.attnpool.positional_embedding"]
     grid = table[1:].reshape(1, 7, 7, -1).permute(0, 3, 1, 2)
-    expected = torch.nn.functional.interpolate(grid, size=(5, 5), mode="bilinear", align_corners=False)
+    expected = torch.nn.functional.interpolate(
+        grid, size=(5, 5), mode="bilinear", align_corners=False
+    )
     loaded = image_encoder.attnpool.positional_embedding.detach()
     assert torch.equal(loaded[0], table[0])
     torch.testing.assert_close(loaded[1:], expected.permute(0, 2, 3, 1).reshape(25, -1))
@@ -252,6 +288,13 @@ def test_missing_file():
 
 
 def test_detectron2_names():
-    state_dict = {"visual.conv1.weight": torch.zeros(1), "ln_final.bias": torch.ones(1), "logit_bias": torch.ones(1)}
+    state_dict = {
+        "visual.conv1.weight": torch.zeros(1),
+        "ln_final.bias": torch.ones(1),
+        "logit_bias": torch.ones(1),
+    }
     renamed = clip_to_detectron2_state_dict(state_dict)
-    assert set(renamed) == {"backbone.bottom_up.visual.conv1.weight", "backbone.bottom_up.text_encoder.ln_final.bias"}
+    assert set(renamed) == {
+        "backbone.bottom_up.visual.conv1.weight",
+        "backbone.bottom_up.text_encoder.ln_final.bias",
+    }

@@ -47,7 +47,9 @@ def test_two_sided_polygon_sides_move_along_their_columns():
     # left end: points 0 (top) and 5 (bottom) move away from their side neighbours by 10 pixels
     for index, neighbour in ((0, 1), (5, 4)):
         step = moved[index] - curved[index]
-        direction = (curved[index] - curved[neighbour]) / np.linalg.norm(curved[index] - curved[neighbour])
+        direction = (curved[index] - curved[neighbour]) / np.linalg.norm(
+            curved[index] - curved[neighbour]
+        )
         np.testing.assert_allclose(step, 10 * direction)
     np.testing.assert_allclose(moved[1:5], curved[1:5])
 
@@ -81,7 +83,11 @@ def test_inward_end_offsets_never_fold_a_short_word_over():
     (moved,), _ = jitter_side_polygons([narrow], -1, 1, _Fixed([0.0, -0.25, 0.0, -0.25]))
     np.testing.assert_allclose(moved, [[2, 0], [6, 0], [6, 20], [2, 20]])
     assert Polygon(moved).is_valid and Polygon(moved).area == pytest.approx(4 * 20)
-    (moved,), _ = jitter_side_polygons([narrow], -1, 1, _Fixed([0.0, -0.05, 0.0, -0.05]))  # 1 each: room enough
+    (moved,), _ = jitter_side_polygons(
+        [narrow], -1, 1, _Fixed([0.0, -0.05, 0.0, -0.05])
+    )  # 1 each: room enough
     np.testing.assert_allclose(moved, [[1, 0], [7, 0], [7, 20], [1, 20]])
-    (moved,), _ = jitter_side_polygons([narrow], -1, 1, _Fixed([0.0, 0.25, 0.0, 0.25]))  # outwards: no limit
+    (moved,), _ = jitter_side_polygons(
+        [narrow], -1, 1, _Fixed([0.0, 0.25, 0.0, 0.25])
+    )  # outwards: no limit
     np.testing.assert_allclose(moved, [[-5, 0], [13, 0], [13, 20], [-5, 20]])

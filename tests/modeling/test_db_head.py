@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import SEM_SEG_HEADS_REGISTRY
@@ -14,7 +15,10 @@ SHAPES = {f"p{level}": ShapeSpec(channels=CHANNELS, stride=2**level) for level i
 
 
 def _features(batch, height, width):
-    return {name: torch.randn(batch, CHANNELS, height // s.stride, width // s.stride) for name, s in SHAPES.items()}
+    return {
+        name: torch.randn(batch, CHANNELS, height // s.stride, width // s.stride)
+        for name, s in SHAPES.items()
+    }
 
 
 def _targets(batch, height, width):

@@ -6,7 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fasttcm.modeling.text_heads.db_loss import DBLoss, balanced_bce_with_logits, masked_dice_loss, masked_l1_loss
+from fasttcm.modeling.text_heads.db_loss import (
+    DBLoss,
+    balanced_bce_with_logits,
+    masked_dice_loss,
+    masked_l1_loss,
+)
 
 
 def _softplus(x):
@@ -22,13 +27,19 @@ def test_balanced_bce_keeps_the_hardest_negatives():
     logits = _as_map([0.0, 3.0, 2.0, 1.0, 0.0, -1.0, -2.0, -3.0, -4.0, -5.0])
     target = _as_map([1, 0, 0, 0, 0, 0, 0, 0, 0, 0])
     mask = torch.ones_like(target)
-    expected = (math.log(2) + _softplus(3) + _softplus(2) + _softplus(1)) / 4  # 3 negatives per positive
-    assert balanced_bce_with_logits(logits, target, mask, 3.0).item() == pytest.approx(expected, rel=1e-5)
+    expected = (
+        math.log(2) + _softplus(3) + _softplus(2) + _softplus(1)
+    ) / 4  # 3 negatives per positive
+    assert balanced_bce_with_logits(logits, target, mask, 3.0).item() == pytest.approx(
+        expected, rel=1e-5
+    )
 
     # Masking out the hardest negative promotes the next one.
     mask[..., 1] = 0
     expected = (math.log(2) + _softplus(2) + _softplus(1) + _softplus(0)) / 4
-    assert balanced_bce_with_logits(logits, target, mask, 3.0).item() == pytest.approx(expected, rel=1e-5)
+    assert balanced_bce_with_logits(logits, target, mask, 3.0).item() == pytest.approx(
+        expected, rel=1e-5
+    )
 
 
 def test_balanced_bce_uses_all_negatives_when_they_are_few():
@@ -52,7 +63,12 @@ def _random_maps(shape, requires_grad=True):
     prob_logits = torch.randn(shape, requires_grad=requires_grad)
     thresh_logits = torch.randn(shape, requires_grad=requires_grad)
     prob, thresh = prob_logits.sigmoid(), thresh_logits.sigmoid()
-    maps = {"prob_logits": prob_logits, "prob": prob, "thresh": thresh, "binary": torch.sigmoid(50 * (prob - thresh))}
+    maps = {
+        "prob_logits": prob_logits,
+        "prob": prob,
+        "thresh": thresh,
+        "binary": torch.sigmoid(50 * (prob - thresh)),
+    }
     return maps, (prob_logits, thresh_logits)
 
 
@@ -100,6 +116,9 @@ def test_db_loss_is_finite_without_text_and_backpropagates():
 
 def test_db_loss_rejects_mismatched_targets():
     maps, _ = _random_maps((1, 1, 8, 8))
-    bad = {k: torch.zeros(1, 1, 8, 9) for k in ("shrink_map", "shrink_mask", "thresh_map", "thresh_mask")}
+    bad = {
+        k: torch.zeros(1, 1, 8, 9)
+        for k in ("shrink_map", "shrink_mask", "thresh_map", "thresh_mask")
+    }
     with pytest.raises(ValueError, match="shrink_map"):
         DBLoss()(maps, bad)

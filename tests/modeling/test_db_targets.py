@@ -8,7 +8,9 @@ from shapely.geometry import Polygon
 
 from fasttcm.data.db_targets import make_db_targets, shrink_distance
 
-SQUARE = np.array([[10, 10], [110, 10], [110, 110], [10, 110]], dtype=np.float64)  # 100 x 100, corners on pixel edges
+SQUARE = np.array(
+    [[10, 10], [110, 10], [110, 110], [10, 110]], dtype=np.float64
+)  # 100 x 100, corners on pixel edges
 
 
 def _pixel_centres(height, width):
@@ -57,7 +59,9 @@ def test_threshold_map_at_known_points():
     assert thresh[60, 20] == pytest.approx(0.5, abs=1e-6)  # d = 10.5 = D / 2
     assert thresh[60, 120] == pytest.approx(0.5, abs=1e-6)  # d = 10.5 outside the right edge
     assert thresh[60, 60] == pytest.approx(0.3, abs=1e-6)  # the centre, beyond D from any edge
-    assert thresh[0, 0] == pytest.approx(expected(np.hypot(9.5, 9.5)), abs=1e-6)  # nearest: the corner
+    assert thresh[0, 0] == pytest.approx(
+        expected(np.hypot(9.5, 9.5)), abs=1e-6
+    )  # nearest: the corner
     assert thresh[135, 135] == pytest.approx(0.3, abs=1e-6)
     assert mask[60, 60] == 1 and mask[0, 0] == 1 and mask[135, 135] == 0
     assert thresh.min() >= 0.3 - 1e-6 and thresh.max() <= 0.7 + 1e-6
@@ -82,7 +86,9 @@ def test_ignored_and_too_small_polygons_are_masked_out():
     ignored = np.array([[5, 5], [45, 5], [45, 25], [5, 25]], dtype=np.float64)
     small = np.array([[60, 10], [90, 10], [90, 14], [60, 14]], dtype=np.float64)  # short side 4 < 8
     kept = np.array([[10, 40], [90, 40], [90, 70], [10, 70]], dtype=np.float64)
-    targets = make_db_targets([ignored, small, kept], [True, False, False], 80, 100, min_text_size=8)
+    targets = make_db_targets(
+        [ignored, small, kept], [True, False, False], 80, 100, min_text_size=8
+    )
     shrink, mask = targets["shrink_map"].numpy(), targets["shrink_mask"].numpy()
     thresh_mask = targets["thresh_mask"].numpy()
     # The ignored and the small polygon: mask 0 on exactly their pixels, no kernel, no border.
@@ -107,11 +113,16 @@ def test_self_intersecting_polygon_is_ignored():
     bow_tie = np.array([[10, 10], [50, 40], [50, 10], [10, 40]], dtype=np.float64)
     targets = make_db_targets([bow_tie], [False], 50, 60)
     assert targets["shrink_map"].sum() == 0 and targets["thresh_mask"].sum() == 0
-    assert targets["shrink_mask"][25, 20] == 0 and targets["shrink_mask"][25, 30] == 1  # a lobe vs the crossing
+    assert (
+        targets["shrink_mask"][25, 20] == 0 and targets["shrink_mask"][25, 30] == 1
+    )  # a lobe vs the crossing
 
 
 def test_empty_image_and_degenerate_polygons():
-    for polygons, ignore in (([], []), ([np.zeros((2, 2)), np.array([[1, 1], [5, 5], [9, 9]])], [False, False])):
+    for polygons, ignore in (
+        ([], []),
+        ([np.zeros((2, 2)), np.array([[1, 1], [5, 5], [9, 9]])], [False, False]),
+    ):
         targets = make_db_targets(polygons, ignore, 16, 24)
         assert targets["shrink_map"].sum() == 0 and targets["thresh_mask"].sum() == 0
         assert (targets["shrink_mask"] == 1).all()

@@ -1,14 +1,16 @@
 """build_fasttcm_cr50_fpn_backbone: registry build, shapes, padding, training, eval cache, weights."""
+
 import logging
 
 import pytest
 import torch
+from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
 from detectron2.config import get_cfg
 from detectron2.data import MetadataCatalog
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_backbone
 from detectron2.structures import ImageList
-from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
 from fasttcm import add_fasttcm_config
 from fasttcm.modeling.tcm import balanced_bce_loss
@@ -20,10 +22,14 @@ def tiny_cfg(mode: str = "fasttcm"):
     """The detector quick schedule's backbone (FPN width 32) with 2-layer, 2-head decoders."""
     return load_config(
         QUICK_DETECTOR,
-        "MODEL.FASTTCM.MODE", mode,
-        "MODEL.FASTTCM.DECODER_HEADS", 2,
-        "MODEL.FASTTCM.DECODER_LAYERS", 2,
-        "SOLVER.BASE_LR", 0.1,
+        "MODEL.FASTTCM.MODE",
+        mode,
+        "MODEL.FASTTCM.DECODER_HEADS",
+        2,
+        "MODEL.FASTTCM.DECODER_LAYERS",
+        2,
+        "SOLVER.BASE_LR",
+        0.1,
     )
 
 
@@ -46,12 +52,21 @@ def test_pyramid_shapes_match_output_shape(mode):
     assert list(features) == list(plain) == list(shapes) == list(STRIDES)
     for name, feature in features.items():
         assert shapes[name].stride == STRIDES[name]
-        assert feature.shape == (2, shapes[name].channels, -(-64 // STRIDES[name]), -(-96 // STRIDES[name]))
+        assert feature.shape == (
+            2,
+            shapes[name].channels,
+            -(-64 // STRIDES[name]),
+            -(-96 // STRIDES[name]),
+        )
         assert shapes[name].channels == 32
     bottom_up = backbone.bottom_up.output_shape()
     num_prompts = 0 if mode == "none" else 1
-    assert {k: v.channels for k, v in bottom_up.items()} == {"res2": 32, "res3": 64, "res4": 128,
-                                                             "res5": 256 + num_prompts}
+    assert {k: v.channels for k, v in bottom_up.items()} == {
+        "res2": 32,
+        "res3": 64,
+        "res4": 128,
+        "res5": 256 + num_prompts,
+    }
     if mode == "none":
         assert aux == {}
     else:
@@ -83,11 +98,17 @@ def test_unpadded_input_is_an_error_and_imagelist_pads():
 
 def test_clip_compatible_parameter_names():
     names = set(build(tiny_cfg()).state_dict())
-    for name in ("bottom_up.visual.attnpool.q_proj.weight", "bottom_up.visual.layer4.0.downsample.0.weight",
-                 "bottom_up.text_encoder.token_embedding.weight", "bottom_up.text_encoder.text_projection",
-                 "bottom_up.text_encoder.transformer.resblocks.1.attn.in_proj_weight",
-                 "bottom_up.prompt_learner.contexts", "bottom_up.language_prompt_generator.meta_query",
-                 "bottom_up.bimodal_similarity_matching.projection.weight", "fpn_lateral5.weight"):
+    for name in (
+        "bottom_up.visual.attnpool.q_proj.weight",
+        "bottom_up.visual.layer4.0.downsample.0.weight",
+        "bottom_up.text_encoder.token_embedding.weight",
+        "bottom_up.text_encoder.text_projection",
+        "bottom_up.text_encoder.transformer.resblocks.1.attn.in_proj_weight",
+        "bottom_up.prompt_learner.contexts",
+        "bottom_up.language_prompt_generator.meta_query",
+        "bottom_up.bimodal_similarity_matching.projection.weight",
+        "fpn_lateral5.weight",
+    ):
         assert name in names, name
 
 
@@ -100,19 +121,27 @@ def test_train_step_reaches_prompts_but_not_the_text_encoder(mode):
     target = torch.zeros(2, 64, 64)
     target[:, 8:24, 8:40] = 1
     features, aux = backbone.forward_with_aux(torch.randn(2, 3, 64, 64))
-    loss = sum(f.mean() for f in features.values()) + balanced_bce_loss(aux["logits"], target, torch.ones_like(target))
+    loss = sum(f.mean() for f in features.values()) + balanced_bce_loss(
+        aux["logits"], target, torch.ones_like(target)
+    )
     assert torch.isfinite(loss)
     loss.backward()
     # Every trainable parameter is used (DistributedDataParallel needs no find_unused_parameters).
     unused = [n for n, p in backbone.named_parameters() if p.requires_grad and p.grad is None]
     assert unused == []
 
-    learnable = [bottom_up.prompt_learner.contexts, bottom_up.visual_prompt_generator.gamma,
-                 bottom_up.text_context_decoder.gamma, bottom_up.visual.attnpool.q_proj.weight]
+    learnable = [
+        bottom_up.prompt_learner.contexts,
+        bottom_up.visual_prompt_generator.gamma,
+        bottom_up.text_context_decoder.gamma,
+        bottom_up.visual.attnpool.q_proj.weight,
+    ]
     learnable += [p for p in bottom_up.language_prompt_generator.mlp.parameters()]
     if mode == "fasttcm":
-        learnable += [bottom_up.language_prompt_generator.meta_query,
-                      bottom_up.bimodal_similarity_matching.projection.weight]
+        learnable += [
+            bottom_up.language_prompt_generator.meta_query,
+            bottom_up.bimodal_similarity_matching.projection.weight,
+        ]
     for param in learnable:
         assert param.grad is not None and param.grad.abs().sum() > 0
     for param in bottom_up.text_encoder.parameters():
@@ -164,7 +193,9 @@ def test_fasttcm_eval_runs_the_text_transformer_once_until_parameters_change():
     assert len(calls) == 3  # recomputed once after the step, then cached again
     assert not torch.allclose(after["text_embeddings"], first["text_embeddings"])
 
-    with torch.no_grad():  # a parameter change in eval mode (e.g. loading a checkpoint) invalidates it too
+    with (
+        torch.no_grad()
+    ):  # a parameter change in eval mode (e.g. loading a checkpoint) invalidates it too
         backbone.bottom_up.prompt_learner.contexts.add_(1.0)
         backbone.forward_with_aux(images)
     assert len(calls) == 4
@@ -227,7 +258,8 @@ def test_prompts_from_dataset_metadata():
     cfg.MODEL.FASTTCM.CLASS_PROMPT_TEMPLATE = "an aerial image of a {name}."
     backbone = build(cfg).eval()
     assert backbone.bottom_up.prompt_learner.class_prompts == [
-        "an aerial image of a plane.", "an aerial image of a small vehicle.",
+        "an aerial image of a plane.",
+        "an aerial image of a small vehicle.",
         "an aerial image of a ground track field.",
     ]
     assert backbone.bottom_up.output_shape()["res5"].channels == 256 + 3
@@ -243,20 +275,30 @@ def test_prompts_from_dataset_metadata():
 def test_backbone_from_modules_without_a_config():
     from fasttcm.modeling.clip import CLIPImageEncoder, CLIPTextContextEncoder
     from fasttcm.modeling.tcm import (
-        FastTCMBackbone, LanguagePromptGenerator, PromptLearner, TextContextDecoder, VisualPromptGenerator,
+        FastTCMBackbone,
+        LanguagePromptGenerator,
+        PromptLearner,
+        TextContextDecoder,
+        VisualPromptGenerator,
     )
 
     torch.manual_seed(0)
     decoder = dict(embed_dim=64, width=32, heads=2, layers=1)
     text_branch = dict(
         text_encoder=CLIPTextContextEncoder(width=32, layers=1, heads=2, embed_dim=64),
-        prompt_learner=PromptLearner(class_prompts=["text", "logo"], context_length=2, token_width=32),
-        language_prompt_generator=LanguagePromptGenerator(mode="tcm", visual_dim=64, token_width=32),
+        prompt_learner=PromptLearner(
+            class_prompts=["text", "logo"], context_length=2, token_width=32
+        ),
+        language_prompt_generator=LanguagePromptGenerator(
+            mode="tcm", visual_dim=64, token_width=32
+        ),
         visual_prompt_generator=VisualPromptGenerator(**decoder),
         text_context_decoder=TextContextDecoder(**decoder),
     )
     image = dict(layers=(1, 1, 1, 1), width=8, heads=2, output_dim=64)
-    backbone = FastTCMBackbone(image_encoder=CLIPImageEncoder(**image), tau=0.5, **text_branch).eval()
+    backbone = FastTCMBackbone(
+        image_encoder=CLIPImageEncoder(**image), tau=0.5, **text_branch
+    ).eval()
     assert backbone.mode == "tcm" and backbone.output_shape()["res5"].channels == 258
     with torch.no_grad():
         features, aux = backbone.forward_with_aux(torch.randn(1, 3, 32, 64))
@@ -264,16 +306,23 @@ def test_backbone_from_modules_without_a_config():
     assert features["res5"].shape == (1, 258, 1, 2)
 
     with pytest.raises(ValueError, match="all text-branch modules"):
-        FastTCMBackbone(image_encoder=CLIPImageEncoder(**image), text_encoder=text_branch["text_encoder"])
+        FastTCMBackbone(
+            image_encoder=CLIPImageEncoder(**image), text_encoder=text_branch["text_encoder"]
+        )
     with pytest.raises(ValueError, match="attention pool"):
-        FastTCMBackbone(image_encoder=CLIPImageEncoder(**image, with_attention_pool=False), **text_branch)
+        FastTCMBackbone(
+            image_encoder=CLIPImageEncoder(**image, with_attention_pool=False), **text_branch
+        )
     with pytest.raises(ValueError, match="bimodal_similarity_matching is required"):
-        text_branch["language_prompt_generator"] = LanguagePromptGenerator(mode="fasttcm", visual_dim=64,
-                                                                           token_width=32)
+        text_branch["language_prompt_generator"] = LanguagePromptGenerator(
+            mode="fasttcm", visual_dim=64, token_width=32
+        )
         FastTCMBackbone(image_encoder=CLIPImageEncoder(**image), **text_branch)
     with pytest.raises(ValueError, match="without the text branch"):
-        FastTCMBackbone(image_encoder=CLIPImageEncoder(**image),
-                        language_prompt_generator=text_branch["language_prompt_generator"])
+        FastTCMBackbone(
+            image_encoder=CLIPImageEncoder(**image),
+            language_prompt_generator=text_branch["language_prompt_generator"],
+        )
     text_branch["language_prompt_generator"] = None  # no cue: still MODE tcm (no BSM)
     assert FastTCMBackbone(image_encoder=CLIPImageEncoder(**image), **text_branch).mode == "tcm"
 
@@ -291,8 +340,12 @@ def test_bad_config_values():
 
 def test_clip_weights_from_config(tmp_path, caplog):
     torch.manual_seed(3)
-    clip = CLIP(64, CLIPVisionCfg(layers=(1, 1, 1, 1), width=8, image_size=224, head_width=32),
-                CLIPTextCfg(width=32, heads=2, layers=2), quick_gelu=True)
+    clip = CLIP(
+        64,
+        CLIPVisionCfg(layers=(1, 1, 1, 1), width=8, image_size=224, head_width=32),
+        CLIPTextCfg(width=32, heads=2, layers=2),
+        quick_gelu=True,
+    )
     path = tmp_path / "tiny_clip.pt"
     torch.save(clip.state_dict(), path)
     cfg = tiny_cfg()
@@ -320,7 +373,9 @@ def test_full_rn50_variants_build_from_config(mode, res5_channels):
     cfg.MODEL.FASTTCM.MODE = mode
     backbone = build(cfg).eval()
     assert backbone.bottom_up.output_shape()["res5"].channels == res5_channels
-    assert {k: v.channels for k, v in backbone.output_shape().items()} == dict.fromkeys(STRIDES, 256)
+    assert {k: v.channels for k, v in backbone.output_shape().items()} == dict.fromkeys(
+        STRIDES, 256
+    )
     with torch.no_grad():
         features, aux = backbone.forward_with_aux(torch.randn(1, 3, 64, 64))
     assert features["p2"].shape == (1, 256, 16, 16)

@@ -1,5 +1,7 @@
 """build_fasttcm_param_groups: frozen text encoder, image encoder lr factor, norm/bias decay."""
+
 import torch
+
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_backbone
 
@@ -12,18 +14,30 @@ def tiny_cfg(freeze_text: bool = True):
     and decays that the expected group settings below are computed from."""
     return load_config(
         QUICK_DETECTOR,
-        "MODEL.FPN.OUT_CHANNELS", 16,
-        "MODEL.FASTTCM.EMBED_DIM", 32,
-        "MODEL.FASTTCM.TEXT_WIDTH", 16,
-        "MODEL.FASTTCM.TEXT_LAYERS", 1,
-        "MODEL.FASTTCM.DECODER_WIDTH", 16,
-        "MODEL.FASTTCM.DECODER_HEADS", 2,
-        "MODEL.FASTTCM.FREEZE_TEXT_ENCODER", freeze_text,
-        "MODEL.FASTTCM.IMAGE_ENCODER_LR_FACTOR", 0.1,
-        "MODEL.FASTTCM.TEXT_ENCODER_LR_FACTOR", 0.01,
-        "SOLVER.BASE_LR", 2.0,
-        "SOLVER.WEIGHT_DECAY", 1e-4,
-        "SOLVER.WEIGHT_DECAY_NORM", 0.0,
+        "MODEL.FPN.OUT_CHANNELS",
+        16,
+        "MODEL.FASTTCM.EMBED_DIM",
+        32,
+        "MODEL.FASTTCM.TEXT_WIDTH",
+        16,
+        "MODEL.FASTTCM.TEXT_LAYERS",
+        1,
+        "MODEL.FASTTCM.DECODER_WIDTH",
+        16,
+        "MODEL.FASTTCM.DECODER_HEADS",
+        2,
+        "MODEL.FASTTCM.FREEZE_TEXT_ENCODER",
+        freeze_text,
+        "MODEL.FASTTCM.IMAGE_ENCODER_LR_FACTOR",
+        0.1,
+        "MODEL.FASTTCM.TEXT_ENCODER_LR_FACTOR",
+        0.01,
+        "SOLVER.BASE_LR",
+        2.0,
+        "SOLVER.WEIGHT_DECAY",
+        1e-4,
+        "SOLVER.WEIGHT_DECAY_NORM",
+        0.0,
     )
 
 
@@ -55,14 +69,19 @@ def test_groups_follow_the_recipe():
 
     trainable = {id(p) for p in model.parameters() if p.requires_grad}
     assert set(settings) == trainable
-    assert not any(id(p) in settings for p in bottom_up.text_encoder.parameters())  # frozen: excluded
+    assert not any(
+        id(p) in settings for p in bottom_up.text_encoder.parameters()
+    )  # frozen: excluded
 
     assert settings[id(bottom_up.visual.conv1.weight)] == (0.2, 1e-4)
     assert settings[id(bottom_up.visual.attnpool.q_proj.weight)] == (0.2, 1e-4)
     assert settings[id(bottom_up.visual.bn1.weight)] == (0.2, 0.0)  # norm: WEIGHT_DECAY_NORM
     assert settings[id(bottom_up.prompt_learner.contexts)] == (2.0, 1e-4)
     assert settings[id(bottom_up.language_prompt_generator.meta_query)] == (2.0, 1e-4)
-    assert settings[id(bottom_up.language_prompt_generator.mlp[0].weight)] == (2.0, 0.0)  # LayerNorm
+    assert settings[id(bottom_up.language_prompt_generator.mlp[0].weight)] == (
+        2.0,
+        0.0,
+    )  # LayerNorm
     assert settings[id(bottom_up.visual_prompt_generator.gamma)] == (2.0, 1e-4)
     assert settings[id(named["backbone.fpn_lateral5.weight"])] == (2.0, 1e-4)
     assert settings[id(model.head.bias)] == (2.0, 1e-4)
@@ -88,7 +107,9 @@ def test_optimizer_step_leaves_the_text_encoder_untouched_and_moves_the_prompts(
     cfg = tiny_cfg()
     model = _Model(cfg)
     optimizer = torch.optim.AdamW(build_fasttcm_param_groups(model, cfg), lr=cfg.SOLVER.BASE_LR)
-    text_before = {k: v.clone() for k, v in model.backbone.bottom_up.text_encoder.state_dict().items()}
+    text_before = {
+        k: v.clone() for k, v in model.backbone.bottom_up.text_encoder.state_dict().items()
+    }
     contexts_before = model.backbone.bottom_up.prompt_learner.contexts.detach().clone()
     features, aux = model.backbone.forward_with_aux(torch.randn(2, 3, 64, 64))
     (model.head(features["p2"]).mean() + aux["logits"].mean()).backward()

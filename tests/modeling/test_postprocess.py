@@ -9,7 +9,9 @@ from fasttcm.modeling.text_heads.postprocess import DBPostprocessor, order_point
 
 HEIGHT, WIDTH = 240, 320
 RECT_A = np.array([[20, 20], [140, 20], [140, 60], [20, 60]], dtype=np.float64)
-RECT_B = np.array([[180, 30], [300, 50], [295, 90], [175, 70]], dtype=np.float64)  # slanted quadrilateral
+RECT_B = np.array(
+    [[180, 30], [300, 50], [295, 90], [175, 70]], dtype=np.float64
+)  # slanted quadrilateral
 
 
 def _curved_band(cx=160.0, cy=90.0, outer=140.0, inner=105.0):
@@ -60,7 +62,9 @@ def test_poly_mode_recovers_rectangles_and_a_curved_band():
     prob = _prob_map([0.9, 0.8, 0.7])
     polygons, scores = DBPostprocessor(unclip_ratio=1.5, polygon_type="poly")(prob)
     assert len(polygons) == 3
-    np.testing.assert_allclose(scores, [0.9, 0.8, 0.7], atol=1e-6)  # mean P inside each region, sorted
+    np.testing.assert_allclose(
+        scores, [0.9, 0.8, 0.7], atol=1e-6
+    )  # mean P inside each region, sorted
     for polygon, truth in zip(polygons, TRUTH):
         assert polygon.dtype == np.float32 and polygon.ndim == 2 and polygon.shape[1] == 2
         assert _iou(polygon, truth) > 0.9
@@ -83,7 +87,9 @@ def test_quad_mode_gives_clockwise_min_area_rectangles():
     for quad in polygons:
         assert quad.shape == (4, 2)
         sides = np.linalg.norm(np.roll(quad, -1, axis=0) - quad, axis=1)
-        assert sides[0] == pytest.approx(sides[2], rel=1e-4) and sides[1] == pytest.approx(sides[3], rel=1e-4)
+        assert sides[0] == pytest.approx(sides[2], rel=1e-4) and sides[1] == pytest.approx(
+            sides[3], rel=1e-4
+        )
         # Clockwise on the image (y down) = positive shoelace area; starts at the top-left vertex.
         x, y = quad[:, 0], quad[:, 1]
         assert np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y) > 0
@@ -119,7 +125,9 @@ def test_empty_and_tiny_regions():
     polygons, scores = DBPostprocessor()(np.zeros((32, 48), dtype=np.float32))
     assert polygons == [] and scores.shape == (0,) and scores.dtype == np.float32
     prob = np.zeros((32, 48), dtype=np.float32)
-    prob[10, 10] = 1.0  # a single pixel: its outline is 1 x 1, unclipped to 1.75 x 1.75 (< min_size 3)
+    prob[10, 10] = (
+        1.0  # a single pixel: its outline is 1 x 1, unclipped to 1.75 x 1.75 (< min_size 3)
+    )
     prob[20, 5:40] = 1.0  # a one-pixel line, unclipped to a 36.9 x 1.9 box
     assert DBPostprocessor(min_size=3)(prob)[0] == []
     polygons, _ = DBPostprocessor(min_size=1, polygon_type="quad")(prob)

@@ -1,8 +1,10 @@
 """Class prompts whose text embeddings cannot be told apart are found and reported at build time."""
+
 import logging
 
 import pytest
 import torch
+
 from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_backbone
@@ -11,9 +13,23 @@ from fasttcm import add_fasttcm_config
 from fasttcm.modeling.tcm.prompt_overlap import overlapping_prompt_pairs
 from fasttcm.modeling.tcm.prompts import PromptLearner
 
-DOTA_NAMES = ["plane", "baseball diamond", "bridge", "ground track field", "small vehicle", "large vehicle",
-              "ship", "tennis court", "basketball court", "storage tank", "soccer ball field", "roundabout",
-              "harbor", "swimming pool", "helicopter"]
+DOTA_NAMES = [
+    "plane",
+    "baseball diamond",
+    "bridge",
+    "ground track field",
+    "small vehicle",
+    "large vehicle",
+    "ship",
+    "tennis court",
+    "basketball court",
+    "storage tank",
+    "soccer ball field",
+    "roundabout",
+    "harbor",
+    "swimming pool",
+    "helicopter",
+]
 
 
 class _FixedEncoder(torch.nn.Module):
@@ -31,11 +47,20 @@ def test_pairs_above_the_threshold_are_listed_most_similar_first():
     learner = PromptLearner(class_prompts=["a", "b", "c", "d"], context_length=2, token_width=8)
     rows = [[1.0, 0.0, 0.0], [0.999, 0.04, 0.0], [0.0, 1.0, 0.0], [2.0, 0.0, 0.0]]
     pairs = overlapping_prompt_pairs(_FixedEncoder(rows), learner)
-    assert [(a, b) for a, b, _ in pairs] == [("a", "d"), ("a", "b"), ("b", "d")]  # ties keep prompt order
+    assert [(a, b) for a, b, _ in pairs] == [
+        ("a", "d"),
+        ("a", "b"),
+        ("b", "d"),
+    ]  # ties keep prompt order
     assert pairs[0][2] == pytest.approx(1.0)
     assert all(c >= 0.98 for _, _, c in pairs)
-    assert overlapping_prompt_pairs(_FixedEncoder([[1.0, 0.0], [0.0, 1.0]]),
-                                    PromptLearner(class_prompts=["x", "y"], context_length=1, token_width=8)) == []
+    assert (
+        overlapping_prompt_pairs(
+            _FixedEncoder([[1.0, 0.0], [0.0, 1.0]]),
+            PromptLearner(class_prompts=["x", "y"], context_length=1, token_width=8),
+        )
+        == []
+    )
     single = PromptLearner(class_prompts=["text"], context_length=1, token_width=8)
     assert overlapping_prompt_pairs(_FixedEncoder([[1.0, 0.0]]), single) == []
 
@@ -74,5 +99,7 @@ def test_the_language_prompt_cue_is_what_makes_random_prompts_parallel():
         torch.manual_seed(0)
         bottom_up = build_backbone(cfg, ShapeSpec(channels=3)).bottom_up
         cue = bottom_up.language_prompt_generator() if with_cue else None
-        counts[with_cue] = len(overlapping_prompt_pairs(bottom_up.text_encoder, bottom_up.prompt_learner, cue))
+        counts[with_cue] = len(
+            overlapping_prompt_pairs(bottom_up.text_encoder, bottom_up.prompt_learner, cue)
+        )
     assert counts[True] >= 90 and counts[False] <= 10, counts

@@ -1,4 +1,5 @@
 """Prompt learner, LPG, BSM, context decoders/VPG, score map and aux losses: inits and known values."""
+
 import math
 
 import pytest
@@ -29,7 +30,9 @@ def _softplus(x: float) -> float:
 # ---------------------------------------------------------------------------------------------
 def test_prompt_learner_context_init_and_tokens():
     torch.manual_seed(0)
-    learner = PromptLearner(class_prompts=["plane", "small vehicle"], context_length=4, token_width=512)
+    learner = PromptLearner(
+        class_prompts=["plane", "small vehicle"], context_length=4, token_width=512
+    )
     token_ids, contexts = learner()
     assert contexts.shape == (1, 4, 512) and contexts.requires_grad
     assert contexts.abs().max() <= 2.0  # trunc_normal std 1 truncated at +-2
@@ -47,14 +50,22 @@ def test_language_prompt_generator_modes_and_init():
     assert [tuple(m.weight.shape) for m in linears] == [(1024, 1024), (512, 1024)]
     assert all(m.bias.eq(0).all() for m in linears)
     assert linears[0].weight.std().item() == pytest.approx(0.02, rel=0.05)
-    assert [type(m).__name__ for m in tcm.mlp] == ["LayerNorm", "Linear", "ReLU", "LayerNorm", "Linear"]
+    assert [type(m).__name__ for m in tcm.mlp] == [
+        "LayerNorm",
+        "Linear",
+        "ReLU",
+        "LayerNorm",
+        "Linear",
+    ]
     assert tcm.meta_query is None and tcm.is_image_conditioned
     assert tcm(torch.randn(3, 1024)).shape == (3, 512)
     with pytest.raises(ValueError, match="needs the global image embedding"):
         tcm()
 
     fast = LanguagePromptGenerator(mode="fasttcm", visual_dim=1024, token_width=512)
-    assert fast.meta_query.shape == (1024,) and 0.9 < fast.meta_query.std().item() < 1.1  # MQ ~ N(0, 1)
+    assert (
+        fast.meta_query.shape == (1024,) and 0.9 < fast.meta_query.std().item() < 1.1
+    )  # MQ ~ N(0, 1)
     cue = fast(torch.randn(3, 1024))  # the image is ignored: the cue depends on MQ only
     assert cue.shape == (1, 512)
     torch.testing.assert_close(cue, fast())
@@ -86,7 +97,9 @@ def test_context_decoder_structure_shapes_and_memory_broadcast():
     assert len(decoder.layers) == 3
     for layer in decoder.layers:
         for attn in (layer.self_attn, layer.cross_attn):
-            assert attn.q_proj.bias is None and attn.k_proj.bias is None and attn.v_proj.bias is None
+            assert (
+                attn.q_proj.bias is None and attn.k_proj.bias is None and attn.v_proj.bias is None
+            )
             assert attn.out_proj.bias is not None
         assert layer.mlp[0].out_features == 128  # MLP 4x width
     assert [type(m).__name__ for m in decoder.memory_proj] == ["LayerNorm", "Linear", "LayerNorm"]
@@ -102,10 +115,23 @@ def test_decoder_attention_matches_torch_multi_head_attention():
     attn = ContextDecoder(embed_dim=16, width=32, heads=4, layers=1).layers[0].cross_attn.eval()
     query, memory = torch.randn(2, 6, 32), torch.randn(2, 9, 32)
     out, _ = F.multi_head_attention_forward(
-        query.transpose(0, 1), memory.transpose(0, 1), memory.transpose(0, 1), 32, 4,
-        in_proj_weight=None, in_proj_bias=None, bias_k=None, bias_v=None, add_zero_attn=False, dropout_p=0.0,
-        out_proj_weight=attn.out_proj.weight, out_proj_bias=attn.out_proj.bias, use_separate_proj_weight=True,
-        q_proj_weight=attn.q_proj.weight, k_proj_weight=attn.k_proj.weight, v_proj_weight=attn.v_proj.weight,
+        query.transpose(0, 1),
+        memory.transpose(0, 1),
+        memory.transpose(0, 1),
+        32,
+        4,
+        in_proj_weight=None,
+        in_proj_bias=None,
+        bias_k=None,
+        bias_v=None,
+        add_zero_attn=False,
+        dropout_p=0.0,
+        out_proj_weight=attn.out_proj.weight,
+        out_proj_bias=attn.out_proj.bias,
+        use_separate_proj_weight=True,
+        q_proj_weight=attn.q_proj.weight,
+        k_proj_weight=attn.k_proj.weight,
+        v_proj_weight=attn.v_proj.weight,
         need_weights=False,
     )
     torch.testing.assert_close(attn(query, memory), out.transpose(0, 1), rtol=1e-4, atol=1e-6)
@@ -116,9 +142,15 @@ def test_gate_init_values_and_zero_gates_are_identity():
     vpg = VisualPromptGenerator(embed_dim=64, width=32, heads=2, layers=1)
     text_side = TextContextDecoder(embed_dim=64, width=32, heads=2, layers=1)
     assert vpg.gamma.shape == () and vpg.gamma.item() == pytest.approx(1e-3)
-    assert text_side.gamma.shape == (64,) and torch.allclose(text_side.gamma, torch.full((64,), 1e-3))
+    assert text_side.gamma.shape == (64,) and torch.allclose(
+        text_side.gamma, torch.full((64,), 1e-3)
+    )
 
-    dense, text, global_embedding = torch.randn(2, 64, 3, 4), torch.randn(2, 5, 64), torch.randn(2, 64)
+    dense, text, global_embedding = (
+        torch.randn(2, 64, 3, 4),
+        torch.randn(2, 5, 64),
+        torch.randn(2, 64),
+    )
     prompted = vpg(dense, text)
     assert prompted.shape == dense.shape
     assert 0 < (prompted - dense).abs().max() < 0.1  # small gated residual at init
@@ -133,7 +165,9 @@ def test_vpg_residual_is_gamma_times_decoder_output():
     torch.manual_seed(0)
     vpg = VisualPromptGenerator(embed_dim=64, width=32, heads=2, layers=2).eval()
     dense, text = torch.randn(1, 64, 2, 3), torch.randn(1, 1, 64)
-    expected = vpg.decoder(dense.flatten(2).transpose(1, 2), text).transpose(1, 2).reshape(1, 64, 2, 3)
+    expected = (
+        vpg.decoder(dense.flatten(2).transpose(1, 2), text).transpose(1, 2).reshape(1, 64, 2, 3)
+    )
     torch.testing.assert_close(vpg(dense, text), dense + 1e-3 * expected)
 
 
@@ -146,7 +180,9 @@ def test_score_map_is_cosine_in_range():
     scores = score_map(dense, text)
     assert scores.shape == (2, 3, 3, 4)
     assert scores.min() >= -1 and scores.max() <= 1
-    torch.testing.assert_close(scores[1, 2, 0, 3], F.cosine_similarity(dense[1, :, 0, 3], text[0, 2], dim=0))
+    torch.testing.assert_close(
+        scores[1, 2, 0, 3], F.cosine_similarity(dense[1, :, 0, 3], text[0, 2], dim=0)
+    )
     # A text embedding parallel to a pixel embedding scores 1 there, anti-parallel -1.
     aligned = torch.stack([dense[0, :, 1, 1] * 3, -dense[0, :, 1, 1]])[None]
     scores = score_map(dense[:1], aligned)
@@ -166,7 +202,9 @@ def test_balanced_bce_hand_case():
     assert balanced_bce_loss(logits, target, mask).item() == pytest.approx(expected, rel=1e-5)
     # negative_ratio 1 keeps one negative.
     expected = (_softplus(-2.0) + _softplus(1.0)) / 2
-    assert balanced_bce_loss(logits, target, mask, negative_ratio=1.0).item() == pytest.approx(expected, rel=1e-5)
+    assert balanced_bce_loss(logits, target, mask, negative_ratio=1.0).item() == pytest.approx(
+        expected, rel=1e-5
+    )
 
 
 def test_balanced_bce_without_positives_is_zero_and_differentiable():
@@ -183,8 +221,12 @@ def test_balanced_bce_upsamples_logits_to_the_target():
     target = torch.zeros(1, 64, 64)
     target[0, :32] = 1  # 2048 positives, 2048 negatives (all kept)
     expected = (_softplus(-0.5) + _softplus(0.5)) / 2
-    assert balanced_bce_loss(logits, target, torch.ones_like(target)).item() == pytest.approx(expected, rel=1e-5)
-    assert balanced_bce_loss(logits[:, 0], target, torch.ones_like(target)).item() == pytest.approx(expected, rel=1e-5)
+    assert balanced_bce_loss(logits, target, torch.ones_like(target)).item() == pytest.approx(
+        expected, rel=1e-5
+    )
+    assert balanced_bce_loss(logits[:, 0], target, torch.ones_like(target)).item() == pytest.approx(
+        expected, rel=1e-5
+    )
     with pytest.raises(ValueError, match="target"):
         balanced_bce_loss(logits, target, torch.ones(1, 32, 32))
 

@@ -41,7 +41,9 @@ def _expected_crop(h: int, w: int) -> np.ndarray:
     return _pattern(u, v)
 
 
-QUAD = np.array([[30.0, 20.0], [170.0, 45.0], [160.0, 110.0], [40.0, 90.0]])  # clockwise from top-left
+QUAD = np.array(
+    [[30.0, 20.0], [170.0, 45.0], [160.0, 110.0], [40.0, 90.0]]
+)  # clockwise from top-left
 
 
 def test_quad_homography_matches_opencv():
@@ -67,7 +69,9 @@ def test_quad_perspective_warp_recovers_pattern():
     assert isinstance(result, RectifiedCrops) and result.num_skipped == 0
     assert result.crops.shape == (1, 3, h, w)
     error = (result.crops[0].numpy() - _expected_crop(h, w)).__abs__()
-    assert error.mean() < 0.5 and error.max() < 8.0  # bilinear resampling of a smooth texture (0-255)
+    assert (
+        error.mean() < 0.5 and error.max() < 8.0
+    )  # bilinear resampling of a smooth texture (0-255)
 
     # the same outline listed from another corner is another warp: the check discriminates
     rolled = rectify_polygons([image], [np.roll(QUAD, 1, axis=0)], [0], (h, w), layout="annotated")
@@ -81,8 +85,12 @@ def test_quad_perspective_warp_recovers_pattern():
 def _arch(n: int, center=(100.0, 130.0), radii=(90.0, 60.0), angles=(200.0, 340.0)):
     """2n-point annotation of a band along a circular arch: outer arc left->right, inner right->left."""
     theta = np.deg2rad(np.linspace(angles[0], angles[1], n))
-    outer = np.stack([center[0] + radii[0] * np.cos(theta), center[1] + radii[0] * np.sin(theta)], 1)
-    inner = np.stack([center[0] + radii[1] * np.cos(theta), center[1] + radii[1] * np.sin(theta)], 1)
+    outer = np.stack(
+        [center[0] + radii[0] * np.cos(theta), center[1] + radii[0] * np.sin(theta)], 1
+    )
+    inner = np.stack(
+        [center[0] + radii[1] * np.cos(theta), center[1] + radii[1] * np.sin(theta)], 1
+    )
     return np.concatenate([outer, inner[::-1]])
 
 
@@ -106,14 +114,18 @@ def test_curved_band_is_unrolled():
     crop = result.crops[0].numpy()
     expected = _expected_crop(h, w)
     error = np.abs(crop - expected)
-    assert error.mean() < 1.5 and np.percentile(error, 99) < 8.0  # chords of 24-point arcs, bilinear
+    assert (
+        error.mean() < 1.5 and np.percentile(error, 99) < 8.0
+    )  # chords of 24-point arcs, bilinear
     # every column holds the same u: the along-text stripes are straight in the crop
     stripes = crop[0].mean(axis=0)
     assert np.corrcoef(stripes, expected[0].mean(axis=0))[0, 1] > 0.999
     # a plain axis-aligned crop of the bounding box would not read it
     x0, y0 = _arch(24).min(0).astype(int)
     x1, y1 = _arch(24).max(0).astype(int)
-    naive = torch.nn.functional.interpolate(image[None, :, y0:y1, x0:x1], size=(h, w), mode="bilinear")[0].numpy()
+    naive = torch.nn.functional.interpolate(
+        image[None, :, y0:y1, x0:x1], size=(h, w), mode="bilinear"
+    )[0].numpy()
     assert np.abs(naive - expected).mean() > 5 * error.mean()
 
 
@@ -124,13 +136,18 @@ def test_predicted_layout_is_orientation_free():
     down = np.array([math.sin(angle), math.cos(angle)])
     center, half_w, half_h = np.array([100.0, 80.0]), 50.0, 12.0
     corners = np.stack(
-        [center + sa * half_w * axis + sb * half_h * down for sa, sb in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+        [
+            center + sa * half_w * axis + sb * half_h * down
+            for sa, sb in ((-1, -1), (1, -1), (1, 1), (-1, 1))
+        ]
     )  # reading order: TL, TR, BR, BL
     h, w = 8, 32
     v, u = np.meshgrid((np.arange(h) + 0.5) / h, (np.arange(w) + 0.5) / w, indexing="ij")
     expected = corners[0] + u[..., None] * (2 * half_w * axis) + v[..., None] * (2 * half_h * down)
 
-    variants = [np.roll(corners, k, axis=0) for k in range(4)] + [np.roll(corners[::-1], k, axis=0) for k in range(4)]
+    variants = [np.roll(corners, k, axis=0) for k in range(4)] + [
+        np.roll(corners[::-1], k, axis=0) for k in range(4)
+    ]
     # a DB-like contour with extra vertices on the long sides (contour fallback, no side structure)
     mid_top, mid_bottom = corners[:2].mean(0), corners[2:].mean(0)
     contour = np.stack([corners[1], corners[2], mid_bottom, corners[3], corners[0], mid_top])
@@ -153,11 +170,18 @@ def test_predicted_straight_outline_with_bevelled_ends_uses_its_rectangle():
     axis = np.array([math.cos(angle), -math.sin(angle)])
     down = np.array([math.sin(angle), math.cos(angle)])
     center, half_w, half_h, bevel = np.array([90.0, 70.0]), 50.0, 12.0, 3.0
-    corners = [center + sa * half_w * axis + sb * half_h * down for sa, sb in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+    corners = [
+        center + sa * half_w * axis + sb * half_h * down
+        for sa, sb in ((-1, -1), (1, -1), (1, 1), (-1, 1))
+    ]
     outline = []
-    for k, corner in enumerate(corners):  # each corner cut by a bevel: points towards both neighbours
+    for k, corner in enumerate(
+        corners
+    ):  # each corner cut by a bevel: points towards both neighbours
         for neighbour in (corners[k - 1], corners[(k + 1) % 4]):
-            outline.append(corner + bevel * (neighbour - corner) / np.linalg.norm(neighbour - corner))
+            outline.append(
+                corner + bevel * (neighbour - corner) / np.linalg.norm(neighbour - corner)
+            )
     outline = np.roll(np.array(outline)[::-1], 3, axis=0)  # counter-clockwise, arbitrary start
     rect = cv2.boxPoints(cv2.minAreaRect(outline.astype(np.float32)))
     assert abs(cv2.contourArea(rect) - 4 * half_w * half_h) < 1e-2  # the bevels keep the rectangle
@@ -182,10 +206,14 @@ def test_rectangle_layout_warps_the_minimum_area_rectangle_of_any_outline():
         # the grid's corner samples lie half a pixel step inside the rectangle's corners
         corners = np.stack([grid[0, 0], grid[0, -1], grid[-1, -1], grid[-1, 0]])
         u_step, v_step = (grid[0, -1] - grid[0, 0]) / (w - 1), (grid[-1, 0] - grid[0, 0]) / (h - 1)
-        outer = corners + 0.5 * np.stack([-u_step - v_step, u_step - v_step, u_step + v_step, -u_step + v_step])
+        outer = corners + 0.5 * np.stack(
+            [-u_step - v_step, u_step - v_step, u_step + v_step, -u_step + v_step]
+        )
         for corner in outer:  # every corner of the sampled rectangle is a corner of OpenCV's
             assert np.linalg.norm(box - corner, axis=1).min() < 0.05
-        assert np.linalg.norm(u_step) * (w - 1) > np.linalg.norm(v_step) * (h - 1)  # long side = reading axis
+        assert np.linalg.norm(u_step) * (w - 1) > np.linalg.norm(v_step) * (
+            h - 1
+        )  # long side = reading axis
         assert u_step[0] > 0  # read left to right
     # the arch's two listings give one grid; QUAD's listings too
     np.testing.assert_allclose(grids[2].numpy(), grids[3].numpy(), atol=1e-6)
@@ -198,7 +226,9 @@ def test_predicted_contour_of_gentle_arch_follows_both_sides():
     """A 60-degree arch listed from an arbitrary vertex (no side structure) gives the annotated grid."""
     arch = _arch(8, angles=(240.0, 300.0))
     annotated, _ = polygon_sampling_grids([arch], (8, 48), layout="annotated")
-    predicted, valid = polygon_sampling_grids([np.roll(arch, 5, axis=0)], (8, 48), layout="predicted")
+    predicted, valid = polygon_sampling_grids(
+        [np.roll(arch, 5, axis=0)], (8, 48), layout="predicted"
+    )
     assert valid.tolist() == [True]
     np.testing.assert_allclose(predicted.numpy(), annotated.numpy(), atol=1e-6)
 
@@ -217,7 +247,9 @@ def test_degenerate_polygons_are_skipped_and_counted():
         np.array([[0.0, 0.0], [10.0, 10.0], [10.0, 0.0], [0.0, 10.0]]),  # bow tie: zero signed area
     ]
     for layout in ("annotated", "predicted"):
-        result = rectify_polygons([image], polygons, [0] * len(polygons), (8, 16), layout=layout, min_area=1.0)
+        result = rectify_polygons(
+            [image], polygons, [0] * len(polygons), (8, 16), layout=layout, min_area=1.0
+        )
         assert result.keep.tolist() == [False] * 6 + [True, False]
         assert polygon_validity(polygons, min_area=1.0).tolist() == result.keep.tolist()
         assert result.num_skipped == 7 and result.crops.shape == (1, 3, 8, 16)
@@ -233,9 +265,13 @@ def test_degenerate_polygons_are_skipped_and_counted():
 
 
 def test_concave_quad_and_triangle_fall_back_inside_their_outline():
-    concave = np.array([[0.0, 0.0], [40.0, 0.0], [10.0, 8.0], [0.0, 30.0]])  # homography would pass infinity
+    concave = np.array(
+        [[0.0, 0.0], [40.0, 0.0], [10.0, 8.0], [0.0, 30.0]]
+    )  # homography would pass infinity
     triangle = np.array([[0.0, 0.0], [30.0, 0.0], [15.0, 12.0]])
-    odd = np.array([[10.0, 10.0], [50.0, 10.0], [50.0, 20.0], [30.0, 22.0], [10.0, 20.0]])  # 5 points
+    odd = np.array(
+        [[10.0, 10.0], [50.0, 10.0], [50.0, 20.0], [30.0, 22.0], [10.0, 20.0]]
+    )  # 5 points
     grids, valid = polygon_sampling_grids([concave, triangle, odd], (6, 12), layout="annotated")
     assert valid.all() and torch.isfinite(grids).all()
     for grid, poly in zip(grids, (concave, triangle, odd)):
@@ -253,9 +289,13 @@ def test_crops_are_batched_per_image_and_differentiable():
     result = rectify_polygons(images, [quad, shifted, quad], [1, 0, 0], (10, 20))
     alone = rectify_polygons(images[1:2], [quad], [0], (10, 20))
     torch.testing.assert_close(result.crops[0], alone.crops[0])
-    torch.testing.assert_close(result.crops[2], rectify_polygons(images[:1], [quad], [0], (10, 20)).crops[0])
+    torch.testing.assert_close(
+        result.crops[2], rectify_polygons(images[:1], [quad], [0], (10, 20)).crops[0]
+    )
     # an axis-aligned box whose size matches the crop samples pixel centres exactly
-    exact = rectify_polygons(images, [np.array([[10.0, 4.0], [30.0, 4.0], [30.0, 14.0], [10.0, 14.0]])], [0], (10, 20))
+    exact = rectify_polygons(
+        images, [np.array([[10.0, 4.0], [30.0, 4.0], [30.0, 14.0], [10.0, 14.0]])], [0], (10, 20)
+    )
     torch.testing.assert_close(exact.crops[0], images[0, :, 4:14, 10:30])
 
     result.crops.sum().backward()
@@ -264,7 +304,9 @@ def test_crops_are_batched_per_image_and_differentiable():
     assert grad[1, :, 30:, :].abs().sum() == 0  # image 1 only feeds the first crop
 
     uint8 = (images.detach() * 255).to(torch.uint8)
-    crops = sample_crops(list(uint8), polygon_sampling_grids([quad], (10, 20))[0], torch.tensor([1]))
+    crops = sample_crops(
+        list(uint8), polygon_sampling_grids([quad], (10, 20))[0], torch.tensor([1])
+    )
     assert crops.dtype == torch.float32 and crops.shape == (1, 3, 10, 20)
     with pytest.raises(ValueError, match="image indices span"):
         sample_crops(list(uint8), polygon_sampling_grids([quad], (10, 20))[0], torch.tensor([2]))

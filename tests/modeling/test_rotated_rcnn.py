@@ -1,4 +1,5 @@
 """FastTCMRotatedRCNN + FastTCMRROIHeads: tiny model, CPU, train and eval steps on random data."""
+
 import pytest
 import torch
 
@@ -25,8 +26,9 @@ def _inputs(with_boxes=True):
     img = torch.randint(0, 255, (3, 128, 160), dtype=torch.uint8)
     inst = Instances((128, 160))
     if with_boxes:
-        inst.gt_boxes = RotatedBoxes(torch.tensor([[40.0, 50.0, 40.0, 12.0, 30.0],
-                                                   [100.0, 80.0, 24.0, 24.0, -45.0]]))
+        inst.gt_boxes = RotatedBoxes(
+            torch.tensor([[40.0, 50.0, 40.0, 12.0, 30.0], [100.0, 80.0, 24.0, 24.0, -45.0]])
+        )
         inst.gt_classes = torch.tensor([0, 9])
     else:
         inst.gt_boxes = RotatedBoxes(torch.zeros(0, 5))
@@ -50,11 +52,15 @@ def test_train_step_losses_finite_and_backprop(mode):
     head = model.roi_heads.box_predictor
     if mode != "none":
         # the classifier uses the class-name text embeddings: its projection gets gradients
-        assert head.embed_proj.weight.grad is not None and head.embed_proj.weight.grad.abs().sum() > 0
+        assert (
+            head.embed_proj.weight.grad is not None and head.embed_proj.weight.grad.abs().sum() > 0
+        )
     else:
         assert not hasattr(head, "embed_proj")  # detectron2's linear classifier without text
     unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
-    assert not unused, f"parameters without gradient (DDP would need find_unused_parameters): {unused}"
+    assert not unused, (
+        f"parameters without gradient (DDP would need find_unused_parameters): {unused}"
+    )
 
 
 def test_eval_returns_rotated_boxes_in_original_size():
@@ -71,8 +77,9 @@ def test_eval_returns_rotated_boxes_in_original_size():
 
 def test_rasterize_rotated_boxes_follows_detectron2_angle_convention():
     # a 16x4 box turned by +90 degrees (counter-clockwise) is 4 wide and 16 tall
-    m = rasterize_rotated_boxes(torch.tensor([[20.0, 10.0, 16.0, 4.0, 90.0]]), torch.tensor([1]),
-                                3, 32, 32, stride=1)
+    m = rasterize_rotated_boxes(
+        torch.tensor([[20.0, 10.0, 16.0, 4.0, 90.0]]), torch.tensor([1]), 3, 32, 32, stride=1
+    )
     ys, xs = torch.nonzero(m[1], as_tuple=True)
     assert m[0].sum() == 0 and m[2].sum() == 0
     assert (xs.min().item(), xs.max().item()) == (18, 21)
@@ -82,7 +89,9 @@ def test_rasterize_rotated_boxes_follows_detectron2_angle_convention():
 
     from fasttcm.utils.geometry import xywha_to_poly
 
-    poly = Polygon(xywha_to_poly(torch.tensor([[20.0, 10.0, 16.0, 4.0, 90.0]]).numpy())[0].reshape(4, 2))
+    poly = Polygon(
+        xywha_to_poly(torch.tensor([[20.0, 10.0, 16.0, 4.0, 90.0]]).numpy())[0].reshape(4, 2)
+    )
     assert all(poly.contains(Point(x + 0.5, y + 0.5)) for x, y in zip(xs.tolist(), ys.tolist()))
 
 
@@ -90,10 +99,10 @@ def test_vertical_flip_moves_rotated_boxes_like_their_corners():
     """The DOTA mapper's vertical flip keeps boxes on the same pixels (checked on the corners)."""
     import numpy as np
     from fvcore.transforms.transform import VFlipTransform
+    from shapely.geometry import Polygon
 
     import fasttcm.data.dota_mapper  # noqa: F401  (registers VFlip apply_rotated_box)
     from fasttcm.utils.geometry import xywha_to_poly
-    from shapely.geometry import Polygon
 
     box = np.array([[30.0, 20.0, 24.0, 8.0, 35.0]])
     t = VFlipTransform(64)

@@ -1,6 +1,8 @@
 """SparseMatchingRRPN: the same anchor labels as detectron2's dense RRPN matching."""
+
 import pytest
 import torch
+
 from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec
 from detectron2.modeling.matcher import Matcher
@@ -56,10 +58,22 @@ def test_ground_truth_without_overlap_and_no_ground_truth_match_the_dense_matche
 
 def test_sparse_iou_lists_exactly_the_non_zero_entries_in_row_major_order():
     g = torch.Generator().manual_seed(1)
-    boxes1 = torch.cat([torch.rand(7, 2, generator=g) * 100, torch.rand(7, 2, generator=g) * 30 + 2,
-                        torch.rand(7, 1, generator=g) * 180 - 90], 1)
-    boxes2 = torch.cat([torch.rand(300, 2, generator=g) * 100, torch.rand(300, 2, generator=g) * 20 + 1,
-                        torch.rand(300, 1, generator=g) * 180 - 90], 1)
+    boxes1 = torch.cat(
+        [
+            torch.rand(7, 2, generator=g) * 100,
+            torch.rand(7, 2, generator=g) * 30 + 2,
+            torch.rand(7, 1, generator=g) * 180 - 90,
+        ],
+        1,
+    )
+    boxes2 = torch.cat(
+        [
+            torch.rand(300, 2, generator=g) * 100,
+            torch.rand(300, 2, generator=g) * 20 + 1,
+            torch.rand(300, 1, generator=g) * 180 - 90,
+        ],
+        1,
+    )
     rows, cols, ious = sparse_box_iou_rotated(boxes1, boxes2)
     dense = box_iou_rotated(boxes1, boxes2)
     want_rows, want_cols = dense.nonzero().unbind(1)
@@ -97,9 +111,16 @@ def test_labels_and_matched_boxes_equal_detectron2_rrpn():
     gt_instances = []
     for num_gt in (9, 1, 0):
         inst = Instances((64, 64))
-        inst.gt_boxes = RotatedBoxes(torch.cat([
-            torch.rand(num_gt, 2, generator=g) * 64, torch.rand(num_gt, 2, generator=g) * 24 + 4,
-            torch.rand(num_gt, 1, generator=g) * 180 - 90], 1))
+        inst.gt_boxes = RotatedBoxes(
+            torch.cat(
+                [
+                    torch.rand(num_gt, 2, generator=g) * 64,
+                    torch.rand(num_gt, 2, generator=g) * 24 + 4,
+                    torch.rand(num_gt, 1, generator=g) * 180 - 90,
+                ],
+                1,
+            )
+        )
         gt_instances.append(inst)
     torch.manual_seed(3)
     want_labels, want_boxes = dense_rpn.label_and_sample_anchors(anchors, gt_instances)

@@ -4,18 +4,19 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from shapely.geometry import Polygon
+from torch import nn
+
 from detectron2.modeling import build_model
 from detectron2.modeling.backbone import FPN, ResNet
 from detectron2.modeling.backbone.fpn import LastLevelMaxPool
 from detectron2.modeling.backbone.resnet import BasicBlock, BasicStem
 from detectron2.structures import Boxes, Instances
-from shapely.geometry import Polygon
-from torch import nn
 
-from fasttcm.modeling.tcm.instance_language_matching import balanced_bce_loss
-from fasttcm.modeling.meta_arch.text_detector import FastTCMTextDetector
-from fasttcm.modeling.text_heads.db_head import FastTCMDBHead
 from fasttcm.data.db_targets import make_db_targets
+from fasttcm.modeling.meta_arch.text_detector import FastTCMTextDetector
+from fasttcm.modeling.tcm.instance_language_matching import balanced_bce_loss
+from fasttcm.modeling.text_heads.db_head import FastTCMDBHead
 from fasttcm.modeling.text_heads.postprocess import DBPostprocessor
 from tests.common import QUICK_DETECTOR, load_config
 
@@ -24,24 +25,38 @@ PIXEL_MEAN, PIXEL_STD = [103.53, 116.28, 123.675], [57.375, 57.12, 58.395]
 
 # detectron2's R18-FPN (BN, nothing frozen) with detectron2's default BGR pixel statistics
 _RESNET18_FPN = (
-    "MODEL.BACKBONE.NAME", "build_resnet_fpn_backbone",
-    "MODEL.BACKBONE.FREEZE_AT", 0,
-    "MODEL.RESNETS.DEPTH", 18,
-    "MODEL.RESNETS.RES2_OUT_CHANNELS", 64,
-    "MODEL.RESNETS.NORM", "BN",
-    "MODEL.RESNETS.OUT_FEATURES", ["res2", "res3", "res4", "res5"],
-    "MODEL.PIXEL_MEAN", [103.53, 116.28, 123.675],
-    "MODEL.PIXEL_STD", [1.0, 1.0, 1.0],
-    "INPUT.FORMAT", "BGR",
+    "MODEL.BACKBONE.NAME",
+    "build_resnet_fpn_backbone",
+    "MODEL.BACKBONE.FREEZE_AT",
+    0,
+    "MODEL.RESNETS.DEPTH",
+    18,
+    "MODEL.RESNETS.RES2_OUT_CHANNELS",
+    64,
+    "MODEL.RESNETS.NORM",
+    "BN",
+    "MODEL.RESNETS.OUT_FEATURES",
+    ["res2", "res3", "res4", "res5"],
+    "MODEL.PIXEL_MEAN",
+    [103.53, 116.28, 123.675],
+    "MODEL.PIXEL_STD",
+    [1.0, 1.0, 1.0],
+    "INPUT.FORMAT",
+    "BGR",
 )
 # the quick schedule's FastTCM-CR50, narrower (embedding 32, 1 text layer, 16-wide decoders),
 # without dropout
 _NARROW_FASTTCM = (
-    "MODEL.FASTTCM.EMBED_DIM", 32,
-    "MODEL.FASTTCM.TEXT_LAYERS", 1,
-    "MODEL.FASTTCM.DECODER_WIDTH", 16,
-    "MODEL.FASTTCM.DECODER_HEADS", 2,
-    "MODEL.FASTTCM.DECODER_DROPOUT", 0.0,
+    "MODEL.FASTTCM.EMBED_DIM",
+    32,
+    "MODEL.FASTTCM.TEXT_LAYERS",
+    1,
+    "MODEL.FASTTCM.DECODER_WIDTH",
+    16,
+    "MODEL.FASTTCM.DECODER_HEADS",
+    2,
+    "MODEL.FASTTCM.DECODER_DROPOUT",
+    0.0,
 )
 
 
@@ -58,13 +73,23 @@ def _narrow_resnet_fpn(width: int = 8, out_channels: int = 16) -> FPN:
         stride = 1 if index == 0 else 2
         stages.append(
             ResNet.make_stage(
-                BasicBlock, 1, in_channels=in_channels, out_channels=channels, stride_per_block=[stride], norm="BN"
+                BasicBlock,
+                1,
+                in_channels=in_channels,
+                out_channels=channels,
+                stride_per_block=[stride],
+                norm="BN",
             )
         )
         in_channels = channels
     levels = ["res2", "res3", "res4", "res5"]
     bottom_up = ResNet(BasicStem(3, width, norm="BN"), stages, out_features=levels)
-    return FPN(bottom_up=bottom_up, in_features=levels, out_channels=out_channels, top_block=LastLevelMaxPool())
+    return FPN(
+        bottom_up=bottom_up,
+        in_features=levels,
+        out_channels=out_channels,
+        top_block=LastLevelMaxPool(),
+    )
 
 
 def _narrow_detector(text_head=None, postprocessor=None) -> FastTCMTextDetector:
@@ -138,10 +163,16 @@ def test_targets_are_padded_like_the_images_with_padding_masked_out():
     for key, value in targets.items():
         assert value.shape == (2, 1, 96, 96), key
     mask = targets["shrink_mask"]
-    assert mask[0, 0, :70, :90].eq(1).all() and mask[0, 0, 70:].eq(0).all() and mask[0, 0, :, 90:].eq(0).all()
+    assert (
+        mask[0, 0, :70, :90].eq(1).all()
+        and mask[0, 0, 70:].eq(0).all()
+        and mask[0, 0, :, 90:].eq(0).all()
+    )
     assert mask[1, 0, :40, :50].eq(1).all() and mask[1].sum() == 40 * 50
     assert targets["thresh_mask"][0, 0, 70:].sum() == 0
-    torch.testing.assert_close(targets["shrink_map"][0, 0, :70, :90], batch[0]["db_targets"]["shrink_map"])
+    torch.testing.assert_close(
+        targets["shrink_map"][0, 0, :70, :90], batch[0]["db_targets"]["shrink_map"]
+    )
 
 
 def test_bad_training_inputs_raise():
@@ -195,7 +226,9 @@ class _FixedProbabilityHead(nn.Module):
 
 
 def _detector_with_fixed_maps(rectangles, unclip_ratio=1.5):
-    return _narrow_detector(_FixedProbabilityHead(rectangles), DBPostprocessor(unclip_ratio=unclip_ratio)).eval()
+    return _narrow_detector(
+        _FixedProbabilityHead(rectangles), DBPostprocessor(unclip_ratio=unclip_ratio)
+    ).eval()
 
 
 def test_inference_reports_polygons_in_original_image_pixels():
@@ -207,13 +240,21 @@ def test_inference_reports_polygons_in_original_image_pixels():
     instances = output["instances"]
     assert isinstance(instances, Instances) and instances.image_size == (120, 200)
     assert len(instances) == 1
-    assert instances.scores.shape == (1,) and instances.scores[0].item() == pytest.approx(0.9, abs=1e-5)
+    assert instances.scores.shape == (1,) and instances.scores[0].item() == pytest.approx(
+        0.9, abs=1e-5
+    )
     d = 40 * 16 * 1.5 / 112
     sx, sy = 200 / 80, 120 / 60
-    expected = np.array([[20 - d, 16 - d], [60 + d, 16 - d], [60 + d, 32 + d], [20 - d, 32 + d]]) * [sx, sy]
+    expected = np.array(
+        [[20 - d, 16 - d], [60 + d, 16 - d], [60 + d, 32 + d], [20 - d, 32 + d]]
+    ) * [sx, sy]
     (polygon,) = instances.polygons
     assert polygon.dtype == np.float32 and polygon.shape[1] == 2
-    assert Polygon(polygon).intersection(Polygon(expected)).area / Polygon(polygon).union(Polygon(expected)).area > 0.97
+    assert (
+        Polygon(polygon).intersection(Polygon(expected)).area
+        / Polygon(polygon).union(Polygon(expected)).area
+        > 0.97
+    )
     assert isinstance(instances.pred_boxes, Boxes)
     bounds = np.concatenate([polygon.min(axis=0), polygon.max(axis=0)])
     np.testing.assert_allclose(instances.pred_boxes.tensor[0].numpy(), bounds, rtol=1e-6)
@@ -223,7 +264,12 @@ def test_inference_reports_polygons_in_original_image_pixels():
 def test_inference_without_detections_and_without_original_size():
     model = _detector_with_fixed_maps([])
     with torch.no_grad():
-        outputs = model([{"image": torch.zeros(3, 50, 70, dtype=torch.uint8)}, {"image": torch.zeros(3, 64, 64)}])
+        outputs = model(
+            [
+                {"image": torch.zeros(3, 50, 70, dtype=torch.uint8)},
+                {"image": torch.zeros(3, 64, 64)},
+            ]
+        )
     for output, size in zip(outputs, [(50, 70), (64, 64)]):
         instances = output["instances"]
         assert instances.image_size == size and len(instances) == 0
@@ -235,7 +281,9 @@ def test_inference_with_the_db_head_can_return_the_maps():
     torch.manual_seed(0)
     model = build_model(_tiny_cfg("resnet")).eval()
     with torch.no_grad():
-        outputs = model.inference([{"image": _text_image(40, 72, []), "height": 80, "width": 100}], return_maps=True)
+        outputs = model.inference(
+            [{"image": _text_image(40, 72, []), "height": 80, "width": 100}], return_maps=True
+        )
     (output,) = outputs
     instances = output["instances"]
     assert instances.image_size == (80, 100)
@@ -253,7 +301,10 @@ def test_fasttcm_backbone_adds_the_instance_language_matching_loss():
     cfg.MODEL.FASTTCM.AUX_LOSS_WEIGHT = 2.0
     model = build_model(cfg).train()
     rng = np.random.default_rng(1)
-    batch = [_training_input(64, 96, _random_quads(rng, 2, 64, 96), seed=4), _training_input(50, 60, [], seed=5)]
+    batch = [
+        _training_input(64, 96, _random_quads(rng, 2, 64, 96), seed=4),
+        _training_input(50, 60, [], seed=5),
+    ]
     losses = model(batch)
     assert set(losses) == {"loss_prob", "loss_binary", "loss_thresh", "loss_ilm"}
     assert all(torch.isfinite(v) for v in losses.values())
@@ -263,11 +314,15 @@ def test_fasttcm_backbone_adds_the_instance_language_matching_loss():
         images = model.preprocess_image(batch)
         targets = model.prepare_targets(batch, images)
         _, aux = model.backbone.forward_with_aux(images.tensor)
-        expected = 2.0 * balanced_bce_loss(aux["logits"], targets["shrink_map"][:, 0], targets["shrink_mask"][:, 0])
+        expected = 2.0 * balanced_bce_loss(
+            aux["logits"], targets["shrink_map"][:, 0], targets["shrink_mask"][:, 0]
+        )
     assert losses["loss_ilm"].item() == pytest.approx(expected.item(), rel=1e-4)
 
     sum(losses.values()).backward()
-    prompt_grads = [p.grad for p in model.backbone.bottom_up.prompt_learner.parameters() if p.requires_grad]
+    prompt_grads = [
+        p.grad for p in model.backbone.bottom_up.prompt_learner.parameters() if p.requires_grad
+    ]
     assert prompt_grads and all(g is not None and torch.isfinite(g).all() for g in prompt_grads)
 
     model.eval()

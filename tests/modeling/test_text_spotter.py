@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 import torch
+
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.modeling import build_model
@@ -13,13 +14,13 @@ from detectron2.structures import Instances
 from detectron2.utils.events import EventStorage
 
 from fasttcm import add_fasttcm_config
+from fasttcm.data.db_targets import make_db_targets
 from fasttcm.evaluation import TextDetEvaluator, TextSpottingEvaluator, build_evaluator
 from fasttcm.modeling.meta_arch.text_detector import FastTCMTextDetector
 from fasttcm.modeling.meta_arch.text_spotter import FastTCMTextSpotter
 from fasttcm.modeling.recognition.crop_jitter import jitter_side_polygons
 from fasttcm.modeling.recognition.rectify import rectify_polygons
 from fasttcm.solver import build_param_groups
-from fasttcm.data.db_targets import make_db_targets
 from tests.common import QUICK_SPOTTER, load_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -31,19 +32,32 @@ def _tiny_cfg():
     dropout, on 16x32 crops of up to 10 characters, 2 orders, Base-Spotter's crop batch sizes."""
     return load_config(
         QUICK_SPOTTER,
-        "MODEL.FPN.OUT_CHANNELS", 16,
-        "MODEL.DB_HEAD.CONV_DIMS", 16,
-        "MODEL.FASTTCM.EMBED_DIM", 32,
-        "MODEL.FASTTCM.TEXT_LAYERS", 1,
-        "MODEL.FASTTCM.DECODER_WIDTH", 16,
-        "MODEL.FASTTCM.DECODER_HEADS", 2,
-        "MODEL.FASTTCM.DECODER_DROPOUT", 0.0,
-        "MODEL.RECOGNIZER.IMAGE_SIZE", (16, 32),
-        "MODEL.RECOGNIZER.DECODER_DROPOUT", 0.0,
-        "MODEL.RECOGNIZER.MAX_LABEL_LENGTH", 10,
-        "MODEL.RECOGNIZER.PERM_NUM", 2,
-        "MODEL.SPOTTER.MAX_TRAIN_CROPS", 64,
-        "TEST.SPOTTER.CROP_BATCH_SIZE", 64,
+        "MODEL.FPN.OUT_CHANNELS",
+        16,
+        "MODEL.DB_HEAD.CONV_DIMS",
+        16,
+        "MODEL.FASTTCM.EMBED_DIM",
+        32,
+        "MODEL.FASTTCM.TEXT_LAYERS",
+        1,
+        "MODEL.FASTTCM.DECODER_WIDTH",
+        16,
+        "MODEL.FASTTCM.DECODER_HEADS",
+        2,
+        "MODEL.FASTTCM.DECODER_DROPOUT",
+        0.0,
+        "MODEL.RECOGNIZER.IMAGE_SIZE",
+        (16, 32),
+        "MODEL.RECOGNIZER.DECODER_DROPOUT",
+        0.0,
+        "MODEL.RECOGNIZER.MAX_LABEL_LENGTH",
+        10,
+        "MODEL.RECOGNIZER.PERM_NUM",
+        2,
+        "MODEL.SPOTTER.MAX_TRAIN_CROPS",
+        64,
+        "TEST.SPOTTER.CROP_BATCH_SIZE",
+        64,
     )
 
 
@@ -60,8 +74,14 @@ def _training_input(polygons, texts, ignore, height=64, width=96, seed=0):
     instances.gt_texts = list(texts)
     instances.gt_ignore = torch.tensor(ignore, dtype=torch.bool)
     targets = make_db_targets(
-        instances.gt_polygons, list(ignore), height, width,
-        shrink_ratio=0.4, thresh_min=0.3, thresh_max=0.7, min_text_size=8,
+        instances.gt_polygons,
+        list(ignore),
+        height,
+        width,
+        shrink_ratio=0.4,
+        thresh_min=0.3,
+        thresh_max=0.7,
+        min_text_size=8,
     )
     return {
         "file_name": f"synthetic_{seed}.jpg",
@@ -76,7 +96,9 @@ CURVED = [[6, 36], [30, 32], [55, 32], [80, 36], [80, 52], [55, 48], [30, 48], [
 
 
 def _spotter_counts(storage):
-    return {k.split("/", 1)[1]: v for k, (v, _) in storage.latest().items() if k.startswith("spotter/")}
+    return {
+        k.split("/", 1)[1]: v for k, (v, _) in storage.latest().items() if k.startswith("spotter/")
+    }
 
 
 def test_train_step_with_random_and_empty_instances(model):
@@ -98,7 +120,9 @@ def test_train_step_with_random_and_empty_instances(model):
     assert all(torch.isfinite(v) and v.ndim == 0 for v in losses.values())
     assert losses["loss_rec_visual"] > 0 and losses["loss_rec_cross_modal"] > 0
     # "###" and gt_ignore; "" and non-Latin text; the collinear polygon; "Hello", "world" (NFKD), "ab"
-    assert counts == dict(skipped_ignore=2, skipped_text=2, skipped_geometry=1, dropped_by_cap=0, num_crops=3)
+    assert counts == dict(
+        skipped_ignore=2, skipped_text=2, skipped_geometry=1, dropped_by_cap=0, num_crops=3
+    )
 
     sum(losses.values()).backward()
     rec = model.recognizer
@@ -109,7 +133,9 @@ def test_train_step_with_random_and_empty_instances(model):
     # no usable crop in the batch: zero recognition losses that still reach the recognizer
     model.zero_grad()
     with EventStorage() as storage:
-        losses = model([_training_input([QUAD], ["###"], [True], seed=2), _training_input([], [], [], seed=3)])
+        losses = model(
+            [_training_input([QUAD], ["###"], [True], seed=2), _training_input([], [], [], seed=3)]
+        )
     assert losses["loss_rec_visual"].item() == 0.0 and losses["loss_rec_cross_modal"].item() == 0.0
     sum(losses.values()).backward()
     assert all(p.grad is not None for p in model.recognizer.parameters() if p.requires_grad)
@@ -123,12 +149,16 @@ def test_recognizer_ctc_loss_is_part_of_the_spotter_losses():
     torch.manual_seed(0)
     spotter = build_model(cfg)
     spotter.train()
-    for batch in ([_training_input([QUAD, CURVED], ["Hello", "world"], [False, False])],
-                  [_training_input([QUAD], ["###"], [True], seed=2)]):
+    for batch in (
+        [_training_input([QUAD, CURVED], ["Hello", "world"], [False, False])],
+        [_training_input([QUAD], ["###"], [True], seed=2)],
+    ):
         spotter.zero_grad()
         with EventStorage():
             losses = spotter(batch)
-        assert {"loss_rec_visual", "loss_rec_cross_modal", "loss_rec_ctc"} == {k for k in losses if "rec" in k}
+        assert {"loss_rec_visual", "loss_rec_cross_modal", "loss_rec_ctc"} == {
+            k for k in losses if "rec" in k
+        }
         sum(losses.values()).backward()
         # every trainable recognizer parameter takes part (DDP without find_unused_parameters)
         assert all(p.grad is not None for p in spotter.recognizer.parameters() if p.requires_grad)
@@ -139,7 +169,9 @@ def test_training_crops_follow_the_ground_truth(model, monkeypatch):
     """Crops come from the GT polygons of the augmented image; labels in order; the cap is random."""
     inputs = _training_input([QUAD, CURVED, QUAD, CURVED], ["ab", "cd", "ef", "gh"], [False] * 4)
     crops, labels, counts = model.training_crops([inputs])
-    expected = rectify_polygons([inputs["image"]], [QUAD, CURVED, QUAD, CURVED], [0] * 4, (16, 32)).crops
+    expected = rectify_polygons(
+        [inputs["image"]], [QUAD, CURVED, QUAD, CURVED], [0] * 4, (16, 32)
+    ).crops
     torch.testing.assert_close(crops, model.recognizer.normalize(expected))
     assert labels == ["ab", "cd", "ef", "gh"] and counts["num_crops"] == 4
 
@@ -189,7 +221,9 @@ class _FixedPolygons:
         self.polygons, self.scores = polygons, scores
 
     def __call__(self, prob_map, output_size):
-        return [np.asarray(p, dtype=np.float32) for p in self.polygons], np.asarray(self.scores, dtype=np.float32)
+        return [np.asarray(p, dtype=np.float32) for p in self.polygons], np.asarray(
+            self.scores, dtype=np.float32
+        )
 
 
 def test_inference_returns_texts_in_original_coordinates(model, monkeypatch):
@@ -220,7 +254,10 @@ def test_inference_returns_texts_in_original_coordinates(model, monkeypatch):
         np.testing.assert_array_equal(got, want)
     torch.testing.assert_close(instances.scores, torch.tensor([0.9, 0.8]))
     assert len(instances.texts) == 2 and all(isinstance(t, str) for t in instances.texts)
-    assert instances.text_scores.shape == (2,) and ((instances.text_scores >= 0) & (instances.text_scores <= 1)).all()
+    assert (
+        instances.text_scores.shape == (2,)
+        and ((instances.text_scores >= 0) & (instances.text_scores <= 1)).all()
+    )
     assert instances.pred_boxes.tensor[0].tolist() == [10.0, 12.0, 116.0, 52.0]
     assert counts == {"inference_skipped_geometry": 2}
 
@@ -235,7 +272,10 @@ def test_inference_returns_texts_in_original_coordinates(model, monkeypatch):
         model([{"image": image, "height": 128, "width": 192}])
     expected = rectify_polygons([image], scaled, [0, 0], (16, 32), layout="rectangle").crops
     torch.testing.assert_close(torch.cat(captured), model.recognizer.normalize(expected))
-    assert not torch.allclose(expected[1], rectify_polygons([image], scaled[1:], [0], (16, 32), layout="predicted").crops[0])
+    assert not torch.allclose(
+        expected[1],
+        rectify_polygons([image], scaled[1:], [0], (16, 32), layout="predicted").crops[0],
+    )
     monkeypatch.setattr(model, "crop_layout", "predicted")
 
     # recognition confidence gate; batches of one crop give the same answer
@@ -257,14 +297,21 @@ def test_real_postprocessing_and_empty_detections(model):
     for out, size in zip(outputs, [(64, 96), (64, 128)]):
         instances = out["instances"]
         assert instances.image_size == size
-        assert len(instances.texts) == len(instances.polygons) == len(instances.scores) == len(instances.text_scores)
+        assert (
+            len(instances.texts)
+            == len(instances.polygons)
+            == len(instances.scores)
+            == len(instances.text_scores)
+        )
 
 
 def test_checkpoints_of_detector_and_recognizer_load_by_name(model):
     detector = FastTCMTextDetector(_tiny_cfg())
     spotter_keys = set(model.state_dict())
     assert set(detector.state_dict()) <= spotter_keys
-    assert spotter_keys - set(detector.state_dict()) == {k for k in spotter_keys if k.startswith("recognizer.")}
+    assert spotter_keys - set(detector.state_dict()) == {
+        k for k in spotter_keys if k.startswith("recognizer.")
+    }
 
 
 def test_optimizer_groups_cover_every_trainable_parameter_once(model):
@@ -297,7 +344,9 @@ def test_bad_construction_arguments(model):
         FastTCMTextSpotter(crop_layout="annotated", **kwargs)
     bgr = FastTCMTextSpotter(input_format="BGR", **kwargs)
     crops = torch.rand(2, 3, 16, 32) * 255
-    torch.testing.assert_close(bgr._normalize_crops(crops, 3), model._normalize_crops(crops.flip(1), 3))
+    torch.testing.assert_close(
+        bgr._normalize_crops(crops, 3), model._normalize_crops(crops.flip(1), 3)
+    )
 
 
 SPOTTER_CONFIGS = sorted(
@@ -316,7 +365,9 @@ def test_spotter_configs_load_and_evaluate_end_to_end(config_file):
     assert cfg.INPUT.DATASET_MAPPER_NAME == "text" and cfg.INPUT.FORMAT == "RGB"
     for name in (*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST):
         assert name in DatasetCatalog.list(), name
-        assert MetadataCatalog.get(name).evaluator_type == "text_det"  # the metadata rule is untouched
+        assert (
+            MetadataCatalog.get(name).evaluator_type == "text_det"
+        )  # the metadata rule is untouched
     assert len(SPOTTER_CONFIGS) == 6
 
 

@@ -1,10 +1,12 @@
 """tools/compose_spotter_weights.py: detector + recognizer checkpoints -> one spotter checkpoint."""
+
 import os
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 
@@ -28,8 +30,19 @@ def test_composed_checkpoint_loads_both_parts_into_the_spotter(tool, tmp_path):
     torch.save({"model": detector.state_dict(), "iteration": 999}, tmp_path / "det.pth")
     torch.save({"model": recognizer.state_dict(), "iteration": 5}, tmp_path / "rec.pth")
     out = str(tmp_path / "spotter_init.pth")
-    assert tool.main(["--detector", str(tmp_path / "det.pth"), "--recognizer", str(tmp_path / "rec.pth"),
-                      "--output", out]) == 0
+    assert (
+        tool.main(
+            [
+                "--detector",
+                str(tmp_path / "det.pth"),
+                "--recognizer",
+                str(tmp_path / "rec.pth"),
+                "--output",
+                out,
+            ]
+        )
+        == 0
+    )
 
     torch.manual_seed(2)
     spotter = build_model(cfg)
@@ -43,13 +56,30 @@ def test_composed_checkpoint_loads_both_parts_into_the_spotter(tool, tmp_path):
 
     # never overwrites unless asked; inputs of the wrong role are named
     before = os.path.getmtime(out)
-    assert tool.main(["--detector", str(tmp_path / "det.pth"), "--recognizer", str(tmp_path / "rec.pth"),
-                      "--output", out]) == 1
+    assert (
+        tool.main(
+            [
+                "--detector",
+                str(tmp_path / "det.pth"),
+                "--recognizer",
+                str(tmp_path / "rec.pth"),
+                "--output",
+                out,
+            ]
+        )
+        == 1
+    )
     assert os.path.getmtime(out) == before
     with pytest.raises(ValueError, match="det.pth.*not a FastTCMTextRecognizer"):
-        tool.compose_spotter_weights(str(tmp_path / "det.pth"), str(tmp_path / "det.pth"), str(tmp_path / "x.pth"))
+        tool.compose_spotter_weights(
+            str(tmp_path / "det.pth"), str(tmp_path / "det.pth"), str(tmp_path / "x.pth")
+        )
     with pytest.raises(ValueError, match="rec.pth.*not a text detector"):
-        tool.compose_spotter_weights(str(tmp_path / "rec.pth"), str(tmp_path / "rec.pth"), str(tmp_path / "x.pth"))
+        tool.compose_spotter_weights(
+            str(tmp_path / "rec.pth"), str(tmp_path / "rec.pth"), str(tmp_path / "x.pth")
+        )
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="junk.pth"):
-        tool.compose_spotter_weights(str(tmp_path / "junk.pth"), str(tmp_path / "rec.pth"), str(tmp_path / "x.pth"))
+        tool.compose_spotter_weights(
+            str(tmp_path / "junk.pth"), str(tmp_path / "rec.pth"), str(tmp_path / "x.pth")
+        )

@@ -1,16 +1,17 @@
 """tools/convert_clip_weights.py: CLIP file -> detectron2 checkpoint -> DetectionCheckpointer round trip."""
+
 import os
 
 import pytest
 import torch
+from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_backbone
-from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
 from fasttcm import add_fasttcm_config
-
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +22,12 @@ def tool(load_tool):
 @pytest.fixture(scope="module")
 def clip_file(tmp_path_factory):
     torch.manual_seed(0)
-    clip = CLIP(64, CLIPVisionCfg(layers=(1, 1, 1, 1), width=8, image_size=224, head_width=32),
-                CLIPTextCfg(width=32, heads=2, layers=2), quick_gelu=True)
+    clip = CLIP(
+        64,
+        CLIPVisionCfg(layers=(1, 1, 1, 1), width=8, image_size=224, head_width=32),
+        CLIPTextCfg(width=32, heads=2, layers=2),
+        quick_gelu=True,
+    )
     path = tmp_path_factory.mktemp("clip") / "tiny_open_clip.pt"
     torch.save({"state_dict": {"module." + k: v for k, v in clip.state_dict().items()}}, path)
     return path, clip.state_dict()
@@ -47,7 +52,10 @@ def test_round_trip_through_detection_checkpointer(tool, clip_file, tmp_path):
     dst = tmp_path / "out" / "clip_fasttcm.pth"
     assert tool.main([str(src), str(dst)]) == 0
     checkpoint = torch.load(dst, weights_only=True)
-    assert checkpoint["matching_heuristics"] is False and "tiny_open_clip.pt" in checkpoint["__author__"]
+    assert (
+        checkpoint["matching_heuristics"] is False
+        and "tiny_open_clip.pt" in checkpoint["__author__"]
+    )
     assert "backbone.bottom_up.visual.attnpool.positional_embedding" in checkpoint["model"]
     assert "backbone.bottom_up.text_encoder.token_embedding.weight" in checkpoint["model"]
     assert not any("logit_scale" in k for k in checkpoint["model"])
@@ -58,7 +66,7 @@ def test_round_trip_through_detection_checkpointer(tool, clip_file, tmp_path):
     bottom_up = model.backbone.bottom_up
     for name, value in clip_sd.items():
         if name.startswith("visual."):
-            assert torch.equal(bottom_up.visual.state_dict()[name[len("visual."):]], value), name
+            assert torch.equal(bottom_up.visual.state_dict()[name[len("visual.") :]], value), name
         elif name not in ("logit_scale",):
             assert torch.equal(bottom_up.text_encoder.state_dict()[name], value), name
 
@@ -66,7 +74,10 @@ def test_round_trip_through_detection_checkpointer(tool, clip_file, tmp_path):
 def test_image_only_output_and_custom_prefix(tool, clip_file, tmp_path):
     src, clip_sd = clip_file
     dst = tmp_path / "visual.pth"
-    assert tool.main([str(src), str(dst), "--image-only", "--prefix", "detector.backbone.bottom_up."]) == 0
+    assert (
+        tool.main([str(src), str(dst), "--image-only", "--prefix", "detector.backbone.bottom_up."])
+        == 0
+    )
     names = set(torch.load(dst, weights_only=True)["model"])
     assert names == {"detector.backbone.bottom_up." + k for k in clip_sd if k.startswith("visual.")}
 

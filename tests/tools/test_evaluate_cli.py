@@ -14,7 +14,7 @@ SCRIPT = os.path.join(REPO, "tools", "evaluate.py")
 # gt_img_1: two words and a don't-care region; gt_img_2: one word whose transcription has commas.
 GT_FILES = {
     "gt_img_1.txt": (
-        "0,0,10,0,10,10,0,10,hello\n" "20,0,30,0,30,10,20,10,world\n" "50,0,60,0,60,10,50,10,###\n"
+        "0,0,10,0,10,10,0,10,hello\n20,0,30,0,30,10,20,10,world\n50,0,60,0,60,10,50,10,###\n"
     ),
     "gt_img_2.txt": "\ufeff0,0,20,0,20,10,0,10,a, b, c\n",
 }
@@ -22,9 +22,7 @@ GT_FILES = {
 # image 2: the word split into two halves (IoU 0.5 each: no match, two false positives).
 RES_FILES = {
     "res_img_1.txt": (
-        "0,0,10,0,10,10,0,10,0.9\n"
-        "51,1,59,1,59,9,51,9,0.8\n"
-        "100,100,110,100,110,110,100,110,0.2\n"
+        "0,0,10,0,10,10,0,10,0.9\n51,1,59,1,59,9,51,9,0.8\n100,100,110,100,110,110,100,110,0.2\n"
     ),
     "res_img_2.txt": "0,0,10,0,10,10,0,10,0.7\n10,0,20,0,20,10,10,10,0.6\n",
 }

@@ -1,4 +1,5 @@
 """tools/run_demo.py: every task points at a shipped config, and results are read back from metrics.json."""
+
 import json
 import os
 
@@ -9,14 +10,18 @@ from detectron2.config import get_cfg
 from fasttcm import add_fasttcm_config
 
 
-
 @pytest.fixture(scope="module")
 def run_demo(load_tool):
     return load_tool("run_demo")
 
 
 def test_every_task_config_exists_and_names_its_evaluator(run_demo):
-    expected_evaluator = {"text_det": "text_det", "dota": "dota", "str": "str", "e2e_none": "text_e2e"}
+    expected_evaluator = {
+        "text_det": "text_det",
+        "dota": "dota",
+        "str": "str",
+        "e2e_none": "text_e2e",
+    }
     for task, (stage, _images) in run_demo.TASKS.items():
         assert os.path.isfile(stage.config), task
         cfg = get_cfg()
@@ -29,6 +34,7 @@ def test_every_task_config_exists_and_names_its_evaluator(run_demo):
 
 def test_spotting_demo_recognizer_matches_the_recognition_demo(run_demo):
     """make spotting-demo loads the recognition demo's checkpoint into the spotter: same MODEL.RECOGNIZER."""
+
     def recognizer_settings(config):
         cfg = get_cfg()
         add_fasttcm_config(cfg)
@@ -45,8 +51,13 @@ def test_last_evaluation_is_read_from_metrics_json(run_demo, tmp_path):
         {"iteration": 19, "total_loss": 3.0},
         {"iteration": 99, "e2e_none/hmean": 10.0, "e2e_none/precision": 20.0},
         {"iteration": 199, "total_loss": 1.0},
-        {"iteration": 200, "e2e_none/hmean": 61.5, "e2e_none/precision": 70.0, "e2e_none/recall": 54.9,
-         "e2e_generic/hmean": 80.0},
+        {
+            "iteration": 200,
+            "e2e_none/hmean": 61.5,
+            "e2e_none/precision": 70.0,
+            "e2e_none/recall": 54.9,
+            "e2e_generic/hmean": 80.0,
+        },
     ]
     (tmp_path / "metrics.json").write_text("\n".join(json.dumps(r) for r in records) + "\n")
     metrics = run_demo.last_eval(str(tmp_path), "e2e_none")

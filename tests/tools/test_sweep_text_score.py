@@ -1,10 +1,12 @@
 """tools/sweep_text_score.py: end-to-end scores of one spotter run at several MIN_TEXT_SCORE values."""
+
 import os
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+
 from detectron2.structures import Instances
 
 from fasttcm.evaluation import TextSpottingEvaluator
@@ -30,11 +32,28 @@ def _instances(polygons, texts, text_scores):
 
 
 RUNS = [
-    ([{"image_id": 0}], [{"instances": _instances(
-        [rect(10, 10, 50, 30), rect(105, 102, 135, 118)], ["hello", "junk"], [0.9, 0.1])}]),  # right; don't-care
-    ([{"image_id": 1}], [{"instances": _instances(
-        [rect(0, 0, 40, 20), rect(60, 0, 100, 20), rect(150, 150, 190, 170)],
-        ["statlon", "Street", "ghost"], [0.2, 0.8, 0.3])}]),  # wrong; right; nowhere
+    (
+        [{"image_id": 0}],
+        [
+            {
+                "instances": _instances(
+                    [rect(10, 10, 50, 30), rect(105, 102, 135, 118)], ["hello", "junk"], [0.9, 0.1]
+                )
+            }
+        ],
+    ),  # right; don't-care
+    (
+        [{"image_id": 1}],
+        [
+            {
+                "instances": _instances(
+                    [rect(0, 0, 40, 20), rect(60, 0, 100, 20), rect(150, 150, 190, 170)],
+                    ["statlon", "Street", "ghost"],
+                    [0.2, 0.8, 0.3],
+                )
+            }
+        ],
+    ),  # wrong; right; nowhere
     ([{"image_id": 2}], [{"instances": _instances([], [], [])}]),
 ]
 
@@ -50,7 +69,9 @@ def test_thresholds_drop_low_confidence_readings(tool, register):
     for row, (precision, recall) in zip(rows, expected):
         assert row["precision"] == pytest.approx(precision, abs=1e-6)
         assert row["recall"] == pytest.approx(recall, abs=1e-6)
-        assert row["hmean"] == pytest.approx(2 * precision * recall / (precision + recall), abs=1e-6)
+        assert row["hmean"] == pytest.approx(
+            2 * precision * recall / (precision + recall), abs=1e-6
+        )
 
 
 def test_select_instances_indexes_list_and_tensor_fields(tool):
@@ -63,9 +84,18 @@ def test_select_instances_indexes_list_and_tensor_fields(tool):
 
 
 def test_refuses_configs_that_are_not_spotters_and_bad_thresholds(tool, capsys):
-    detector = os.path.join(REPO, "projects/FastTCM/configs/TextDetection/fasttcm_cr50_fpn_dbnet_synthetic_cpu.yaml")
+    detector = os.path.join(
+        REPO, "projects/FastTCM/configs/TextDetection/fasttcm_cr50_fpn_dbnet_synthetic_cpu.yaml"
+    )
     assert tool.main(["--config-file", detector, "--dataset", "synthetic_spotting_val"]) == 1
     assert "not a FastTCMTextSpotter" in capsys.readouterr().err
-    spotter = os.path.join(REPO, "projects/FastTCM/configs/TextSpotting/fasttcm_cr50_fpn_spotter_synthetic_cpu.yaml")
-    assert tool.main(["--config-file", spotter, "--dataset", "synthetic_spotting_val", "--thresholds", "1.5"]) == 1
+    spotter = os.path.join(
+        REPO, "projects/FastTCM/configs/TextSpotting/fasttcm_cr50_fpn_spotter_synthetic_cpu.yaml"
+    )
+    assert (
+        tool.main(
+            ["--config-file", spotter, "--dataset", "synthetic_spotting_val", "--thresholds", "1.5"]
+        )
+        == 1
+    )
     assert "must lie in [0, 1]" in capsys.readouterr().err

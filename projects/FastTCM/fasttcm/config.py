@@ -1,4 +1,5 @@
 """Config keys of FastTCM-D2. :func:`add_fasttcm_config` only *adds* keys to a detectron2 config."""
+
 import yaml
 
 from detectron2.config import CfgNode as CN
@@ -138,9 +139,15 @@ def _add_input_and_solver_config(cfg):
     cfg.INPUT.TEXT_AUG.CROP_MIN_RATIO = 0.1  # smallest crop side as a fraction of the image side
     cfg.INPUT.TEXT_AUG.BRIGHTNESS = 32.0 / 255.0  # ColorJitter brightness delta
     cfg.INPUT.TEXT_AUG.SATURATION = 0.5  # ColorJitter saturation delta
-    cfg.INPUT.DB_TARGETS = False  # text mapper adds DB shrink/threshold maps (G_s, G_t) for training
-    cfg.INPUT.DATASET_MAPPER_NAME = "text"  # mapper registered in fasttcm.data.build: text | dota | str
-    cfg.SOLVER.OPTIMIZER = "SGD"  # one of SGD, ADAM, ADAMW (the official TCM configs use Adam/AdamW)
+    cfg.INPUT.DB_TARGETS = (
+        False  # text mapper adds DB shrink/threshold maps (G_s, G_t) for training
+    )
+    cfg.INPUT.DATASET_MAPPER_NAME = (
+        "text"  # mapper registered in fasttcm.data.build: text | dota | str
+    )
+    cfg.SOLVER.OPTIMIZER = (
+        "SGD"  # one of SGD, ADAM, ADAMW (the official TCM configs use Adam/AdamW)
+    )
     cfg.SOLVER.POLY_LR_POWER = 0.9  # power of the poly schedule (LR_SCHEDULER_NAME "WarmupPolyLR")
 
 

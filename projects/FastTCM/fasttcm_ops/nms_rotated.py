@@ -17,8 +17,15 @@ IoU.
 import torch
 from torch import Tensor
 
-from .rotated_iou import MIN_BOX_AREA, PREFILTER_CHUNK, RotatedBoxFrames
-from .rotated_iou import candidate_pairs, check_rotated_boxes, pairs_iou, screening_bounds
+from .rotated_iou import (
+    MIN_BOX_AREA,
+    PREFILTER_CHUNK,
+    RotatedBoxFrames,
+    candidate_pairs,
+    check_rotated_boxes,
+    pairs_iou,
+    screening_bounds,
+)
 
 __all__ = ["nms_rotated", "greedy_suppression", "register_nms_rotated_op"]
 

@@ -337,7 +337,9 @@ def screening_bounds(boxes: Tensor) -> Tensor:
     empty = boxes[:, 2] * boxes[:, 3] < MIN_BOX_AREA
     if bool(empty.any()):
         inf = float("inf")
-        bounds[:, empty] = torch.tensor([inf, inf, -inf, -inf], dtype=bounds.dtype, device=bounds.device)[:, None]
+        bounds[:, empty] = torch.tensor(
+            [inf, inf, -inf, -inf], dtype=bounds.dtype, device=bounds.device
+        )[:, None]
     return bounds
 
 
@@ -415,7 +417,9 @@ def sparse_box_iou_rotated(boxes1: Tensor, boxes2: Tensor) -> Tuple[Tensor, Tens
             bounds1, bounds2 = screening_bounds(b1), screening_bounds(b2)
             rows_per_block = max(1, PREFILTER_CHUNK // m)
             for row_start in range(0, n, rows_per_block):
-                rows, cols = candidate_pairs(bounds1, bounds2, row_start, row_start + rows_per_block)
+                rows, cols = candidate_pairs(
+                    bounds1, bounds2, row_start, row_start + rows_per_block
+                )
                 if rows.numel() == 0:
                     continue
                 used1, rows_in_used = _compact_indices(rows, n)

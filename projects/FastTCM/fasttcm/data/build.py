@@ -9,6 +9,7 @@ Shaped like DensePose's ``densepose/data/build.py``: the trainer only wires thes
 * :func:`build_test_loader` batches ``TEST.STR.BATCH_SIZE`` samples for a mapper that declares
   ``batched_inference = True`` (word crops), and one image per batch otherwise (detectron2).
 """
+
 import logging
 from typing import Callable, Dict, TypeVar
 

@@ -71,7 +71,9 @@ def make_db_targets(
         ValueError: on a malformed polygon (not an (N, 2) finite array), a length mismatch
             between ``polygons`` and ``ignore``, or bad sizes/parameters.
     """
-    height, width = _check_arguments(polygons, ignore, height, width, shrink_ratio, thresh_min, thresh_max)
+    height, width = _check_arguments(
+        polygons, ignore, height, width, shrink_ratio, thresh_min, thresh_max
+    )
 
     shrink_map = np.zeros((height, width), dtype=np.float32)
     shrink_mask = np.ones((height, width), dtype=np.float32)
@@ -109,13 +111,21 @@ def make_db_targets(
     return {name: torch.from_numpy(value) for name, value in maps.items()}
 
 
-def _check_arguments(polygons, ignore, height, width, shrink_ratio, thresh_min, thresh_max) -> Tuple[int, int]:
+def _check_arguments(
+    polygons, ignore, height, width, shrink_ratio, thresh_min, thresh_max
+) -> Tuple[int, int]:
     if len(polygons) != len(ignore):
-        raise ValueError(f"db_targets.make_db_targets: got {len(polygons)} polygons but {len(ignore)} ignore flags.")
+        raise ValueError(
+            f"db_targets.make_db_targets: got {len(polygons)} polygons but {len(ignore)} ignore flags."
+        )
     if int(height) != height or int(width) != width or height <= 0 or width <= 0:
-        raise ValueError(f"db_targets.make_db_targets: image size must be positive integers, got {height}x{width}.")
+        raise ValueError(
+            f"db_targets.make_db_targets: image size must be positive integers, got {height}x{width}."
+        )
     if not 0.0 < shrink_ratio < 1.0:
-        raise ValueError(f"db_targets.make_db_targets: shrink_ratio must lie in (0, 1), got {shrink_ratio}.")
+        raise ValueError(
+            f"db_targets.make_db_targets: shrink_ratio must lie in (0, 1), got {shrink_ratio}."
+        )
     if not thresh_min <= thresh_max:
         raise ValueError(
             f"db_targets.make_db_targets: thresh_min ({thresh_min}) must not exceed thresh_max ({thresh_max})."
@@ -145,7 +155,11 @@ def _as_geometry(points: np.ndarray) -> Optional[shapely.Geometry]:
     geometry = Polygon(points)
     if not geometry.is_valid:
         geometry = shapely.make_valid(geometry)
-        parts = [g for g in getattr(geometry, "geoms", [geometry]) if g.geom_type in ("Polygon", "MultiPolygon")]
+        parts = [
+            g
+            for g in getattr(geometry, "geoms", [geometry])
+            if g.geom_type in ("Polygon", "MultiPolygon")
+        ]
         geometry = shapely.union_all(parts) if parts else None
     if geometry is None or geometry.is_empty or geometry.area <= 0:
         return None
@@ -187,19 +201,25 @@ def _fill(canvas: np.ndarray, geometry, value: float) -> bool:
     return bool(inside.any())
 
 
-def _draw_border(border: np.ndarray, thresh_mask: np.ndarray, polygon: Polygon, distance: float) -> None:
+def _draw_border(
+    border: np.ndarray, thresh_mask: np.ndarray, polygon: Polygon, distance: float
+) -> None:
     """Max-accumulate ``clip(1 - d / distance, 0, 1)`` into `border`; mark the dilated polygon in `thresh_mask`.
 
     ``d`` is the distance from a pixel centre to the nearest edge of `polygon`; only the local box
     of the polygon dilated by `distance` is visited.
     """
     xmin, ymin, xmax, ymax = polygon.bounds
-    box = _local_box((xmin - distance, ymin - distance, xmax + distance, ymax + distance), *border.shape)
+    box = _local_box(
+        (xmin - distance, ymin - distance, xmax + distance, ymax + distance), *border.shape
+    )
     if box is None:
         return
     px, py = _pixel_centres(*box)
     ring = np.asarray(polygon.exterior.coords, dtype=np.float64)  # closed: ring[-1] == ring[0]
-    edge_distance = _distance_to_segments(px.ravel(), py.ravel(), ring[:-1], ring[1:]).reshape(px.shape)
+    edge_distance = _distance_to_segments(px.ravel(), py.ravel(), ring[:-1], ring[1:]).reshape(
+        px.shape
+    )
 
     shapely.prepare(polygon)
     inside = shapely.contains_xy(polygon, px, py)
@@ -209,7 +229,9 @@ def _draw_border(border: np.ndarray, thresh_mask: np.ndarray, polygon: Polygon, 
     thresh_mask[box][dilated] = 1.0
 
 
-def _distance_to_segments(px: np.ndarray, py: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+def _distance_to_segments(
+    px: np.ndarray, py: np.ndarray, starts: np.ndarray, ends: np.ndarray
+) -> np.ndarray:
     """Distance from each point to the nearest of the segments ``starts[e] -> ends[e]``.
 
     Args:
@@ -222,10 +244,15 @@ def _distance_to_segments(px: np.ndarray, py: np.ndarray, starts: np.ndarray, en
     best = np.full(px.shape, np.inf)
     chunk = max(1, _MAX_DISTANCE_ELEMENTS // max(px.size, 1))
     for first in range(0, len(starts), chunk):
-        a, b = starts[first : first + chunk, :, None], ends[first : first + chunk, :, None]  # (e, 2, 1)
+        a, b = (
+            starts[first : first + chunk, :, None],
+            ends[first : first + chunk, :, None],
+        )  # (e, 2, 1)
         ab = b - a
         length2 = np.maximum((ab * ab).sum(axis=1), 1e-12)  # (e, 1)
-        t = np.clip(((px - a[:, 0]) * ab[:, 0] + (py - a[:, 1]) * ab[:, 1]) / length2, 0.0, 1.0)  # (e, P)
+        t = np.clip(
+            ((px - a[:, 0]) * ab[:, 0] + (py - a[:, 1]) * ab[:, 1]) / length2, 0.0, 1.0
+        )  # (e, P)
         dx = px - (a[:, 0] + t * ab[:, 0])
         dy = py - (a[:, 1] + t * ab[:, 1])
         np.minimum(best, np.sqrt(dx * dx + dy * dy).min(axis=0), out=best)

@@ -3,6 +3,7 @@
 Boxes are detectron2 XYWHA_ABS (cx, cy, w, h, angle in degrees, counter-clockwise) throughout;
 detectron2's transforms move them with ``apply_rotated_box`` (flips, resizes, 90-degree rotations).
 """
+
 import copy
 import logging
 from typing import List
@@ -55,13 +56,20 @@ class DOTADatasetMapper:
     @classmethod
     def from_config(cls, cfg, is_train: bool = True):
         if is_train:
-            augs = [T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN,
-                                         cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING)]
+            augs = [
+                T.ResizeShortestEdge(
+                    cfg.INPUT.MIN_SIZE_TRAIN,
+                    cfg.INPUT.MAX_SIZE_TRAIN,
+                    cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING,
+                )
+            ]
             if cfg.INPUT.RANDOM_FLIP != "none":
                 augs.append(T.RandomFlip(horizontal=True, vertical=False))
                 augs.append(T.RandomFlip(horizontal=False, vertical=True))
         else:
-            augs = [T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, "choice")]
+            augs = [
+                T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, "choice")
+            ]
         return {"is_train": is_train, "augmentations": augs, "image_format": cfg.INPUT.FORMAT}
 
     def __call__(self, dataset_dict):
@@ -80,11 +88,15 @@ class DOTADatasetMapper:
         out = []
         for anno in annos or []:
             if anno.get("bbox_mode") != BoxMode.XYWHA_ABS:
-                raise ValueError(f"{dataset_dict['file_name']}: DOTA annotations must be "
-                                 f"XYWHA_ABS, got {anno.get('bbox_mode')}")
+                raise ValueError(
+                    f"{dataset_dict['file_name']}: DOTA annotations must be "
+                    f"XYWHA_ABS, got {anno.get('bbox_mode')}"
+                )
             anno = dict(anno)
             anno.pop("segmentation", None)
-            anno["bbox"] = transforms.apply_rotated_box(np.asarray([anno["bbox"]], dtype=np.float64))[0]
+            anno["bbox"] = transforms.apply_rotated_box(
+                np.asarray([anno["bbox"]], dtype=np.float64)
+            )[0]
             out.append(anno)
         instances = utils.annotations_to_instances_rotated(out, image.shape[:2])
         dataset_dict["instances"] = instances[instances.gt_boxes.nonempty()]

@@ -4,6 +4,7 @@
 absolute pixel coordinates (x, y) of the image as the model sees it after augmentation; "height"
 and "width" keep the original size so that predictions are rescaled back to it.
 """
+
 import copy
 import logging
 from typing import List, Optional

@@ -37,7 +37,9 @@ logger = logging.getLogger(__name__)
 
 def _affine(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     h, w = image.shape[:2]
-    return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def _blend(image: np.ndarray, other, factor: float) -> np.ndarray:
@@ -58,7 +60,9 @@ def _auto_contrast(image, level, sign):
 
 
 def _equalize(image, level, sign):
-    return np.stack([cv2.equalizeHist(np.ascontiguousarray(image[..., c])) for c in range(3)], axis=-1)
+    return np.stack(
+        [cv2.equalizeHist(np.ascontiguousarray(image[..., c])) for c in range(3)], axis=-1
+    )
 
 
 def _invert(image, level, sign):
@@ -83,7 +87,9 @@ def _solarize(image, level, sign):
 
 def _solarize_add(image, level, sign):
     add = int(level * 110)
-    return np.where(image < 128, np.minimum(image.astype(np.int16) + add, 255), image).astype(np.uint8)
+    return np.where(image < 128, np.minimum(image.astype(np.int16) + add, 255), image).astype(
+        np.uint8
+    )
 
 
 def _color(image, level, sign):
@@ -190,7 +196,9 @@ class WordCropRandAugment:
             "poisson_noise": _poisson_noise,
         }
         if not 0 <= num_ops <= len(self.ops):
-            raise ValueError(f"WordCropRandAugment: num_ops must be in [0, {len(self.ops)}], got {num_ops}")
+            raise ValueError(
+                f"WordCropRandAugment: num_ops must be in [0, {len(self.ops)}], got {num_ops}"
+            )
         self.names = sorted(self.ops)
         self.num_ops = num_ops
         self.level = magnitude / 10.0
@@ -228,7 +236,9 @@ class STRDatasetMapper:
             augmentation: applied to training crops before resizing.
         """
         if image_format not in ("RGB", "BGR"):
-            raise ValueError(f"STRDatasetMapper: image_format must be RGB or BGR, got {image_format!r}")
+            raise ValueError(
+                f"STRDatasetMapper: image_format must be RGB or BGR, got {image_format!r}"
+            )
         self.is_train = is_train
         self.image_size = tuple(int(v) for v in image_size)
         self.image_format = image_format
@@ -283,7 +293,10 @@ class STRDatasetMapper:
             if self.is_train:
                 return None
             out.update(
-                image=torch.zeros(3, height, width, dtype=torch.uint8), height=0, width=0, image_error="unreadable"
+                image=torch.zeros(3, height, width, dtype=torch.uint8),
+                height=0,
+                width=0,
+                image_error="unreadable",
             )
             return out
         out.update(height=image.shape[0], width=image.shape[1])

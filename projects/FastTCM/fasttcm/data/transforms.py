@@ -4,6 +4,7 @@ Coordinates are absolute pixels of the image being transformed; polygons are (N,
 (x, y). The augmentations only produce detectron2/fvcore ``Transform`` objects, so polygons follow
 the image through ``Transform.apply_coords`` exactly.
 """
+
 from typing import Sequence, Tuple
 
 import numpy as np
@@ -63,7 +64,9 @@ class TextInstanceAwareCrop(Augmentation):
         """
         super().__init__()
         if crop_size <= 0 or not 0 < min_crop_side_ratio <= 1:
-            raise ValueError("TextInstanceAwareCrop: crop_size > 0 and 0 < min_crop_side_ratio <= 1")
+            raise ValueError(
+                "TextInstanceAwareCrop: crop_size > 0 and 0 < min_crop_side_ratio <= 1"
+            )
         self._init(locals())
 
     def _draw_crop(self, h: int, w: int, boxes: np.ndarray):
@@ -96,8 +99,10 @@ class TextInstanceAwareCrop(Augmentation):
                 continue
             if len(boxes):
                 inside = (
-                    (boxes[:, 0] >= xs[0]) & (boxes[:, 2] <= xs[1])
-                    & (boxes[:, 1] >= ys[0]) & (boxes[:, 3] <= ys[1])
+                    (boxes[:, 0] >= xs[0])
+                    & (boxes[:, 2] <= xs[1])
+                    & (boxes[:, 1] >= ys[0])
+                    & (boxes[:, 3] <= ys[1])
                 )
                 if not inside.any():
                     continue

@@ -1,4 +1,5 @@
 """Training and inference glue: trainer, atomic checkpointer, launcher, predictor."""
+
 from .checkpoint import AtomicDetectionCheckpointer, CheckpointPathError, IncompleteWeightsError
 from .launch import launch
 from .predictor import FastTCMPredictor

@@ -15,6 +15,7 @@ no model evaluated or served with weights it does not have.
   parameter or buffer missing or shape-mismatched (evaluation, demo and weight tools use it;
   training from a partial initialisation uses the lenient ``load``).
 """
+
 import glob
 import os
 from collections import OrderedDict
@@ -133,7 +134,9 @@ class AtomicDetectionCheckpointer(DetectionCheckpointer):
             if "model_state" not in loaded:
                 raise ValueError(f"{filename}: pycls checkpoints must contain 'model_state'")
             state = {
-                k: v for k, v in loaded["model_state"].items() if not k.endswith("num_batches_tracked")
+                k: v
+                for k, v in loaded["model_state"].items()
+                if not k.endswith("num_batches_tracked")
             }
             return {"model": state, "__author__": "pycls", "matching_heuristics": True}
         if "model" not in loaded:

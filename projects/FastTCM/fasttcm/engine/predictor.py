@@ -1,5 +1,6 @@
 """``FastTCMPredictor``: one image in, the model's predictions out (detectron2's DefaultPredictor,
 with safe, complete weight loading)."""
+
 import numpy as np
 import torch
 

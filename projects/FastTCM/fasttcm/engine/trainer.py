@@ -14,6 +14,7 @@ What differs from ``DefaultTrainer`` and why:
 * checkpoints are written atomically;
 * DDP also works for CPU models (gloo workers started by :func:`fasttcm.engine.launch.launch`).
 """
+
 import logging
 import weakref
 

@@ -10,11 +10,11 @@ from typing import Dict, Optional, Type
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 
-from .output_dir import default_output_dir
-from .text_det_evaluator import TextDetEvaluator
 from .dota_evaluator import DOTAEvaluator
-from .text_e2e_evaluator import TextSpottingEvaluator
+from .output_dir import default_output_dir
 from .str_evaluator import WordAccuracyEvaluator
+from .text_det_evaluator import TextDetEvaluator
+from .text_e2e_evaluator import TextSpottingEvaluator
 
 __all__ = [
     "EVALUATORS",

@@ -1,4 +1,5 @@
 """Collect what every evaluation process kept on the main process."""
+
 import itertools
 from typing import List, Optional
 

@@ -1,4 +1,5 @@
 """Where an evaluator writes its files when the caller names no folder."""
+
 import os
 
 __all__ = ["default_output_dir"]

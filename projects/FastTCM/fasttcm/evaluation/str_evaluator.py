@@ -55,8 +55,14 @@ def word_accuracy_metrics(predictions: List[str], ground_truths: List[str]) -> D
     if n == 0:
         return {"accuracy": 0.0, "one_minus_NED": 0.0, "num_samples": 0}
     correct = sum(p == g for p, g in zip(predictions, ground_truths))
-    similarity = sum(1.0 - edit_distance(p, g) / max(len(p), len(g)) for p, g in zip(predictions, ground_truths))
-    return {"accuracy": 100.0 * correct / n, "one_minus_NED": 100.0 * similarity / n, "num_samples": n}
+    similarity = sum(
+        1.0 - edit_distance(p, g) / max(len(p), len(g)) for p, g in zip(predictions, ground_truths)
+    )
+    return {
+        "accuracy": 100.0 * correct / n,
+        "one_minus_NED": 100.0 * similarity / n,
+        "num_samples": n,
+    }
 
 
 class WordAccuracyEvaluator(EvaluatorBase):
@@ -143,7 +149,9 @@ class WordAccuracyEvaluator(EvaluatorBase):
             f"1-NED {metrics['one_minus_NED']:.2f}%"
         )
         if num_unreadable:
-            logger.warning(f"{self._dataset_name}: {num_unreadable} unreadable crops were scored as misses")
+            logger.warning(
+                f"{self._dataset_name}: {num_unreadable} unreadable crops were scored as misses"
+            )
         if self._expected is not None and metrics["num_samples"] != self._expected:
             logger.warning(
                 f"{self._dataset_name}: {metrics['num_samples']} samples evaluated; the official protocol "

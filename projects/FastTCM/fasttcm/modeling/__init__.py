@@ -1,9 +1,12 @@
 """Model components. Importing this module registers them with detectron2's registries."""
+
 from .backbone import fpn  # noqa: F401  (registers build_fasttcm_cr50_fpn_backbone)
-from .text_heads import db_head  # noqa: F401  (registers FastTCMDBHead)
-from .meta_arch import text_detector  # noqa: F401  (registers FastTCMTextDetector)
-from .roi_heads import rotated_roi_heads  # noqa: F401  (registers FastTCMRROIHeads)
+from .meta_arch import (
+    rotated_rcnn,  # noqa: F401  (registers FastTCMRotatedRCNN)
+    text_detector,  # noqa: F401  (registers FastTCMTextDetector)
+    text_recognizer,  # noqa: F401  (registers FastTCMTextRecognizer)
+    text_spotter,  # noqa: F401  (registers FastTCMTextSpotter)
+)
 from .proposal_generator import sparse_matching_rrpn  # noqa: F401  (registers SparseMatchingRRPN)
-from .meta_arch import rotated_rcnn  # noqa: F401  (registers FastTCMRotatedRCNN)
-from .meta_arch import text_recognizer  # noqa: F401  (registers FastTCMTextRecognizer)
-from .meta_arch import text_spotter  # noqa: F401  (registers FastTCMTextSpotter)
+from .roi_heads import rotated_roi_heads  # noqa: F401  (registers FastTCMRROIHeads)
+from .text_heads import db_head  # noqa: F401  (registers FastTCMDBHead)

@@ -1,4 +1,5 @@
 """Losses shared by several heads (DB head, instance-language matching)."""
+
 import torch
 import torch.nn.functional as F
 
@@ -6,7 +7,11 @@ __all__ = ["balanced_bce_with_logits"]
 
 
 def balanced_bce_with_logits(
-    logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, negative_ratio: float = 3.0, eps: float = 1e-6
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor,
+    negative_ratio: float = 3.0,
+    eps: float = 1e-6,
 ) -> torch.Tensor:
     """Balanced BCE with online hard-negative mining (DBNet's BalanceBCE), pooled over the batch.
 

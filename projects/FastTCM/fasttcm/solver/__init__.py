@@ -1,4 +1,5 @@
 """Optimizers of FastTCM models: parameter-group recipes, gradient clipping, lr schedules."""
+
 from .build import PARAM_GROUP_RECIPES, build_optimizer, build_param_groups
 from .grad_clipping import add_gradient_clipping, with_full_model_clipping
 from .lr_scheduler import build_lr_scheduler

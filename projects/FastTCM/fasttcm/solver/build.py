@@ -4,6 +4,7 @@ The recipe is picked by the model's type (its meta-architecture) from :data:`PAR
 every other model uses FastTCM's groups (:func:`build_fasttcm_param_groups`: text encoder frozen,
 image encoder lr x ``MODEL.FASTTCM.IMAGE_ENCODER_LR_FACTOR``).
 """
+
 from typing import Any, Callable, Dict, List, Tuple, Type
 
 import torch

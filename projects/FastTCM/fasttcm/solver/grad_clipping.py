@@ -4,7 +4,9 @@
 (detectron2); "full_model" clips the norm of all gradients together, as mmcv's ``grad_clip``
 does in the official DOTA configs (detectron2 v0.6 has no such mode).
 """
+
 import torch
+
 from detectron2.solver.build import maybe_add_gradient_clipping
 
 __all__ = ["add_gradient_clipping", "with_full_model_clipping"]

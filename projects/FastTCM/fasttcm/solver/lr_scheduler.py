@@ -1,9 +1,11 @@
 """Learning-rate schedulers: detectron2's, plus the "WarmupPolyLR" of the official FastTCM
 configs."""
+
 import torch
+from fvcore.common.param_scheduler import PolynomialDecayParamScheduler
+
 from detectron2.solver import build_lr_scheduler as d2_build_lr_scheduler
 from detectron2.solver.lr_scheduler import LRMultiplier, WarmupParamScheduler
-from fvcore.common.param_scheduler import PolynomialDecayParamScheduler
 
 __all__ = ["build_lr_scheduler"]
 

@@ -11,9 +11,11 @@ encoder at a tenth of the base lr and the new modules at the base lr:
 Weight decay follows detectron2's keys: ``SOLVER.WEIGHT_DECAY``, ``SOLVER.WEIGHT_DECAY_NORM`` for
 normalization layers, ``SOLVER.BIAS_LR_FACTOR`` / ``SOLVER.WEIGHT_DECAY_BIAS`` for biases.
 """
+
 from typing import Any, Dict, List, Optional
 
 import torch
+
 from detectron2.solver.build import reduce_param_groups
 
 from ..modeling.clip.image_encoder import CLIPImageEncoder

@@ -17,7 +17,6 @@ import string
 import unicodedata
 from typing import Optional, Tuple
 
-
 __all__ = [
     "CHARSET_DIR",
     "load_charset",
@@ -35,7 +34,9 @@ def validate_charset(charset: str, source: str) -> str:
     if not charset:
         raise ValueError(f"charset from {source} is empty")
     if any(c.isspace() for c in charset):
-        raise ValueError(f"charset from {source} contains whitespace; labels have whitespace removed")
+        raise ValueError(
+            f"charset from {source} contains whitespace; labels have whitespace removed"
+        )
     duplicates = sorted({c for c in charset if charset.count(c) > 1})
     if duplicates:
         raise ValueError(f"charset from {source} repeats the characters {duplicates}")
@@ -61,8 +62,12 @@ def load_charset(name_or_path: str) -> str:
     if not os.path.isfile(path):
         path = os.path.join(CHARSET_DIR, f"{name_or_path}.txt")
     if not os.path.isfile(path):
-        shipped = sorted(os.path.splitext(f)[0] for f in os.listdir(CHARSET_DIR) if f.endswith(".txt"))
-        raise FileNotFoundError(f"charset {name_or_path!r} is neither a file nor a shipped charset name ({shipped})")
+        shipped = sorted(
+            os.path.splitext(f)[0] for f in os.listdir(CHARSET_DIR) if f.endswith(".txt")
+        )
+        raise FileNotFoundError(
+            f"charset {name_or_path!r} is neither a file nor a shipped charset name ({shipped})"
+        )
     with open(path, "r", encoding="utf-8") as f:
         first_line = f.readline().rstrip("\r\n")
     return validate_charset(first_line, path)
@@ -105,7 +110,9 @@ class CharsetAdapter:
         return "".join(c for c in text if c in self._keep)
 
 
-def normalize_label(label: str, *, remove_whitespace: bool = True, normalize_unicode: bool = True) -> str:
+def normalize_label(
+    label: str, *, remove_whitespace: bool = True, normalize_unicode: bool = True
+) -> str:
     """Remove whitespace and fold to ASCII (NFKD, non-ASCII dropped), as the official LMDB loader."""
     if remove_whitespace:
         label = "".join(label.split())
@@ -130,7 +137,9 @@ def preprocess_label(
         ``(label, None)`` for a kept label, or ``(None, reason)`` with reason ``"too_long"`` or
         ``"empty"`` for a dropped one.
     """
-    label = normalize_label(label, remove_whitespace=remove_whitespace, normalize_unicode=normalize_unicode)
+    label = normalize_label(
+        label, remove_whitespace=remove_whitespace, normalize_unicode=normalize_unicode
+    )
     if len(label) > max_length:
         return None, "too_long"
     label = adapter(label)

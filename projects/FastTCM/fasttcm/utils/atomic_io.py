@@ -10,6 +10,7 @@ Every writer in the project goes through this module:
   splits and the converters: build into a temporary sibling, rename it into place, and let the
   process that loses a race use the winner's copy.
 """
+
 import contextlib
 import json
 import logging

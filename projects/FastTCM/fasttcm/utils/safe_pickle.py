@@ -7,6 +7,7 @@ those need (numpy array and dtype reconstruction, ``OrderedDict``, and ``_codecs
 protocol-2 pickles use for byte strings) and refuses every other one with an error naming the file
 and the refused global.
 """
+
 import io
 import pickle
 from typing import IO, Any, FrozenSet, Tuple

@@ -6,6 +6,7 @@
 
 All coordinates are absolute pixels of the image being drawn.
 """
+
 from typing import Optional
 
 import numpy as np
@@ -20,8 +21,9 @@ _TEXT_COLOR = (0.1, 0.9, 0.2)
 class FastTCMVisualizer(Visualizer):
     """Visualizer that knows the ``polygons``/``texts`` and rotated-box outputs of FastTCM models."""
 
-    def __init__(self, img_rgb: np.ndarray, metadata=None, scale: float = 1.0,
-                 instance_mode=ColorMode.IMAGE):
+    def __init__(
+        self, img_rgb: np.ndarray, metadata=None, scale: float = 1.0, instance_mode=ColorMode.IMAGE
+    ):
         super().__init__(img_rgb, metadata, scale=scale, instance_mode=instance_mode)
 
     def draw_text_instances(self, instances, score_threshold: float = 0.0):
@@ -41,8 +43,13 @@ class FastTCMVisualizer(Visualizer):
             )
             if label:
                 x, y = poly[:, 0].min(), poly[:, 1].min()
-                self.draw_text(label, (x, y), color=_TEXT_COLOR, horizontal_alignment="left",
-                               font_size=max(self._default_font_size * 0.8, 8))
+                self.draw_text(
+                    label,
+                    (x, y),
+                    color=_TEXT_COLOR,
+                    horizontal_alignment="left",
+                    font_size=max(self._default_font_size * 0.8, 8),
+                )
         return self.output
 
     def draw_rotated_instances(self, instances, score_threshold: float = 0.0):
@@ -71,7 +78,9 @@ class FastTCMVisualizer(Visualizer):
         return self.draw_rotated_instances(instances, score_threshold)
 
 
-def instances_to_records(instances, score_threshold: float = 0.0, class_names: Optional[list] = None):
+def instances_to_records(
+    instances, score_threshold: float = 0.0, class_names: Optional[list] = None
+):
     """JSON-serialisable list of predictions (polygons / rotated boxes, scores, texts, classes)."""
     instances = instances.to("cpu")
     records = []

@@ -9,7 +9,6 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Dict, Tuple
 
-
 from .backgrounds import BACKGROUND_KINDS
 
 __all__ = ["SceneTextOptions", "DIFFICULTY_PRESETS"]

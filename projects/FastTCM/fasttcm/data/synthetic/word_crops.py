@@ -72,17 +72,27 @@ class WordCropOptions:
         for name in ("text_height", "margin", "blur_sigma", "noise_std", "clutter"):
             lo, hi = getattr(self, name)
             if not 0 <= lo <= hi:
-                raise ValueError(f"WordCropOptions.{name}={getattr(self, name)} must satisfy 0 <= min <= max")
+                raise ValueError(
+                    f"WordCropOptions.{name}={getattr(self, name)} must satisfy 0 <= min <= max"
+                )
         if self.text_height[0] < 4:
-            raise ValueError(f"WordCropOptions.text_height={self.text_height}: words need >= 4 px of ink")
+            raise ValueError(
+                f"WordCropOptions.text_height={self.text_height}: words need >= 4 px of ink"
+            )
         for name in ("alnum_prob", "rotated_prob", "curved_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"WordCropOptions.{name}={getattr(self, name)} must be a probability")
+                raise ValueError(
+                    f"WordCropOptions.{name}={getattr(self, name)} must be a probability"
+                )
         if not 1 <= self.jpeg_quality <= 100:
-            raise ValueError(f"WordCropOptions.jpeg_quality={self.jpeg_quality} must be in [1, 100]")
+            raise ValueError(
+                f"WordCropOptions.jpeg_quality={self.jpeg_quality} must be in [1, 100]"
+            )
 
 
-def _contrasting_color(rng: np.random.Generator, background_luma: float, min_contrast: float) -> np.ndarray:
+def _contrasting_color(
+    rng: np.random.Generator, background_luma: float, min_contrast: float
+) -> np.ndarray:
     """A random RGB colour (float32 (3,)) whose luminance is >= `min_contrast` away from the background."""
     sides = []
     if background_luma - min_contrast >= 0:
@@ -90,7 +100,9 @@ def _contrasting_color(rng: np.random.Generator, background_luma: float, min_con
     if background_luma + min_contrast <= 255:
         sides.append((background_luma + min_contrast, 255.0))
     lo, hi = (
-        sides[int(rng.integers(len(sides)))] if sides else ((0.0, 0.0) if background_luma > 127.5 else (255.0, 255.0))
+        sides[int(rng.integers(len(sides)))]
+        if sides
+        else ((0.0, 0.0) if background_luma > 127.5 else (255.0, 255.0))
     )
     target = rng.uniform(lo, hi)
     color = rng.uniform(0.0, 255.0, size=3).astype(np.float32)
@@ -120,9 +132,15 @@ def render_word_crop(
     mask = render_word_mask(text, font, height, pad=1 + int(math.ceil(1.5 * blur)))
     mask_h, mask_w = mask.shape
 
-    limit = opts.max_rotation_deg if rng.random() < opts.rotated_prob else min(2.0, opts.max_rotation_deg)
+    limit = (
+        opts.max_rotation_deg
+        if rng.random() < opts.rotated_prob
+        else min(2.0, opts.max_rotation_deg)
+    )
     arc = 0.0
-    max_arc = min(opts.max_arc_deg, 0.9 * math.degrees(mask_w / mask_h))  # inner radius >= word height
+    max_arc = min(
+        opts.max_arc_deg, 0.9 * math.degrees(mask_w / mask_h)
+    )  # inner radius >= word height
     if rng.random() < opts.curved_prob and max_arc >= 15.0:
         arc = rng.uniform(15.0, max_arc) * (1.0 if rng.random() < 0.5 else -1.0)
     geometry = make_word_geometry(
@@ -149,7 +167,9 @@ def render_word_crop(
         distractor_strokes=strokes,
         non_text_lines=strokes,
     )
-    alpha, (ox, oy) = geometry.warp(mask.alpha, (crop_h, crop_w), margin=int(math.ceil(3 * blur)) + 2)
+    alpha, (ox, oy) = geometry.warp(
+        mask.alpha, (crop_h, crop_w), margin=int(math.ceil(3 * blur)) + 2
+    )
     if alpha.size:
         if blur > 0.2:
             alpha = cv2.GaussianBlur(alpha, (0, 0), blur)
@@ -169,7 +189,9 @@ def _render_encoded(index: int, *, seed: int, opts: WordCropOptions) -> Tuple[by
     rng = np.random.default_rng([seed, index])
     image, label = render_word_crop(rng, discover_fonts(DEFAULT_CHARSET), opts)
     ok, encoded = cv2.imencode(
-        ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, opts.jpeg_quality]
+        ".jpg",
+        cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+        [cv2.IMWRITE_JPEG_QUALITY, opts.jpeg_quality],
     )
     if not ok:
         raise RuntimeError(f"generate_word_crops: OpenCV could not encode crop {index}")
@@ -204,7 +226,9 @@ def generate_word_crops(
         `out_dir` as a Path.
     """
     if not isinstance(num_crops, (int, np.integer)) or num_crops < 1:
-        raise ValueError(f"generate_word_crops: num_crops must be a positive integer, got {num_crops!r}")
+        raise ValueError(
+            f"generate_word_crops: num_crops must be a positive integer, got {num_crops!r}"
+        )
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"generate_word_crops: seed must be a non-negative integer, got {seed!r}")
     known = {f.name for f in fields(WordCropOptions)}

@@ -47,7 +47,9 @@ __all__ = [
 DEFAULT_CHARSET = string.ascii_letters + string.digits + "-.&'!:/$%@?"
 
 # Common English words, frequent on signs, shop fronts, labels and posters (duplicates dropped).
-VOCABULARY = tuple(dict.fromkeys("""
+VOCABULARY = tuple(
+    dict.fromkeys(
+        """
     the and for you with this that from your all new more open free sale shop city road street
     park hotel cafe bar bank store market food coffee tea pizza bread fresh hot cold menu price
     best good great time day night today now here there exit entry enter push pull stop slow go
@@ -67,7 +69,9 @@ VOCABULARY = tuple(dict.fromkeys("""
     tour travel guide ticket tickets sale new limited edition original classic modern vintage
     local global national public private general central union united street avenue lane drive
     square plaza tower bridge hall court way place point corner garage shed barn farm field
-    """.split()))
+    """.split()
+    )
+)
 
 
 def sample_text(

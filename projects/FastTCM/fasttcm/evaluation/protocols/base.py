@@ -18,8 +18,8 @@ from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .polygons import as_vertex_array
 from ...structures.text import DONT_CARE_TEXT
+from .polygons import as_vertex_array
 
 __all__ = [
     "DONT_CARE_TEXT",

@@ -90,7 +90,7 @@ def read_task1_file(path: Union[str, os.PathLike]) -> ClassDetections:
                 values.append([float(t) for t in tokens[1:]])
             except ValueError:
                 raise ValueError(
-                    f"{path}:{lineno}: score and coordinates must be numbers: " f"{raw.strip()!r}"
+                    f"{path}:{lineno}: score and coordinates must be numbers: {raw.strip()!r}"
                 )
             names.append(tokens[0])
     arr = np.asarray(values, dtype=np.float64).reshape(-1, 9)
@@ -110,7 +110,7 @@ def read_task1_dir(
         path = os.path.join(pred_dir, task1_file_name(name))
         if not os.path.isfile(path):
             raise FileNotFoundError(
-                f"Task-1 submission {pred_dir} has no file for class {name!r} " f"({path})"
+                f"Task-1 submission {pred_dir} has no file for class {name!r} ({path})"
             )
         out[name] = read_task1_file(path)
     return out

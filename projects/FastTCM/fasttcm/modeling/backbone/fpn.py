@@ -1,8 +1,10 @@
 """``build_fasttcm_cr50_fpn_backbone``: detectron2's FPN on top of :class:`FastTCMBackbone`."""
+
 from typing import Dict, Tuple
 
 import torch
 import torch.nn.functional as F
+
 from detectron2.layers import ShapeSpec
 from detectron2.modeling.backbone import BACKBONE_REGISTRY, FPN
 from detectron2.modeling.backbone.fpn import LastLevelMaxPool
@@ -20,7 +22,9 @@ class FastTCMFPN(FPN):
     auxiliary loss as well.
     """
 
-    def forward_with_aux(self, x: torch.Tensor) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
+    def forward_with_aux(
+        self, x: torch.Tensor
+    ) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
         """
         Args:
             x: (B, 3, H, W) normalized RGB images, H and W multiples of :attr:`size_divisibility`.
@@ -69,7 +73,9 @@ def build_fasttcm_cr50_fpn_backbone(cfg, input_shape: ShapeSpec) -> FastTCMFPN:
     in_features = list(cfg.MODEL.FPN.IN_FEATURES) or ["res2", "res3", "res4", "res5"]
     unknown = [f for f in in_features if f not in bottom_up.output_shape()]
     if unknown:
-        raise ValueError(f"MODEL.FPN.IN_FEATURES {unknown} are not FastTCMBackbone outputs (res2..res5)")
+        raise ValueError(
+            f"MODEL.FPN.IN_FEATURES {unknown} are not FastTCMBackbone outputs (res2..res5)"
+        )
     return FastTCMFPN(
         bottom_up=bottom_up,
         in_features=in_features,

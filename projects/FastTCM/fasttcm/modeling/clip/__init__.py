@@ -1,5 +1,6 @@
 """CLIP encoders (open_clip layers): the RN50 encoders of FastTCM, the ViT and text towers of
 CLIP4STR, the BPE tokenizer and weight loading. Needs no detectron2."""
+
 from .conv_stem import ConvPatchStem
 from .image_encoder import (
     CLIPImageEncoder,

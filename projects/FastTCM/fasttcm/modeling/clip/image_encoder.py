@@ -6,6 +6,7 @@ changes the attention pool: every one of the 1 + HW tokens is a query (CLIP quer
 token only), which yields a global vector *and* a dense embedding map, and the positional table is
 resized to the actual feature size at every forward.
 """
+
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
@@ -115,10 +116,16 @@ class CLIPImageEncoder(ModifiedResNet):
         if (width * 32) % heads != 0:
             raise ValueError(f"attention-pool width {width * 32} is not divisible by heads={heads}")
         super().__init__(
-            layers=list(layers), output_dim=output_dim, heads=heads, image_size=attnpool_grid * 32, width=width
+            layers=list(layers),
+            output_dim=output_dim,
+            heads=heads,
+            image_size=attnpool_grid * 32,
+            width=width,
         )
         self.attnpool = (
-            DenseAttentionPool2d(attnpool_grid, width * 32, heads, output_dim) if with_attention_pool else None
+            DenseAttentionPool2d(attnpool_grid, width * 32, heads, output_dim)
+            if with_attention_pool
+            else None
         )
         self.init_parameters()  # CLIP's init, now applied to the dense attention pool
         self.stage_channels = {f"res{i + 2}": width * 4 * 2**i for i in range(4)}
@@ -141,7 +148,9 @@ class CLIPImageEncoder(ModifiedResNet):
         """
         x = self.stem(x)
         features = {}
-        for name, stage in zip(self.stage_channels, (self.layer1, self.layer2, self.layer3, self.layer4)):
+        for name, stage in zip(
+            self.stage_channels, (self.layer1, self.layer2, self.layer3, self.layer4)
+        ):
             x = stage(x)
             features[name] = x
         if self.attnpool is None:

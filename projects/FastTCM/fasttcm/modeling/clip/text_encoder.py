@@ -4,6 +4,7 @@ The text encoder of TCM / FastTCM. The layers are open_clip's (``open_clip.trans
 ``LayerNorm``, ``QuickGELU``) and the parameter names match CLIP state dicts (``token_embedding``,
 ``positional_embedding``, ``transformer.resblocks.*``, ``ln_final``, ``text_projection``).
 """
+
 from typing import Optional
 
 import torch
@@ -124,7 +125,11 @@ class CLIPTextContextEncoder(nn.Module):
                 f"prompt of {prompt_length} tokens plus {n_ctx} context vectors exceeds the "
                 f"{self.max_length} positions of the text encoder"
             )
-        batch = context.shape[0] if conditional_cue is None else max(context.shape[0], conditional_cue.shape[0])
+        batch = (
+            context.shape[0]
+            if conditional_cue is None
+            else max(context.shape[0], conditional_cue.shape[0])
+        )
         words = self.token_embedding(token_ids)  # (K, L, width)
         x = torch.cat(
             [
@@ -138,7 +143,9 @@ class CLIPTextContextEncoder(nn.Module):
             x = x + conditional_cue[:, None, None, :]
         x = x + self.positional_embedding[:length]
         x = x.flatten(0, 1)  # (N * K, L + n_ctx, width)
-        causal_mask = torch.full((length, length), float("-inf"), device=x.device, dtype=x.dtype).triu_(1)
+        causal_mask = torch.full(
+            (length, length), float("-inf"), device=x.device, dtype=x.dtype
+        ).triu_(1)
         x = self.ln_final(self.transformer(x, attn_mask=causal_mask))
         eos_index = (token_ids.argmax(dim=-1) + n_ctx).repeat(batch)  # EOS has the largest token id
         x = x[torch.arange(x.shape[0], device=x.device), eos_index]  # (N * K, width)

@@ -3,6 +3,7 @@
 open_clip_torch ships ``bpe_simple_vocab_16e6.txt.gz`` inside its package; this module only reads
 that file, so tokenizing never touches the network.
 """
+
 import functools
 import os
 from typing import List, Sequence

@@ -14,6 +14,7 @@ CLIP names (``visual.*``, ``token_embedding.weight``, ``positional_embedding``,
 :class:`~fasttcm.modeling.clip.image_encoder.CLIPImageEncoder` (``visual.`` stripped) and
 :class:`~fasttcm.modeling.clip.text_encoder.CLIPTextContextEncoder` (same names).
 """
+
 import logging
 import os
 import warnings
@@ -36,9 +37,22 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _IMAGE_PREFIX = "visual."
-_TEXT_KEYS = ("token_embedding.", "positional_embedding", "transformer.", "ln_final.", "text_projection")
+_TEXT_KEYS = (
+    "token_embedding.",
+    "positional_embedding",
+    "transformer.",
+    "ln_final.",
+    "text_projection",
+)
 # Entries of CLIP checkpoints that no FastTCM module uses.
-_UNUSED_KEYS = ("input_resolution", "context_length", "vocab_size", "logit_scale", "logit_bias", "attn_mask")
+_UNUSED_KEYS = (
+    "input_resolution",
+    "context_length",
+    "vocab_size",
+    "logit_scale",
+    "logit_bias",
+    "attn_mask",
+)
 _ATTNPOOL_POSITIONAL = "attnpool.positional_embedding"
 
 
@@ -79,11 +93,15 @@ def read_clip_state_dict(path: str) -> Dict[str, torch.Tensor]:
         raise FileNotFoundError(f"CLIP weights file {path!r} does not exist")
     if _is_torchscript_archive(path):
         try:
-            with warnings.catch_warnings():  # TorchScript is deprecated, yet it is the RN50.pt format
+            with (
+                warnings.catch_warnings()
+            ):  # TorchScript is deprecated, yet it is the RN50.pt format
                 warnings.simplefilter("ignore", FutureWarning)
                 state_dict = torch.jit.load(path, map_location="cpu").state_dict()
         except Exception as e:
-            raise ValueError(f"CLIP weights file {path!r}: cannot read the TorchScript archive ({e})") from e
+            raise ValueError(
+                f"CLIP weights file {path!r}: cannot read the TorchScript archive ({e})"
+            ) from e
     else:
         try:
             state_dict = torch.load(path, map_location="cpu", weights_only=True)
@@ -102,7 +120,11 @@ def read_clip_state_dict(path: str) -> Dict[str, torch.Tensor]:
     cleaned = {}
     for key, value in state_dict.items():
         key = key[len("module.") :] if key.startswith("module.") else key
-        key = key[len("text.") :] if key.startswith("text.") and _is_text_key(key[len("text.") :]) else key
+        key = (
+            key[len("text.") :]
+            if key.startswith("text.") and _is_text_key(key[len("text.") :])
+            else key
+        )
         if key in _UNUSED_KEYS:
             continue
         if value.is_floating_point():
@@ -126,7 +148,9 @@ def _fit_to_module(
         if key in own and own[key].shape != value.shape:
             if key == _ATTNPOOL_POSITIONAL:
                 side = int(round((own[key].shape[0] - 1) ** 0.5))
-                logger.info(f"Resizing {prefix}{key} of {path} from {tuple(value.shape)} to {tuple(own[key].shape)}")
+                logger.info(
+                    f"Resizing {prefix}{key} of {path} from {tuple(value.shape)} to {tuple(own[key].shape)}"
+                )
                 value = resize_attnpool_positional_embedding(value, side, side)
             else:
                 raise ValueError(
@@ -162,7 +186,9 @@ def load_clip_weights(
         :class:`CLIPLoadResult` with names prefixed by `image_prefix` / `text_prefix`.
     """
     state_dict = read_clip_state_dict(path)
-    image_sd = {k[len(_IMAGE_PREFIX) :]: v for k, v in state_dict.items() if k.startswith(_IMAGE_PREFIX)}
+    image_sd = {
+        k[len(_IMAGE_PREFIX) :]: v for k, v in state_dict.items() if k.startswith(_IMAGE_PREFIX)
+    }
     text_sd = {k: v for k, v in state_dict.items() if _is_text_key(k)}
     other = sorted(k for k in state_dict if not k.startswith(_IMAGE_PREFIX) and not _is_text_key(k))
 
@@ -171,21 +197,29 @@ def load_clip_weights(
         pool_keys = [k for k in image_sd if k.startswith("attnpool.")]
         image_sd = {k: v for k, v in image_sd.items() if not k.startswith("attnpool.")}
         if pool_keys:
-            logger.info(f"{len(pool_keys)} attention-pool entries of {path} unused: the model has no attention pool")
+            logger.info(
+                f"{len(pool_keys)} attention-pool entries of {path} unused: the model has no attention pool"
+            )
     parts = [(image_encoder, image_sd, image_prefix)]
     if text_encoder is not None:
         parts.append((text_encoder, text_sd, text_prefix))
     elif text_sd:
-        logger.info(f"{len(text_sd)} text-encoder entries of {path} unused: the model has no text branch")
+        logger.info(
+            f"{len(text_sd)} text-encoder entries of {path} unused: the model has no text branch"
+        )
     for module, part_sd, prefix in parts:
         result = module.load_state_dict(_fit_to_module(part_sd, module, path, prefix), strict=False)
         missing += [prefix + k for k in result.missing_keys]
         unexpected += [prefix + k for k in result.unexpected_keys]
 
     if missing:
-        logger.warning(f"CLIP weights {path}: {len(missing)} missing keys (left at random init): {missing}")
+        logger.warning(
+            f"CLIP weights {path}: {len(missing)} missing keys (left at random init): {missing}"
+        )
     if unexpected:
-        logger.warning(f"CLIP weights {path}: {len(unexpected)} unexpected keys (ignored): {unexpected}")
+        logger.warning(
+            f"CLIP weights {path}: {len(unexpected)} unexpected keys (ignored): {unexpected}"
+        )
     logger.info(f"Loaded CLIP weights from {path}")
     return CLIPLoadResult(missing, unexpected)
 

@@ -10,6 +10,7 @@ pixels. Differences to ``GeneralizedRCNN``:
   BCE of S/tau against the ground-truth rotated boxes rasterized per class at stride
   ``ILM_TARGET_STRIDE``, weighted by lambda (``MODEL.FASTTCM.AUX_LOSS_WEIGHT``).
 """
+
 from typing import Dict, List, Optional
 
 import torch
@@ -23,8 +24,14 @@ from ..tcm.instance_language_matching import per_class_bce_loss
 __all__ = ["FastTCMRotatedRCNN", "rasterize_rotated_boxes"]
 
 
-def rasterize_rotated_boxes(boxes: torch.Tensor, classes: torch.Tensor, num_classes: int,
-                            height: int, width: int, stride: int) -> torch.Tensor:
+def rasterize_rotated_boxes(
+    boxes: torch.Tensor,
+    classes: torch.Tensor,
+    num_classes: int,
+    height: int,
+    width: int,
+    stride: int,
+) -> torch.Tensor:
     """Per-class binary masks of rotated boxes, sampled at pixel centres of a stride-`stride` grid.
 
     Args:
@@ -98,30 +105,42 @@ class FastTCMRotatedRCNN(GeneralizedRCNN):
         )
         losses = {**detector_losses, **proposal_losses}
         if "logits" in aux and self.aux_loss_weight > 0:
-            losses["loss_ilm"] = self.aux_loss_weight * self._ilm_loss(aux["logits"], images,
-                                                                      gt_instances)
+            losses["loss_ilm"] = self.aux_loss_weight * self._ilm_loss(
+                aux["logits"], images, gt_instances
+            )
         return losses
 
     def _ilm_loss(self, logits: torch.Tensor, images, gt_instances: List[Instances]):
         num_classes = logits.shape[1]
         height, width = images.tensor.shape[-2:]
-        targets = torch.stack([
-            rasterize_rotated_boxes(
-                inst.gt_boxes.tensor.float(), inst.gt_classes, num_classes, height, width,
-                self.ilm_target_stride,
-            )
-            for inst in gt_instances
-        ])
+        targets = torch.stack(
+            [
+                rasterize_rotated_boxes(
+                    inst.gt_boxes.tensor.float(),
+                    inst.gt_classes,
+                    num_classes,
+                    height,
+                    width,
+                    self.ilm_target_stride,
+                )
+                for inst in gt_instances
+            ]
+        )
         return per_class_bce_loss(logits, targets)
 
-    def inference(self, batched_inputs, detected_instances: Optional[List[Instances]] = None,
-                  do_postprocess: bool = True):
+    def inference(
+        self,
+        batched_inputs,
+        detected_instances: Optional[List[Instances]] = None,
+        do_postprocess: bool = True,
+    ):
         assert detected_instances is None, "FastTCMRotatedRCNN does not take given boxes"
         images = self.preprocess_image(batched_inputs)
         features, aux = self._backbone(images)
         proposals, _ = self.proposal_generator(images, features, None)
-        results, _ = self.roi_heads(images, features, proposals, None,
-                                    text_embeddings=aux.get("text_embeddings"))
+        results, _ = self.roi_heads(
+            images, features, proposals, None, text_embeddings=aux.get("text_embeddings")
+        )
         if do_postprocess:
             return GeneralizedRCNN._postprocess(results, batched_inputs, images.image_sizes)
         return results

@@ -118,7 +118,9 @@ class FastTCMTextDetector(nn.Module):
         features, aux = self.extract_features(images.tensor)
         _, losses = self.text_head(features, targets)
         if self.aux_loss_weight and "logits" in aux:
-            losses["loss_ilm"] = self.aux_loss_weight * self.instance_language_loss(aux["logits"], targets)
+            losses["loss_ilm"] = self.aux_loss_weight * self.instance_language_loss(
+                aux["logits"], targets
+            )
         return losses
 
     def inference(self, batched_inputs: List[Dict], return_maps: bool = False) -> List[Dict]:
@@ -143,7 +145,9 @@ class FastTCMTextDetector(nn.Module):
         results = []
         for index, (inputs, (h, w)) in enumerate(zip(batched_inputs, images.image_sizes)):
             height, width = int(inputs.get("height", h)), int(inputs.get("width", w))
-            polygons, scores = self.postprocessor(prob_maps[index, :h, :w], output_size=(height, width))
+            polygons, scores = self.postprocessor(
+                prob_maps[index, :h, :w], output_size=(height, width)
+            )
             result = {"instances": self._make_instances(polygons, scores, (height, width))}
             if return_maps:
                 result["db_maps"] = {
@@ -160,10 +164,14 @@ class FastTCMTextDetector(nn.Module):
 
     def preprocess_image(self, batched_inputs: List[Dict]) -> ImageList:
         """Normalize the images and pad them to a common size divisible by ``backbone.size_divisibility``."""
-        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
+        images = [
+            (x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs
+        ]
         return ImageList.from_tensors(images, self.backbone.size_divisibility)
 
-    def prepare_targets(self, batched_inputs: List[Dict], images: ImageList) -> Dict[str, torch.Tensor]:
+    def prepare_targets(
+        self, batched_inputs: List[Dict], images: ImageList
+    ) -> Dict[str, torch.Tensor]:
         """Pad each image's DB targets like its image; zero padding masks the padded pixels out.
 
         Returns:
@@ -194,13 +202,17 @@ class FastTCMTextDetector(nn.Module):
             for key in DB_TARGET_KEYS
         }
 
-    def extract_features(self, images: torch.Tensor) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
+    def extract_features(
+        self, images: torch.Tensor
+    ) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
         """Backbone features and, for backbones with ``forward_with_aux``, their aux outputs (else {})."""
         if hasattr(self.backbone, "forward_with_aux"):
             return self.backbone.forward_with_aux(images)
         return self.backbone(images), {}
 
-    def instance_language_loss(self, logits: torch.Tensor, targets: Dict[str, torch.Tensor]) -> torch.Tensor:
+    def instance_language_loss(
+        self, logits: torch.Tensor, targets: Dict[str, torch.Tensor]
+    ) -> torch.Tensor:
         """Balanced BCE (3:1 OHEM) of S / tau, upsampled to the input, against the shrunk text kernels.
 
         Args:
@@ -213,10 +225,15 @@ class FastTCMTextDetector(nn.Module):
                 f"the backbone's score map has K = {logits.shape[1]}."
             )
         return balanced_bce_loss(
-            logits, targets["shrink_map"][:, 0], targets["shrink_mask"][:, 0], negative_ratio=self.aux_negative_ratio
+            logits,
+            targets["shrink_map"][:, 0],
+            targets["shrink_mask"][:, 0],
+            negative_ratio=self.aux_negative_ratio,
         )
 
-    def _make_instances(self, polygons: List[np.ndarray], scores: np.ndarray, image_size: Tuple[int, int]) -> Instances:
+    def _make_instances(
+        self, polygons: List[np.ndarray], scores: np.ndarray, image_size: Tuple[int, int]
+    ) -> Instances:
         """Instances with ``polygons``, ``scores`` and ``pred_boxes`` (XYXY bounds), on this model's device."""
         instances = Instances(image_size)
         instances.polygons = polygons

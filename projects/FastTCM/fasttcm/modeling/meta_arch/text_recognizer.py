@@ -33,7 +33,9 @@ class FastTCMTextRecognizer(nn.Module):
         """
         super().__init__()
         if input_format not in ("RGB", "BGR"):
-            raise ValueError(f"FastTCMTextRecognizer: INPUT.FORMAT must be RGB or BGR, got {input_format!r}")
+            raise ValueError(
+                f"FastTCMTextRecognizer: INPUT.FORMAT must be RGB or BGR, got {input_format!r}"
+            )
         self.recognizer = recognizer
         self.input_format = input_format
 
@@ -62,7 +64,9 @@ class FastTCMTextRecognizer(nn.Module):
                 )
             image = image.float()
             if tuple(image.shape[1:]) != size:
-                image = F.interpolate(image[None], size=size, mode="bicubic", align_corners=False)[0].clamp_(0, 255)
+                image = F.interpolate(image[None], size=size, mode="bicubic", align_corners=False)[
+                    0
+                ].clamp_(0, 255)
             images.append(image)
         images = torch.stack(images)
         if self.input_format == "BGR":
@@ -84,8 +88,12 @@ class FastTCMTextRecognizer(nn.Module):
         if self.training:
             missing = [i for i, inp in enumerate(batched_inputs) if "text" not in inp]
             if missing:
-                raise KeyError(f"FastTCMTextRecognizer: training inputs {missing[:5]} have no 'text' label")
-            return self.recognizer.recognition_losses(images, [inp["text"] for inp in batched_inputs])
+                raise KeyError(
+                    f"FastTCMTextRecognizer: training inputs {missing[:5]} have no 'text' label"
+                )
+            return self.recognizer.recognition_losses(
+                images, [inp["text"] for inp in batched_inputs]
+            )
         texts, scores, char_scores = self.recognizer.predict(images)
         return [
             {"text": text, "score": float(score), "char_scores": chars}

@@ -7,17 +7,18 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.structures import Instances
 from detectron2.utils.events import get_event_storage
 from detectron2.utils.logger import log_every_n_seconds
 
+from ...structures.text import DONT_CARE_TEXT
 from ..recognition.clip4str import CLIP4STR, build_clip4str_recognizer
 from ..recognition.crop_jitter import jitter_side_polygons
 from ..recognition.rectify import polygon_sampling_grids, polygon_validity, sample_crops
 from .text_detector import FastTCMTextDetector
-from ...structures.text import DONT_CARE_TEXT
 
 __all__ = ["FastTCMTextSpotter"]
 
@@ -107,7 +108,9 @@ class FastTCMTextSpotter(FastTCMTextDetector):
         """
         super().__init__(**detector_kwargs)
         if input_format not in ("RGB", "BGR"):
-            raise ValueError(f"text_spotter.FastTCMTextSpotter: INPUT.FORMAT must be RGB or BGR, got {input_format!r}")
+            raise ValueError(
+                f"text_spotter.FastTCMTextSpotter: INPUT.FORMAT must be RGB or BGR, got {input_format!r}"
+            )
         if max_train_crops < 1 or crop_batch_size < 1:
             raise ValueError(
                 "text_spotter.FastTCMTextSpotter: MODEL.SPOTTER.MAX_TRAIN_CROPS and TEST.SPOTTER.CROP_BATCH_SIZE "
@@ -260,8 +263,14 @@ class FastTCMTextSpotter(FastTCMTextDetector):
             min_area=self.min_polygon_area,
         )
         images = [x["image"].to(self.device) for x in batched_inputs]
-        crops = sample_crops(images, grids, torch.as_tensor(image_indices, dtype=torch.long)[selected])
-        return self._normalize_crops(crops, len(batched_inputs[0]["image"])), [labels[i] for i in selected], counts
+        crops = sample_crops(
+            images, grids, torch.as_tensor(image_indices, dtype=torch.long)[selected]
+        )
+        return (
+            self._normalize_crops(crops, len(batched_inputs[0]["image"])),
+            [labels[i] for i in selected],
+            counts,
+        )
 
     def recognition_losses(self, batched_inputs: List[Dict]) -> Dict[str, torch.Tensor]:
         """Recognizer losses on the batch's ground-truth crops (see the class docstring).
@@ -300,7 +309,9 @@ class FastTCMTextSpotter(FastTCMTextDetector):
             height, width = result["instances"].image_size
             input_height, input_width = inputs["image"].shape[-2:]
             scale = np.array([input_width / width, input_height / height], dtype=np.float64)
-            polygons.extend(np.asarray(p, dtype=np.float64) * scale for p in result["instances"].polygons)
+            polygons.extend(
+                np.asarray(p, dtype=np.float64) * scale for p in result["instances"].polygons
+            )
             image_indices.extend([index] * len(result["instances"]))
         image_indices = torch.as_tensor(image_indices, dtype=torch.long)
         images = [x["image"].to(self.device) for x in batched_inputs]
@@ -310,14 +321,19 @@ class FastTCMTextSpotter(FastTCMTextDetector):
         for start in range(0, len(polygons), self.crop_batch_size):  # bounded grid and crop memory
             stop = min(start + self.crop_batch_size, len(polygons))
             grids, chunk_valid = polygon_sampling_grids(
-                polygons[start:stop], self.recognizer.input_size, layout=self.crop_layout, min_area=self.min_polygon_area
+                polygons[start:stop],
+                self.recognizer.input_size,
+                layout=self.crop_layout,
+                min_area=self.min_polygon_area,
             )
             valid[start:stop] = chunk_valid
             chunk = torch.arange(start, stop)[chunk_valid]
             if len(chunk) == 0:
                 continue
             crops = sample_crops(images, grids[chunk_valid], image_indices[chunk])
-            chunk_texts, chunk_scores = self.recognizer.recognize(self._normalize_crops(crops, len(images[0])))
+            chunk_texts, chunk_scores = self.recognizer.recognize(
+                self._normalize_crops(crops, len(images[0]))
+            )
             for i, text in zip(chunk.tolist(), chunk_texts):
                 texts[i] = text
             text_scores[chunk] = chunk_scores.float().cpu()
@@ -337,7 +353,9 @@ class FastTCMTextSpotter(FastTCMTextDetector):
             instances = result["instances"]
             stop = start + len(instances)
             index = keep[start:stop].nonzero()[:, 0]
-            result["instances"] = self._spotting_instances(instances, index, texts[start:stop], text_scores[start:stop])
+            result["instances"] = self._spotting_instances(
+                instances, index, texts[start:stop], text_scores[start:stop]
+            )
             start = stop
         return results
 
@@ -345,18 +363,26 @@ class FastTCMTextSpotter(FastTCMTextDetector):
     def _normalize_crops(self, crops: torch.Tensor, num_channels: int) -> torch.Tensor:
         """(M, 3, h, w) crops in 0-255, INPUT.FORMAT order -> normalized RGB recognizer input."""
         if num_channels != 3:
-            raise ValueError(f"text_spotter.FastTCMTextSpotter: images must have 3 channels, got {num_channels}")
+            raise ValueError(
+                f"text_spotter.FastTCMTextSpotter: images must have 3 channels, got {num_channels}"
+            )
         if self.input_format == "BGR":
             crops = crops.flip(1)
         return self.recognizer.normalize(crops)
 
     def _spotting_instances(
-        self, instances: Instances, index: torch.Tensor, texts: Sequence[str], text_scores: torch.Tensor
+        self,
+        instances: Instances,
+        index: torch.Tensor,
+        texts: Sequence[str],
+        text_scores: torch.Tensor,
     ) -> Instances:
         """The detections `index` of `instances`, with ``texts`` and ``text_scores``."""
         kept = index.tolist()
         result = self._make_instances(
-            [instances.polygons[i] for i in kept], instances.scores[index].cpu().numpy(), instances.image_size
+            [instances.polygons[i] for i in kept],
+            instances.scores[index].cpu().numpy(),
+            instances.image_size,
         )
         result.texts = [texts[i] for i in kept]
         result.text_scores = text_scores[index].to(self.device)
@@ -365,7 +391,7 @@ class FastTCMTextSpotter(FastTCMTextDetector):
 
 def _spotter_loss_name(name: str) -> str:
     """A recognizer loss key in the spotter's loss dict: "loss_visual" -> "loss_rec_visual"."""
-    return "loss_rec_" + name[len("loss_"):]
+    return "loss_rec_" + name[len("loss_") :]
 
 
 def _record_counts(counts) -> None:
@@ -374,4 +400,6 @@ def _record_counts(counts) -> None:
         storage = get_event_storage()
     except AssertionError:  # no EventStorage outside a trainer
         return
-    storage.put_scalars(**{f"spotter/{name}": float(value) for name, value in counts.items()}, smoothing_hint=False)
+    storage.put_scalars(
+        **{f"spotter/{name}": float(value) for name, value in counts.items()}, smoothing_hint=False
+    )

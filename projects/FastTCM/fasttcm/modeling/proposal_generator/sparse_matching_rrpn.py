@@ -9,6 +9,7 @@ output from the non-zero entries (:func:`fasttcm_ops.rotated_iou.sparse_box_iou_
 Boxes are detectron2 XYWHA rotated boxes: ``(cx, cy, w, h, angle)``, angle in degrees,
 counter-clockwise.
 """
+
 from typing import List, Tuple
 
 import torch
@@ -18,6 +19,7 @@ from detectron2.modeling.matcher import Matcher
 from detectron2.modeling.proposal_generator import PROPOSAL_GENERATOR_REGISTRY
 from detectron2.modeling.proposal_generator.rrpn import RRPN
 from detectron2.structures import Instances, RotatedBoxes
+
 from fasttcm_ops.rotated_iou import sparse_box_iou_rotated
 
 __all__ = ["SparseMatchingRRPN", "match_sparse_iou"]
@@ -45,7 +47,9 @@ def match_sparse_iou(
         dense = torch.zeros(num_gt, num_anchors, dtype=ious.dtype, device=device)
         return matcher(dense)
     if bool((ious <= 0).any()):
-        raise ValueError("match_sparse_iou: the listed IoU entries must be > 0 (zeros are implicit)")
+        raise ValueError(
+            "match_sparse_iou: the listed IoU entries must be > 0 (zeros are implicit)"
+        )
     best_iou = torch.zeros(num_anchors, dtype=ious.dtype, device=device)
     best_iou.scatter_reduce_(0, cols, ious, reduce="amax")
     # Dense max(dim=0) returns the first maximal row; anchors without any overlap get row 0.

@@ -28,15 +28,15 @@ from detectron2.config import configurable
 from detectron2.utils.events import get_event_storage
 from detectron2.utils.logger import log_every_n_seconds
 
+from ...structures.charset import CharsetAdapter, load_charset
 from ..clip.tokenizer import bpe_tokenizer
 from ..clip.vision_text_model import CLIPVisionTextModel
 from ..clip.vision_text_weights import load_clip4str_clip_weights
-from ...structures.charset import CharsetAdapter, load_charset
-from .tokenizer import CharsetTokenizer
 from .ctc_aux import ColumnCTCHead
 from .decoder import CharacterDecoder
 from .decoding import autoregressive_decode, refine_decode
 from .plm import generate_permutations, permutation_attention_masks
+from .tokenizer import CharsetTokenizer
 
 __all__ = ["CLIP4STR", "build_clip4str_recognizer"]
 

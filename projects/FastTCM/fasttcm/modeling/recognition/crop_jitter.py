@@ -51,7 +51,9 @@ def _jitter_group(points: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
     def room(end: int, neighbour: int) -> np.ndarray:
         """(M,) how far an end may move inwards: a quarter of its shorter end segment (half the word stays)."""
-        lengths = [np.linalg.norm(side[:, end] - side[:, neighbour], axis=-1) for side in (top, bottom)]
+        lengths = [
+            np.linalg.norm(side[:, end] - side[:, neighbour], axis=-1) for side in (top, bottom)
+        ]
         return 0.25 * np.minimum(*lengths)
 
     left = np.maximum(shift[:, 3], -room(0, 1))[:, None]
@@ -81,7 +83,9 @@ def jitter_side_polygons(
         ValueError: ``low > high``, or a polygon not of shape (K, 2).
     """
     if low > high:
-        raise ValueError(f"crop_jitter: the offset range must have low <= high, got ({low}, {high})")
+        raise ValueError(
+            f"crop_jitter: the offset range must have low <= high, got ({low}, {high})"
+        )
     arrays = []
     for index, poly in enumerate(polygons):
         arr = np.asarray(poly, dtype=np.float64)

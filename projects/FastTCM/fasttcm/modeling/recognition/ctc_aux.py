@@ -50,11 +50,15 @@ class ColumnCTCHead(nn.Module):
         rows, cols = grid
         batch, count, dim = image_tokens.shape
         if count != 1 + rows * cols:
-            raise ValueError(f"ColumnCTCHead: {count} tokens do not match a class token + {rows}x{cols} grid")
+            raise ValueError(
+                f"ColumnCTCHead: {count} tokens do not match a class token + {rows}x{cols} grid"
+            )
         columns = image_tokens[:, 1:].reshape(batch, rows, cols, dim).mean(dim=1)  # (B, g_w, D)
         return self.classifier(self.norm(columns)).log_softmax(-1).transpose(0, 1)
 
-    def loss(self, image_tokens: torch.Tensor, grid: Tuple[int, int], targets: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self, image_tokens: torch.Tensor, grid: Tuple[int, int], targets: torch.Tensor
+    ) -> torch.Tensor:
         """Mean CTC loss per target character.
 
         Args:
@@ -66,8 +70,16 @@ class ColumnCTCHead(nn.Module):
         """
         log_probs = self(image_tokens, grid)
         lengths = (targets > 0).sum(dim=1)
-        input_lengths = torch.full((targets.shape[0],), log_probs.shape[0], dtype=torch.long, device=targets.device)
+        input_lengths = torch.full(
+            (targets.shape[0],), log_probs.shape[0], dtype=torch.long, device=targets.device
+        )
         loss = F.ctc_loss(
-            log_probs, targets.clamp(min=0), input_lengths, lengths, blank=0, reduction="sum", zero_infinity=True
+            log_probs,
+            targets.clamp(min=0),
+            input_lengths,
+            lengths,
+            blank=0,
+            reduction="sum",
+            zero_infinity=True,
         )
         return loss / lengths.sum().clamp(min=1)

@@ -102,7 +102,9 @@ def generate_permutations(
 
 def masks_from_blocked(blocked: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
     """Boolean "blocked" matrix -> additive attention mask (0 or -inf)."""
-    return torch.zeros(blocked.shape, dtype=dtype, device=blocked.device).masked_fill(blocked, float("-inf"))
+    return torch.zeros(blocked.shape, dtype=dtype, device=blocked.device).masked_fill(
+        blocked, float("-inf")
+    )
 
 
 def permutation_attention_masks(perm: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -80,12 +80,16 @@ class CharsetTokenizer:
         """
         max_probs, ids = probs.detach().max(dim=-1)  # (B, L)
         is_eos = ids == self.eos_id
-        length = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1), ids.new_tensor(ids.shape[1]))
+        length = torch.where(
+            is_eos.any(dim=1), is_eos.int().argmax(dim=1), ids.new_tensor(ids.shape[1])
+        )
         # probabilities kept: characters and, when predicted, the EOS
         kept = torch.arange(ids.shape[1], device=ids.device)[None, :] <= length[:, None]
         scores = torch.where(kept, max_probs, torch.ones_like(max_probs)).prod(dim=1)
         ids_list, length_list = ids.tolist(), length.tolist()
-        texts = ["".join(self._id_to_char[i] for i in row[:n]) for row, n in zip(ids_list, length_list)]
+        texts = [
+            "".join(self._id_to_char[i] for i in row[:n]) for row, n in zip(ids_list, length_list)
+        ]
         max_probs = max_probs.cpu()
         char_scores = [max_probs[b, : min(n + 1, ids.shape[1])] for b, n in enumerate(length_list)]
         return texts, char_scores, scores

@@ -9,6 +9,7 @@ a learnable temperature, as in CLIP's zero-shot classifier; the background logit
 linear layer. With ``MODEL.FASTTCM.MODE "none"`` (no text branch) the head is detectron2's
 ``RotatedFastRCNNOutputLayers`` with its linear classifier.
 """
+
 import math
 from typing import Dict, List, Optional
 
@@ -42,7 +43,9 @@ class TextEmbeddingRotatedOutputLayers(RotatedFastRCNNOutputLayers):
         """
         super().__init__(input_shape, **kwargs)
         in_dim = self.cls_score.in_features
-        del self.cls_score  # replaced by the text-embedding classifier (no unused parameters in DDP)
+        del (
+            self.cls_score
+        )  # replaced by the text-embedding classifier (no unused parameters in DDP)
         self.embed_proj = nn.Linear(in_dim, embed_dim)
         self.bg_score = nn.Linear(in_dim, 1)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / tau)))
@@ -64,8 +67,10 @@ class TextEmbeddingRotatedOutputLayers(RotatedFastRCNNOutputLayers):
             text_embeddings: (R, K, C) text embedding of every class for each ROI's image.
         """
         if text_embeddings is None:
-            raise ValueError("TextEmbeddingRotatedOutputLayers needs the backbone's text embeddings "
-                             "(MODEL.FASTTCM.MODE 'none' uses detectron2's linear classifier)")
+            raise ValueError(
+                "TextEmbeddingRotatedOutputLayers needs the backbone's text embeddings "
+                "(MODEL.FASTTCM.MODE 'none' uses detectron2's linear classifier)"
+            )
         if x.dim() > 2:
             x = torch.flatten(x, start_dim=1)
         deltas = self.bbox_pred(x)
@@ -84,12 +89,19 @@ class FastTCMRROIHeads(RROIHeads):
     def _init_box_head(cls, cfg, input_shape):
         ret = super()._init_box_head(cfg, input_shape)
         if cfg.MODEL.FASTTCM.MODE != "none":
-            ret["box_predictor"] = TextEmbeddingRotatedOutputLayers(cfg, ret["box_head"].output_shape)
+            ret["box_predictor"] = TextEmbeddingRotatedOutputLayers(
+                cfg, ret["box_head"].output_shape
+            )
         return ret
 
-    def forward(self, images, features: Dict[str, torch.Tensor], proposals: List[Instances],
-                targets: Optional[List[Instances]] = None,
-                text_embeddings: Optional[torch.Tensor] = None):
+    def forward(
+        self,
+        images,
+        features: Dict[str, torch.Tensor],
+        proposals: List[Instances],
+        targets: Optional[List[Instances]] = None,
+        text_embeddings: Optional[torch.Tensor] = None,
+    ):
         """
         Args:
             images, features, proposals, targets: as in :meth:`StandardROIHeads.forward`.

@@ -1,4 +1,5 @@
 """FastTCM-CR50 text-image interaction modules (described in projects/FastTCM/docs/model.md)."""
+
 from .backbone import FastTCMBackbone, resolve_class_prompts
 from .bimodal_similarity_matching import BimodalSimilarityMatching
 from .context_decoder import ContextDecoder, ContextDecoderLayer, TextContextDecoder

@@ -15,11 +15,13 @@ Forward order (docs/model.md, "Forward order"):
 MODE "none" computes only the res2..res5 of step 1, without the attention pool: a plain CLIP-RN50
 backbone (the ablation/benchmark baseline).
 """
+
 import itertools
 import logging
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
+
 from detectron2.config import configurable
 from detectron2.data import MetadataCatalog
 from detectron2.layers import ShapeSpec
@@ -43,7 +45,9 @@ logger = logging.getLogger(__name__)
 MODES = ("fasttcm", "tcm", "none")
 
 
-def _warn_about_overlapping_prompts(text_encoder, prompt_learner, language_prompt_generator, frozen: bool) -> None:
+def _warn_about_overlapping_prompts(
+    text_encoder, prompt_learner, language_prompt_generator, frozen: bool
+) -> None:
     lpg = language_prompt_generator
     # the image-independent cue of MODE fasttcm is part of every prompt; MODE tcm's is per image
     with torch.no_grad():
@@ -57,8 +61,12 @@ def _warn_about_overlapping_prompts(text_encoder, prompt_learner, language_promp
         f"nearly parallel embeddings (cosine >= 0.98; e.g. {shown}), so class scores cannot tell them apart"
         + (" while the text encoder stays frozen" if frozen else " until training separates them")
         + ". Give CLIP weights (MODEL.FASTTCM.CLIP_WEIGHTS) or a trained checkpoint (MODEL.WEIGHTS)"
-        + ("" if cue is None else ", or leave the LPG's cue out of the prompts (MODEL.FASTTCM.LANGUAGE_PROMPT False, "
-           "as the DOTA configs): at random init it drowns the class-name tokens")
+        + (
+            ""
+            if cue is None
+            else ", or leave the LPG's cue out of the prompts (MODEL.FASTTCM.LANGUAGE_PROMPT False, "
+            "as the DOTA configs): at random init it drowns the class-name tokens"
+        )
         + "."
     )
 
@@ -85,7 +93,9 @@ def resolve_class_prompts(cfg) -> List[str]:
     dataset = cfg.DATASETS.TRAIN[0]
     classes = MetadataCatalog.get(dataset).get("thing_classes", None)
     if not classes:
-        raise ValueError(f"MODEL.FASTTCM.PROMPTS_FROM_METADATA: dataset {dataset!r} has no thing_classes metadata")
+        raise ValueError(
+            f"MODEL.FASTTCM.PROMPTS_FROM_METADATA: dataset {dataset!r} has no thing_classes metadata"
+        )
     return [fc.CLASS_PROMPT_TEMPLATE.format(name=name.replace("-", " ")) for name in classes]
 
 
@@ -132,10 +142,14 @@ class FastTCMBackbone(Backbone):
         super().__init__()
         text_branch = (text_encoder, prompt_learner, visual_prompt_generator, text_context_decoder)
         if any(m is None for m in text_branch) and any(m is not None for m in text_branch):
-            raise ValueError("FastTCMBackbone: give all text-branch modules (MODE tcm/fasttcm) or none (MODE none)")
+            raise ValueError(
+                "FastTCMBackbone: give all text-branch modules (MODE tcm/fasttcm) or none (MODE none)"
+            )
         if text_encoder is None:
             if language_prompt_generator is not None or bimodal_similarity_matching is not None:
-                raise ValueError("FastTCMBackbone: an LPG or BSM without the text branch (MODE none) is never used")
+                raise ValueError(
+                    "FastTCMBackbone: an LPG or BSM without the text branch (MODE none) is never used"
+                )
             self.mode = "none"
         else:
             self.mode = "fasttcm" if bimodal_similarity_matching is not None else "tcm"
@@ -145,7 +159,9 @@ class FastTCMBackbone(Backbone):
                 f"{self.mode!r}; bimodal_similarity_matching is required in MODE fasttcm, only there"
             )
         if self.mode != "none" and image_encoder.attnpool is None:
-            raise ValueError("FastTCMBackbone: the text branch needs the image encoder's attention pool")
+            raise ValueError(
+                "FastTCMBackbone: the text branch needs the image encoder's attention pool"
+            )
         self.visual = image_encoder
         self.text_encoder = text_encoder
         self.prompt_learner = prompt_learner
@@ -169,7 +185,9 @@ class FastTCMBackbone(Backbone):
         if mode not in MODES:
             raise ValueError(f"MODEL.FASTTCM.MODE must be one of {MODES}, got {fc.MODE!r}")
         if input_shape.channels != 3:
-            raise ValueError(f"FastTCMBackbone takes RGB images, got input_shape.channels={input_shape.channels}")
+            raise ValueError(
+                f"FastTCMBackbone takes RGB images, got input_shape.channels={input_shape.channels}"
+            )
         image_encoder = CLIPImageEncoder(
             layers=fc.IMAGE_LAYERS,
             width=fc.IMAGE_WIDTH,
@@ -206,17 +224,26 @@ class FastTCMBackbone(Backbone):
                     max_length=fc.TEXT_MAX_LENGTH,
                 ),
                 language_prompt_generator=(
-                    LanguagePromptGenerator(mode=mode, visual_dim=fc.EMBED_DIM, token_width=fc.TEXT_WIDTH)
-                    if fc.LANGUAGE_PROMPT else None
+                    LanguagePromptGenerator(
+                        mode=mode, visual_dim=fc.EMBED_DIM, token_width=fc.TEXT_WIDTH
+                    )
+                    if fc.LANGUAGE_PROMPT
+                    else None
                 ),
                 bimodal_similarity_matching=(
                     BimodalSimilarityMatching(embed_dim=fc.EMBED_DIM) if mode == "fasttcm" else None
                 ),
-                visual_prompt_generator=VisualPromptGenerator(**decoder_args, gamma_init=fc.VISUAL_GAMMA_INIT),
-                text_context_decoder=TextContextDecoder(**decoder_args, gamma_init=fc.TEXT_GAMMA_INIT),
+                visual_prompt_generator=VisualPromptGenerator(
+                    **decoder_args, gamma_init=fc.VISUAL_GAMMA_INIT
+                ),
+                text_context_decoder=TextContextDecoder(
+                    **decoder_args, gamma_init=fc.TEXT_GAMMA_INIT
+                ),
             )
         if fc.CLIP_WEIGHTS:
-            load_clip_weights(fc.CLIP_WEIGHTS, image_encoder=image_encoder, text_encoder=ret.get("text_encoder"))
+            load_clip_weights(
+                fc.CLIP_WEIGHTS, image_encoder=image_encoder, text_encoder=ret.get("text_encoder")
+            )
         else:
             logger.warning(
                 "MODEL.FASTTCM.CLIP_WEIGHTS is empty: the CLIP image and text encoders keep their random init "
@@ -224,7 +251,10 @@ class FastTCMBackbone(Backbone):
             )
             if mode != "none":
                 _warn_about_overlapping_prompts(
-                    ret["text_encoder"], ret["prompt_learner"], ret["language_prompt_generator"], fc.FREEZE_TEXT_ENCODER
+                    ret["text_encoder"],
+                    ret["prompt_learner"],
+                    ret["language_prompt_generator"],
+                    fc.FREEZE_TEXT_ENCODER,
                 )
         return ret
 
@@ -234,7 +264,9 @@ class FastTCMBackbone(Backbone):
 
     def output_shape(self) -> Dict[str, ShapeSpec]:
         return {
-            name: ShapeSpec(channels=self._out_feature_channels[name], stride=self._out_feature_strides[name])
+            name: ShapeSpec(
+                channels=self._out_feature_channels[name], stride=self._out_feature_strides[name]
+            )
             for name in self._out_features
         }
 
@@ -282,7 +314,9 @@ class FastTCMBackbone(Backbone):
             return text.expand(global_embedding.shape[0], -1, -1)
         return self.bimodal_similarity_matching(text, global_embedding)
 
-    def forward_with_aux(self, x: torch.Tensor) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
+    def forward_with_aux(
+        self, x: torch.Tensor
+    ) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
         """
         Args:
             x: (B, 3, H, W) normalized RGB images, H and W multiples of 32.
@@ -293,7 +327,9 @@ class FastTCMBackbone(Backbone):
                 "logits": S / tau, "text_embeddings": t (B, K, D) after the text-side refinement}.
         """
         if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"FastTCMBackbone expects (B, 3, H, W) RGB images, got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"FastTCMBackbone expects (B, 3, H, W) RGB images, got shape {tuple(x.shape)}"
+            )
         if x.shape[-2] % self.size_divisibility or x.shape[-1] % self.size_divisibility:
             raise ValueError(
                 f"FastTCMBackbone: input size {tuple(x.shape[-2:])} is not a multiple of {self.size_divisibility}; "

@@ -4,6 +4,7 @@ g = normalize(W I-bar), t = normalize(t), t-hat = <t, g> g + t, W a D x D linear
 to the identity. The released FastTCM code's 1024 x 512 projection cannot run, hence this form
 (docs/design_choices.md, "BSM projection").
 """
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,7 +25,9 @@ class BimodalSimilarityMatching(nn.Module):
         with torch.no_grad():
             self.projection.weight.copy_(torch.eye(embed_dim))
 
-    def forward(self, text_embeddings: torch.Tensor, global_embedding: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, text_embeddings: torch.Tensor, global_embedding: torch.Tensor
+    ) -> torch.Tensor:
         """
         Args:
             text_embeddings: (1 or B, K, D) text embeddings t (image-independent in FastTCM).

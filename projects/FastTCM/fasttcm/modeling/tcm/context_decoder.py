@@ -5,6 +5,7 @@ queries and memory are projected from D (1024) to the decoder width (256), pass 
 decoder layers (self-attention over the queries, cross-attention to the memory, MLP), and are
 projected back to D.
 """
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,7 +34,9 @@ class _MultiHeadAttention(nn.Module):
             return t.unflatten(-1, (self.heads, -1)).transpose(1, 2)
 
         out = F.scaled_dot_product_attention(
-            split_heads(self.q_proj(query)), split_heads(self.k_proj(memory)), split_heads(self.v_proj(memory))
+            split_heads(self.q_proj(query)),
+            split_heads(self.k_proj(memory)),
+            split_heads(self.v_proj(memory)),
         )
         return self.dropout(self.out_proj(out.transpose(1, 2).flatten(2)))
 
@@ -69,8 +72,15 @@ class ContextDecoder(nn.Module):
     bias, LayerNorms (1, 0).
     """
 
-    def __init__(self, *, embed_dim: int = 1024, width: int = 256, heads: int = 4, layers: int = 3,
-                 dropout: float = 0.1):
+    def __init__(
+        self,
+        *,
+        embed_dim: int = 1024,
+        width: int = 256,
+        heads: int = 4,
+        layers: int = 3,
+        dropout: float = 0.1,
+    ):
         """
         Args:
             embed_dim: D, dimension of queries, memory and output (CLIP RN50: 1024).
@@ -79,7 +89,9 @@ class ContextDecoder(nn.Module):
         """
         super().__init__()
         self.query_proj = nn.Sequential(nn.LayerNorm(embed_dim), nn.Linear(embed_dim, width))
-        self.memory_proj = nn.Sequential(nn.LayerNorm(embed_dim), nn.Linear(embed_dim, width), nn.LayerNorm(width))
+        self.memory_proj = nn.Sequential(
+            nn.LayerNorm(embed_dim), nn.Linear(embed_dim, width), nn.LayerNorm(width)
+        )
         self.layers = nn.ModuleList(
             [ContextDecoderLayer(width=width, heads=heads, dropout=dropout) for _ in range(layers)]
         )
@@ -114,14 +126,28 @@ class TextContextDecoder(nn.Module):
     adds its prompt).
     """
 
-    def __init__(self, *, embed_dim: int = 1024, width: int = 256, heads: int = 4, layers: int = 3,
-                 dropout: float = 0.1, gamma_init: float = 1e-3):
+    def __init__(
+        self,
+        *,
+        embed_dim: int = 1024,
+        width: int = 256,
+        heads: int = 4,
+        layers: int = 3,
+        dropout: float = 0.1,
+        gamma_init: float = 1e-3,
+    ):
         super().__init__()
-        self.decoder = ContextDecoder(embed_dim=embed_dim, width=width, heads=heads, layers=layers, dropout=dropout)
+        self.decoder = ContextDecoder(
+            embed_dim=embed_dim, width=width, heads=heads, layers=layers, dropout=dropout
+        )
         self.gamma = nn.Parameter(torch.full((embed_dim,), gamma_init))
 
-    def forward(self, text_embeddings: torch.Tensor, global_embedding: torch.Tensor,
-                dense_embedding: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        text_embeddings: torch.Tensor,
+        global_embedding: torch.Tensor,
+        dense_embedding: torch.Tensor,
+    ) -> torch.Tensor:
         """
         Args:
             text_embeddings: (B, K, D) text embeddings t.
@@ -131,5 +157,7 @@ class TextContextDecoder(nn.Module):
         Returns:
             (B, K, D) refined text embeddings.
         """
-        visual_context = torch.cat([global_embedding[:, None], dense_embedding.flatten(2).transpose(1, 2)], dim=1)
+        visual_context = torch.cat(
+            [global_embedding[:, None], dense_embedding.flatten(2).transpose(1, 2)], dim=1
+        )
         return text_embeddings + self.gamma * self.decoder(text_embeddings, visual_context)

@@ -1,4 +1,5 @@
 """Instance-language matching (ILM): cosine score map and its auxiliary losses (docs/model.md, ILM)."""
+
 import torch
 import torch.nn.functional as F
 
@@ -29,7 +30,11 @@ def _resize_to(logits: torch.Tensor, size) -> torch.Tensor:
 
 
 def balanced_bce_loss(
-    logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, negative_ratio: float = 3.0, eps: float = 1e-6
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor,
+    negative_ratio: float = 3.0,
+    eps: float = 1e-6,
 ) -> torch.Tensor:
     """Balanced binary cross-entropy with online hard-negative mining (DBNet's BalanceBCE).
 
@@ -51,7 +56,9 @@ def balanced_bce_loss(
     if logits.dim() == 3:
         logits = logits[:, None]
     if logits.dim() != 4 or logits.shape[1] != 1:
-        raise ValueError(f"balanced_bce_loss expects logits of shape (B, 1, h, w), got {tuple(logits.shape)}")
+        raise ValueError(
+            f"balanced_bce_loss expects logits of shape (B, 1, h, w), got {tuple(logits.shape)}"
+        )
     if target.shape != mask.shape or target.dim() != 3 or target.shape[0] != logits.shape[0]:
         raise ValueError(
             f"balanced_bce_loss: target {tuple(target.shape)} and mask {tuple(mask.shape)} must both be (B, H, W) "

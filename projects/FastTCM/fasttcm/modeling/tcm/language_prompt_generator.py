@@ -8,6 +8,7 @@ See docs/model.md, "Language prompt generator". The LPG turns a 1024-d query int
 * MODE "fasttcm": the query is a learned meta query MQ, so cc and the text embedding are the same
   for every image and can be cached at inference (:class:`TextEmbeddingCache`).
 """
+
 from typing import Callable, Hashable, Iterable, Optional, Tuple
 
 import torch
@@ -62,7 +63,9 @@ class LanguagePromptGenerator(nn.Module):
         """
         if self.is_image_conditioned:
             if global_embedding is None:
-                raise ValueError("LanguagePromptGenerator in MODE 'tcm' needs the global image embedding")
+                raise ValueError(
+                    "LanguagePromptGenerator in MODE 'tcm' needs the global image embedding"
+                )
             return self.mlp(global_embedding)
         return self.mlp(self.meta_query[None])
 
@@ -83,7 +86,9 @@ class TextEmbeddingCache:
     def _fingerprint(tensors: Iterable[torch.Tensor]) -> Tuple[Hashable, ...]:
         return tuple((t.data_ptr(), t._version, t.device, t.dtype) for t in tensors)
 
-    def get(self, dependencies: Iterable[torch.Tensor], compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+    def get(
+        self, dependencies: Iterable[torch.Tensor], compute: Callable[[], torch.Tensor]
+    ) -> torch.Tensor:
         """Return the cached value, (re)computing it with `compute()` when a dependency changed."""
         key = self._fingerprint(dependencies)
         if self._value is None or key != self._key:

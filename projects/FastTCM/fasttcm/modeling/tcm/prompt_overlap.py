@@ -20,7 +20,10 @@ __all__ = ["overlapping_prompt_pairs"]
 
 @torch.no_grad()
 def overlapping_prompt_pairs(
-    text_encoder, prompt_learner, conditional_cue: Optional[torch.Tensor] = None, threshold: float = 0.98
+    text_encoder,
+    prompt_learner,
+    conditional_cue: Optional[torch.Tensor] = None,
+    threshold: float = 0.98,
 ) -> List[Tuple[str, str, float]]:
     """Pairs of class prompts whose embeddings have cosine >= `threshold`.
 
@@ -37,7 +40,9 @@ def overlapping_prompt_pairs(
     token_ids, contexts = prompt_learner()
     if token_ids.shape[0] < 2:
         return []
-    embeddings = F.normalize(text_encoder(token_ids, contexts, conditional_cue)[0].float(), dim=-1)  # (K, D)
+    embeddings = F.normalize(
+        text_encoder(token_ids, contexts, conditional_cue)[0].float(), dim=-1
+    )  # (K, D)
     cosine = embeddings @ embeddings.t()
     rows, cols = torch.triu_indices(len(cosine), len(cosine), offset=1)
     values = cosine[rows, cols]

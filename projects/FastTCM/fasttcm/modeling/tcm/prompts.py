@@ -1,4 +1,5 @@
 """Class prompts with learnable context vectors (CoOp-style; see docs/model.md, "Text encoder and class prompts")."""
+
 from typing import List, Sequence
 
 import torch
@@ -16,8 +17,14 @@ class PromptLearner(nn.Module):
     are a non-persistent buffer: they follow the config's prompts, never a checkpoint.
     """
 
-    def __init__(self, *, class_prompts: Sequence[str], context_length: int = 4, token_width: int = 512,
-                 max_length: int = 77):
+    def __init__(
+        self,
+        *,
+        class_prompts: Sequence[str],
+        context_length: int = 4,
+        token_width: int = 512,
+        max_length: int = 77,
+    ):
         """
         Args:
             class_prompts: K prompt sentences, e.g. ``["the pixels of many arbitrary-shape text
@@ -31,7 +38,9 @@ class PromptLearner(nn.Module):
             raise ValueError(f"context_length (n_ctx) must be >= 0, got {context_length}")
         self.class_prompts: List[str] = list(class_prompts)
         self.register_buffer(
-            "token_ids", tokenize_prompts(self.class_prompts, max_length - context_length), persistent=False
+            "token_ids",
+            tokenize_prompts(self.class_prompts, max_length - context_length),
+            persistent=False,
         )
         self.contexts = nn.Parameter(torch.empty(1, context_length, token_width))
         nn.init.trunc_normal_(self.contexts, std=1.0, a=-2.0, b=2.0)

@@ -1,4 +1,5 @@
 """Visual prompt generator (VPG): image tokens attend to the text embeddings (docs/model.md, VPG)."""
+
 import torch
 from torch import nn
 
@@ -13,8 +14,16 @@ class VisualPromptGenerator(nn.Module):
     Self-attention runs over all h*w image tokens (cost quadratic in h*w at stride 32).
     """
 
-    def __init__(self, *, embed_dim: int = 1024, width: int = 256, heads: int = 4, layers: int = 3,
-                 dropout: float = 0.1, gamma_init: float = 1e-3):
+    def __init__(
+        self,
+        *,
+        embed_dim: int = 1024,
+        width: int = 256,
+        heads: int = 4,
+        layers: int = 3,
+        dropout: float = 0.1,
+        gamma_init: float = 1e-3,
+    ):
         """
         Args:
             embed_dim: D, channels of I and t (CLIP RN50: 1024).
@@ -22,7 +31,9 @@ class VisualPromptGenerator(nn.Module):
             gamma_init: initial vis_gamma (1e-3).
         """
         super().__init__()
-        self.decoder = ContextDecoder(embed_dim=embed_dim, width=width, heads=heads, layers=layers, dropout=dropout)
+        self.decoder = ContextDecoder(
+            embed_dim=embed_dim, width=width, heads=heads, layers=layers, dropout=dropout
+        )
         self.gamma = nn.Parameter(torch.tensor(float(gamma_init)))  # vis_gamma
 
     def forward(self, dense_embedding: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:

@@ -52,7 +52,9 @@ class FastTCMDBHead(nn.Module):
         """
         super().__init__()
         if not input_shape:
-            raise ValueError("db_head.FastTCMDBHead: input_shape is empty; set MODEL.DB_HEAD.IN_FEATURES.")
+            raise ValueError(
+                "db_head.FastTCMDBHead: input_shape is empty; set MODEL.DB_HEAD.IN_FEATURES."
+            )
         shapes = sorted(input_shape.items(), key=lambda item: item[1].stride)
         self.in_features = [name for name, _ in shapes]
         finest_stride = shapes[0][1].stride
@@ -83,7 +85,15 @@ class FastTCMDBHead(nn.Module):
         mid = conv_dims // 4
         deconv_norm = get_norm(norm, mid)
         return nn.Sequential(
-            Conv2d(conv_dims, mid, 3, padding=1, bias=not norm, norm=get_norm(norm, mid), activation=F.relu),
+            Conv2d(
+                conv_dims,
+                mid,
+                3,
+                padding=1,
+                bias=not norm,
+                norm=get_norm(norm, mid),
+                activation=F.relu,
+            ),
             nn.ConvTranspose2d(mid, mid, kernel_size=2, stride=2),
             deconv_norm if deconv_norm is not None else nn.Identity(),
             nn.ReLU(inplace=True),
@@ -115,7 +125,11 @@ class FastTCMDBHead(nn.Module):
             "conv_dims": head_cfg.CONV_DIMS,
             "k": head_cfg.K,
             "norm": head_cfg.NORM,
-            "loss": DBLoss(alpha=head_cfg.LOSS_ALPHA, beta=head_cfg.LOSS_BETA, negative_ratio=head_cfg.NEGATIVE_RATIO),
+            "loss": DBLoss(
+                alpha=head_cfg.LOSS_ALPHA,
+                beta=head_cfg.LOSS_BETA,
+                negative_ratio=head_cfg.NEGATIVE_RATIO,
+            ),
         }
 
     def fuse(self, features: Dict[str, torch.Tensor]) -> torch.Tensor:
@@ -129,7 +143,9 @@ class FastTCMDBHead(nn.Module):
             levels.append(x)
         return torch.cat(levels, dim=1)
 
-    def layers(self, features: Dict[str, torch.Tensor], with_threshold: bool = True) -> Dict[str, torch.Tensor]:
+    def layers(
+        self, features: Dict[str, torch.Tensor], with_threshold: bool = True
+    ) -> Dict[str, torch.Tensor]:
         """Predict the DB maps.
 
         Args:

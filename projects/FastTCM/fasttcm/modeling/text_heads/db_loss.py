@@ -22,7 +22,9 @@ from ..losses import balanced_bce_with_logits
 __all__ = ["DBLoss", "balanced_bce_with_logits", "masked_dice_loss", "masked_l1_loss"]
 
 
-def masked_dice_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+def masked_dice_loss(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6
+) -> torch.Tensor:
     """``1 - 2 |P ∩ G| / (|P| + |G|)`` over the masked pixels of the whole batch.
 
     Args:
@@ -38,7 +40,9 @@ def masked_dice_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     return 1.0 - 2.0 * intersection / (pred.sum() + target.sum() + eps)
 
 
-def masked_l1_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+def masked_l1_loss(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6
+) -> torch.Tensor:
     """Mean absolute error over the masked pixels; 0 when the mask is empty.
 
     Args:
@@ -57,14 +61,23 @@ class DBLoss(nn.Module):
         eps: numerical guard of the normalisers.
     """
 
-    def __init__(self, *, alpha: float = 5.0, beta: float = 10.0, negative_ratio: float = 3.0, eps: float = 1e-6):
+    def __init__(
+        self,
+        *,
+        alpha: float = 5.0,
+        beta: float = 10.0,
+        negative_ratio: float = 3.0,
+        eps: float = 1e-6,
+    ):
         super().__init__()
         self.alpha = alpha
         self.beta = beta
         self.negative_ratio = negative_ratio
         self.eps = eps
 
-    def forward(self, maps: Dict[str, torch.Tensor], targets: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    def forward(
+        self, maps: Dict[str, torch.Tensor], targets: Dict[str, torch.Tensor]
+    ) -> Dict[str, torch.Tensor]:
         """
         Args:
             maps: head outputs, each (B, 1, H, W): "prob_logits" (pre-sigmoid P), "thresh" (T),
@@ -87,7 +100,9 @@ class DBLoss(nn.Module):
             maps["prob_logits"], shrink_map, shrink_mask, self.negative_ratio, self.eps
         )
         loss_binary = masked_dice_loss(maps["binary"], shrink_map, shrink_mask, self.eps)
-        loss_thresh = masked_l1_loss(maps["thresh"], targets["thresh_map"], targets["thresh_mask"], self.eps)
+        loss_thresh = masked_l1_loss(
+            maps["thresh"], targets["thresh_map"], targets["thresh_mask"], self.eps
+        )
         return {
             "loss_prob": self.alpha * loss_prob,
             "loss_binary": loss_binary,

@@ -67,9 +67,13 @@ class DBPostprocessor:
                 f"postprocess.DBPostprocessor: polygon_type must be one of {POLYGON_TYPES}, got {polygon_type!r}."
             )
         if max_polygon_points < 4:
-            raise ValueError(f"postprocess.DBPostprocessor: max_polygon_points must be >= 4, got {max_polygon_points}.")
+            raise ValueError(
+                f"postprocess.DBPostprocessor: max_polygon_points must be >= 4, got {max_polygon_points}."
+            )
         if unclip_ratio < 0 or max_candidates < 0:
-            raise ValueError("postprocess.DBPostprocessor: unclip_ratio and max_candidates must be non-negative.")
+            raise ValueError(
+                "postprocess.DBPostprocessor: unclip_ratio and max_candidates must be non-negative."
+            )
         self.mask_thresh = mask_thresh
         self.min_text_score = min_text_score
         self.unclip_ratio = unclip_ratio
@@ -96,20 +100,26 @@ class DBPostprocessor:
         """
         prob = np.asarray(prob_map, dtype=np.float32)
         if prob.ndim != 2:
-            raise ValueError(f"postprocess.DBPostprocessor: prob_map must be 2-D (h, w), got shape {prob.shape}.")
+            raise ValueError(
+                f"postprocess.DBPostprocessor: prob_map must be 2-D (h, w), got shape {prob.shape}."
+            )
         if not np.isfinite(prob).all():
             raise ValueError("postprocess.DBPostprocessor: prob_map contains NaN or inf.")
         in_h, in_w = prob.shape
         out_h, out_w = output_size if output_size is not None else (in_h, in_w)
         if out_h <= 0 or out_w <= 0:
-            raise ValueError(f"postprocess.DBPostprocessor: output_size must be positive, got {output_size}.")
+            raise ValueError(
+                f"postprocess.DBPostprocessor: output_size must be positive, got {output_size}."
+            )
         scale = np.array([out_w / in_w, out_h / in_h], dtype=np.float64)
 
         bitmap = (prob > self.mask_thresh).astype(np.uint8)
         contours, _ = cv2.findContours(bitmap, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         if len(contours) > self.max_candidates:
             areas = np.array([cv2.contourArea(c) for c in contours])
-            contours = [contours[i] for i in np.argsort(-areas, kind="stable")[: self.max_candidates]]
+            contours = [
+                contours[i] for i in np.argsort(-areas, kind="stable")[: self.max_candidates]
+            ]
 
         polygons, scores = [], []
         for contour in contours:  # one iteration per candidate region (OpenCV / GEOS calls inside)
@@ -146,7 +156,9 @@ class DBPostprocessor:
         if self.polygon_type == "quad":
             return order_points_clockwise(cv2.boxPoints(rect).astype(np.float64))
         if len(coords) > self.max_polygon_points:
-            coords = _approximate(coords.astype(np.float32), self.max_polygon_points, self.approx_epsilon)
+            coords = _approximate(
+                coords.astype(np.float32), self.max_polygon_points, self.approx_epsilon
+            )
         return order_points_clockwise(coords.astype(np.float64))
 
 

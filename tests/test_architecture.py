@@ -147,3 +147,19 @@ def test_no_import_circles():
         if v not in index:
             visit(v)
     assert not circles, "import circles:\n" + "\n".join(" <-> ".join(c) for c in circles)
+
+
+def test_architecture_doc_names_only_files_that_exist():
+    """Every ``name.py`` the architecture guide mentions exists (package, tools, tests, dev)."""
+    import re
+
+    doc = (PACKAGE_ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    repo = PACKAGE_ROOT.parents[1]
+    existing = {
+        path.name
+        for folder in (PACKAGE_ROOT / "fasttcm", repo / "tools", repo / "tests", repo / "dev")
+        for path in folder.rglob("*.py")
+    }
+    named = set(re.findall(r"`(?:[\w/]*/)?(\w+\.py)`", doc))
+    assert named, "the guide names no module"
+    assert named <= existing, f"ARCHITECTURE.md names missing modules: {sorted(named - existing)}"

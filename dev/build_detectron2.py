@@ -3,7 +3,8 @@
 
 detectron2 is not on PyPI under its own name. The sdist ``pb1-detectron2==0.6`` carries the upstream
 v0.6 Python sources byte for byte, minus ``detectron2/layers/csrc``, so its own ``setup.py`` cannot
-build. This installer (see projects/FastTCM/docs/design_choices.md, "Dependencies and installation"):
+build. This installer (see projects/FastTCM/docs/design_choices.md, "Dependencies and
+installation"):
 
 1. downloads that sdist from the package index (``$PIP_INDEX_URL``, pip's configured index, or
    PyPI) and checks its sha256 against the pinned value; a mismatch aborts;
@@ -16,8 +17,8 @@ build. This installer (see projects/FastTCM/docs/design_choices.md, "Dependencie
    serves ``detectron2._C`` from the project's own ops *only when no compiled ``_C`` exists*;
 5. installs both wheels into the running interpreter's environment with pip.
 
-Run it with the interpreter of the environment to install into (``.venv/bin/python``), after torch. Re-running it when the same build is
-already installed does nothing.
+Run it with the interpreter of the environment to install into (``.venv/bin/python``), after
+torch. Re-running it when the same build is already installed does nothing.
 """
 
 import argparse

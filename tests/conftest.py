@@ -10,7 +10,8 @@ TOOLS_DIR = Path(__file__).resolve().parents[1] / "tools"
 
 @pytest.fixture(scope="session")
 def load_tool():
-    """``load_tool("evaluate")`` imports ``tools/evaluate.py`` as a module (tools/ is not a package)."""
+    """``load_tool("evaluate")`` imports ``tools/evaluate.py`` as a module (tools/ is not a
+    package)."""
     loaded = {}
 
     def load(name: str):

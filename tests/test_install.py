@@ -26,7 +26,8 @@ def test_fresh_interpreter_imports_detectron2_modeling_and_layers():
 
 def test_compat_fixes_applied():
     out = _fresh(
-        "import inspect, detectron2.data.transforms.transform as t, detectron2.structures.masks as m\n"
+        "import inspect, detectron2.data.transforms.transform as t, "
+        "detectron2.structures.masks as m\n"
         "src = inspect.getsource(t) + inspect.getsource(m)\n"
         "print('Image.LINEAR' in src, 'np.bool)' in src)\n"
     )

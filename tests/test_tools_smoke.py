@@ -1,4 +1,5 @@
-"""End-to-end runs of the command-line tools on tiny generated data (subprocesses, as a user runs them).
+"""End-to-end runs of the command-line tools on tiny generated data (subprocesses, as a user runs
+them).
 
 * ``tools/train_net.py`` trains the instant-test config, evaluates at the end, and
   ``--eval-only`` on the final checkpoint reproduces the same numbers;

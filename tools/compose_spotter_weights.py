@@ -11,7 +11,8 @@ scheduler and iteration are not carried over: the spotter's training starts at i
 Examples::
 
     tools/compose_spotter_weights.py --detector output/demo_text/model_final.pth \\
-        --recognizer output/clip4str_tiny_synthetic_cpu/model_final.pth --output output/spotter_init.pth
+        --recognizer output/clip4str_tiny_synthetic_cpu/model_final.pth \\
+        --output output/spotter_init.pth
 
 The output is written atomically and never replaces an existing file unless ``--overwrite``.
 """
@@ -43,7 +44,8 @@ def _read_model_state(path: str, role: str) -> Dict[str, torch.Tensor]:
     state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(
-            f"{role} checkpoint {path!r} holds no state dict (expected {{'model': {{name: tensor}}}})"
+            f"{role} checkpoint {path!r} holds no state dict "
+            f"(expected {{'model': {{name: tensor}}}})"
         )
     return state
 
@@ -60,7 +62,8 @@ def compose_spotter_weights(
     """
     if not output.endswith(".pth"):
         raise ValueError(
-            f"output {output!r} must be a .pth file (DetectionCheckpointer reads .pkl as pickled numpy)"
+            f"output {output!r} must be a .pth file "
+            "(DetectionCheckpointer reads .pkl as pickled numpy)"
         )
     if os.path.exists(output) and not overwrite:
         raise FileExistsError(f"output {output!r} exists; pass --overwrite to replace it")
@@ -110,7 +113,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         logger.error(str(e))
         return 1
     logger.info(
-        f"Wrote {args.output}: {counts['detector']} detector tensors + {counts['recognizer']} recognizer tensors"
+        f"Wrote {args.output}: {counts['detector']} detector tensors + "
+        f"{counts['recognizer']} recognizer tensors"
     )
     return 0
 

@@ -57,7 +57,8 @@ def convert_clip_weights(
     """
     if not dst.endswith(".pth"):
         raise ValueError(
-            f"output {dst!r} must be a .pth file (DetectionCheckpointer reads .pkl as pickled numpy)"
+            f"output {dst!r} must be a .pth file "
+            "(DetectionCheckpointer reads .pkl as pickled numpy)"
         )
     if os.path.exists(dst) and not overwrite:
         raise FileExistsError(f"output {dst!r} exists; pass --overwrite to replace it")

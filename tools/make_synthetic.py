@@ -1,9 +1,11 @@
 #!/usr/bin/env python
-"""Write a synthetic dataset to disk (data that needs no download; see projects/FastTCM/docs/design_choices.md).
+"""Write a synthetic dataset to disk (data that needs no download; see
+projects/FastTCM/docs/design_choices.md).
 
 Example::
 
-    python tools/make_synthetic.py --kind text --num 300 --out datasets/synthetic_text/train --seed 0
+    python tools/make_synthetic.py --kind text --num 300 --out datasets/synthetic_text/train \\
+        --seed 0
     python tools/make_synthetic.py --kind text --num 100 --out /tmp/hard --seed 1 --size 512 512 \\
         --set difficulty=hard --set curved_prob=0.5 --workers 2
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
-"""`make demo` / `make dota-demo` / `make spotting-demo`: whole FastTCM pipelines on generated data, on the CPU.
+"""`make demo` / `make dota-demo` / `make spotting-demo`: whole FastTCM pipelines on the CPU.
 
-Nothing is downloaded: every model starts from random weights.
+The data is generated and nothing is downloaded: every model starts from random weights.
 
 * ``--task text`` (``make demo``): the DB text detector on ``synthetic_text_{train,test}``
   (ICDAR IoU protocol).
@@ -82,7 +82,8 @@ def run(cmd):
 
 
 def last_eval(out_dir, prefix):
-    """The last evaluation of `prefix` (percent) in metrics.json, written by detectron2's EvalHook."""
+    """The last evaluation of `prefix` (percent) in metrics.json, written by detectron2's
+    EvalHook."""
     path = os.path.join(out_dir, "metrics.json")
     found = None
     if os.path.exists(path):
@@ -96,7 +97,8 @@ def last_eval(out_dir, prefix):
 
 
 def train(stage: Stage, out_dir: str, opts=()) -> Optional[dict]:
-    """Train (and evaluate) `stage` into `out_dir`; returns its last evaluation (percent) or None."""
+    """Train (and evaluate) `stage` into `out_dir`; returns its last evaluation (percent) or
+    None."""
     run(
         [
             sys.executable,
@@ -126,7 +128,8 @@ def main():
     p.add_argument(
         "--detector-weights",
         default=None,
-        help="spotting: a trained detector checkpoint instead of training one (e.g. output/demo_text/model_final.pth)",
+        help="spotting: a trained detector checkpoint instead of training one "
+        "(e.g. output/demo_text/model_final.pth)",
     )
     p.add_argument(
         "--recognizer-weights",

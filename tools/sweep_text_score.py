@@ -15,7 +15,8 @@ Choose the threshold on a split the model is not tested on (the synthetic data h
 
 Example::
 
-    tools/sweep_text_score.py --config-file projects/FastTCM/configs/TextSpotting/fasttcm_cr50_fpn_spotter_synthetic_cpu.yaml \\
+    tools/sweep_text_score.py --config-file \\
+        projects/FastTCM/configs/TextSpotting/fasttcm_cr50_fpn_spotter_synthetic_cpu.yaml \\
         --dataset synthetic_spotting_val MODEL.WEIGHTS output/spotter/model_final.pth
 """
 
@@ -114,13 +115,15 @@ def main(argv=None) -> int:
     cfg.merge_from_list(args.opts)
     if cfg.MODEL.META_ARCHITECTURE != "FastTCMTextSpotter":
         print(
-            f"sweep_text_score: {args.config_file} builds {cfg.MODEL.META_ARCHITECTURE}, not a FastTCMTextSpotter",
+            f"sweep_text_score: {args.config_file} builds {cfg.MODEL.META_ARCHITECTURE}, "
+            "not a FastTCMTextSpotter",
             file=sys.stderr,
         )
         return 1
     if any(not 0.0 <= t <= 1.0 for t in args.thresholds):
         print(
-            f"sweep_text_score: thresholds must lie in [0, 1] (text scores are probabilities), got {args.thresholds}",
+            "sweep_text_score: thresholds must lie in [0, 1] "
+            f"(text scores are probabilities), got {args.thresholds}",
             file=sys.stderr,
         )
         return 1
@@ -140,7 +143,8 @@ def main(argv=None) -> int:
     print(f"{'min_text_score':>14} {'precision':>9} {'recall':>7} {'hmean':>7}")
     for row in rows:
         print(
-            f"{row['min_text_score']:>14.2f} {row['precision']:>9.2f} {row['recall']:>7.2f} {row['hmean']:>7.2f}"
+            f"{row['min_text_score']:>14.2f} {row['precision']:>9.2f} "
+            f"{row['recall']:>7.2f} {row['hmean']:>7.2f}"
         )
     print(
         json.dumps(

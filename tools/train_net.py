@@ -7,7 +7,8 @@ It is an example entry point, not a framework: everything task-specific lives in
 Examples::
 
     # train on the synthetic text data on the CPU
-    tools/train_net.py --config-file projects/FastTCM/configs/TextDetection/fasttcm_cr50_fpn_dbnet_synthetic_cpu.yaml
+    tools/train_net.py --config-file \\
+        projects/FastTCM/configs/TextDetection/fasttcm_cr50_fpn_dbnet_synthetic_cpu.yaml
 
     # evaluate a checkpoint (overrides are trailing KEY VALUE pairs, positional)
     tools/train_net.py --config-file CONFIG --eval-only MODEL.WEIGHTS output/.../model_final.pth
@@ -31,7 +32,8 @@ logger = logging.getLogger("fasttcm.train_net")
 
 
 def default_output_dir(config_file: str) -> str:
-    """output/<config file name without .yaml>, used when the config leaves OUTPUT_DIR at ./output."""
+    """output/<config file name without .yaml>, used when the config leaves OUTPUT_DIR at
+    ./output."""
     return os.path.join("output", os.path.splitext(os.path.basename(config_file))[0])
 
 

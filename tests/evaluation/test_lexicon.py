@@ -1,4 +1,5 @@
-"""Lexicon correction (docs/protocols.md, "Lexicons"): edit distance, ties, pair lists, far-off rules, files."""
+"""Lexicon correction (docs/protocols.md, "Lexicons"): edit distance, ties, pair lists, far-off
+rules, files."""
 
 import random
 

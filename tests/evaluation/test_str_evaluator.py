@@ -1,4 +1,5 @@
-"""WordAccuracyEvaluator: the 36-character protocol, case-sensitive mode, 1-NED, skips and misses."""
+"""WordAccuracyEvaluator: the 36-character protocol, case-sensitive mode, 1-NED, skips and
+misses."""
 
 import json
 

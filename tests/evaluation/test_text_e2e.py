@@ -1,4 +1,5 @@
-"""RRC end-to-end rules (docs/protocols.md, "End-to-end text spotting") on hand-made images with known counts."""
+"""RRC end-to-end rules (docs/protocols.md, "End-to-end text spotting") on hand-made images with
+known counts."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,5 @@
-"""CLIP4STR inference: greedy autoregressive decoding, cloze refinement, dual predict-and-refine order."""
+"""CLIP4STR inference: greedy autoregressive decoding, cloze refinement, dual predict-and-refine
+order."""
 
 import pytest
 import torch
@@ -44,7 +45,8 @@ def _ids(m):
 
 
 def test_autoregressive_decoding_equals_one_teacher_forced_pass(model, images):
-    """Step-by-step greedy decoding = one causal pass over its own predictions (independent check)."""
+    """Step-by-step greedy decoding = one causal pass over its own predictions (independent
+    check)."""
     memory = model.clip_model.encode_image(images)
     steps = model.num_steps
     logits = autoregressive_decode(

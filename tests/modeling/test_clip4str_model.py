@@ -1,4 +1,5 @@
-"""CLIP4STR recognizer: charsets, shapes, frozen layers, optimizer groups, CLIP weights, meta-architecture."""
+"""CLIP4STR recognizer: charsets, shapes, frozen layers, optimizer groups, CLIP weights,
+meta-architecture."""
 
 import glob
 import logging
@@ -292,7 +293,8 @@ def test_conv_patch_stem_replaces_conv1_with_the_same_token_grid():
 
 
 def test_full_height_patches_give_one_token_per_column_and_a_ctc_step_each():
-    """PATCH_SIZE (H, 4): a 1 x W/4 grid, the stem halving only the height at the end (CPU config)."""
+    """PATCH_SIZE (H, 4): a 1 x W/4 grid, the stem halving only the height at the end
+    (CPU config)."""
     torch.manual_seed(0)
     model = build_clip4str_recognizer(
         tiny_cfg(PATCH_EMBED="conv", PATCH_SIZE=(16, 4), CTC_LOSS_WEIGHT=1.0)
@@ -343,7 +345,8 @@ def test_column_ctc_head_reads_columns_left_to_right_and_scores_known_alignments
     torch.testing.assert_close(
         log_probs, head.classifier(head.norm(columns)).log_softmax(-1).transpose(0, 1)
     )
-    # a one-character label over 3 steps: sum over the 6 alignments (b=blank): cbb, bcb, bbc, ccb, bcc, ccc
+    # a one-character label over 3 steps: sum over the 6 alignments (b=blank): cbb, bcb, bbc, ccb,
+    # bcc, ccc
     p = log_probs[:, 0].exp()
     c, b = 2, 0
     paths = [(c, b, b), (b, c, b), (b, b, c), (c, c, b), (b, c, c), (c, c, c)]
@@ -381,7 +384,8 @@ def test_ctc_loss_is_reported_and_trains_the_image_encoder():
 
 
 def test_refinement_without_random_orders_is_warned_about(caplog):
-    """perm_num <= 2 trains only the canonical / reverse contexts; refinement then reads an unseen one."""
+    """perm_num <= 2 trains only the canonical / reverse contexts; refinement then reads an
+    unseen one."""
     with caplog.at_level(logging.WARNING, logger="fasttcm.modeling.recognition.clip4str"):
         build_clip4str_recognizer(tiny_cfg(PERM_NUM=2, REFINE_ITERS=1))
     assert any("REFINE_ITERS 0" in r.getMessage() for r in caplog.records)
@@ -393,7 +397,8 @@ def test_refinement_without_random_orders_is_warned_about(caplog):
 
 
 def test_cpu_spotter_config_uses_the_cpu_recognizer_settings():
-    """tools/compose_spotter_weights.py joins the two CPU checkpoints: their recognizers must match."""
+    """tools/compose_spotter_weights.py joins the two CPU checkpoints: their recognizers must
+    match."""
 
     def recognizer(path):
         cfg = get_cfg()

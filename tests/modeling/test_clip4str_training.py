@@ -1,4 +1,5 @@
-"""A few CLIP4STR training steps on synthetic word crops lower the loss (trainer's optimizer and mapper)."""
+"""A few CLIP4STR training steps on synthetic word crops lower the loss (trainer's optimizer and
+mapper)."""
 
 import torch
 

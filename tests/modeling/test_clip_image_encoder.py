@@ -59,7 +59,8 @@ def test_global_embedding_equals_open_clip_attention_pool(encoder):
 
 
 def test_dense_embedding_equals_full_self_attention(encoder):
-    """Every token is a query: compare with F.multi_head_attention_forward over all 1 + HW tokens."""
+    """Every token is a query: compare with F.multi_head_attention_forward over all 1 + HW
+    tokens."""
     pool = encoder.attnpool
     x = torch.randn(2, 256, 3, 5)
     with torch.no_grad():
@@ -101,8 +102,8 @@ def test_positional_table_resize():
     resized = resize_attnpool_positional_embedding(table, 3, 5)
     assert resized.shape == (1 + 15, 16)
     assert torch.equal(resized[0], table[0])
-    # Bilinear, align_corners=False: a constant grid stays constant, a grid of the same size is kept,
-    # and downsizing a 7-grid to 1x1 samples its centre.
+    # Bilinear, align_corners=False: a constant grid stays constant, a grid of the same size is
+    # kept, and downsizing a 7-grid to 1x1 samples its centre.
     constant = torch.cat([torch.zeros(1, 4), torch.full((49, 4), 2.5)])
     torch.testing.assert_close(
         resize_attnpool_positional_embedding(constant, 4, 9)[1:], torch.full((36, 4), 2.5)

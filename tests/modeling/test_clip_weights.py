@@ -96,7 +96,8 @@ def _is_buffer(name: str) -> bool:
 
 
 def write_openai_torchscript(path, shapes) -> Dict[str, torch.Tensor]:
-    """Save a TorchScript archive whose state dict has `shapes`; matrices in float16 like RN50.pt."""
+    """Save a TorchScript archive whose state dict has `shapes`; matrices in float16 like
+    RN50.pt."""
     generator = torch.Generator().manual_seed(0)
     root, values = _Node(), {}
     for name, shape in shapes.items():
@@ -126,7 +127,8 @@ def write_openai_torchscript(path, shapes) -> Dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def rn50_encoders():
-    """Full-size CR50 image encoder and CLIP RN50 text encoder (random init), shared by the tests."""
+    """Full-size CR50 image encoder and CLIP RN50 text encoder (random init), shared by the
+    tests."""
     torch.manual_seed(0)
     return CLIPImageEncoder(), CLIPTextContextEncoder()
 

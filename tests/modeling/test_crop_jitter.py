@@ -8,7 +8,8 @@ from fasttcm.modeling.recognition.crop_jitter import jitter_side_polygons
 
 
 class _Fixed:
-    """Stands in for a numpy Generator: every polygon gets the same offsets (top, right, bottom, left)."""
+    """Stands in for a numpy Generator: every polygon gets the same offsets (top, right, bottom,
+    left)."""
 
     def __init__(self, offsets):
         self.offsets = np.asarray(offsets, dtype=np.float64)
@@ -27,7 +28,8 @@ def test_each_side_of_a_rectangle_moves_by_its_offset_times_the_height():
 
 
 def test_a_rotated_quad_grows_like_a_shapely_buffer_with_mitre_joins():
-    """Equal outward offsets d x h on every side of a rectangle = shapely's mitre buffer by d x h."""
+    """Equal outward offsets d x h on every side of a rectangle = shapely's mitre buffer by
+    d x h."""
     angle = np.radians(30)
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     quad = RECT @ rotation.T + [40, 7]
@@ -78,7 +80,8 @@ def test_zero_range_is_the_identity_and_bad_input_is_named():
 
 
 def test_inward_end_offsets_never_fold_a_short_word_over():
-    """A one-letter box 8 wide and 20 high: ends pulled in by 0.25 h = 5 each would cross; each stops at 8 / 4."""
+    """A one-letter box 8 wide and 20 high: ends pulled in by 0.25 h = 5 each would cross; each
+    stops at 8 / 4."""
     narrow = np.array([[0, 0], [8, 0], [8, 20], [0, 20]], dtype=np.float64)
     (moved,), _ = jitter_side_polygons([narrow], -1, 1, _Fixed([0.0, -0.25, 0.0, -0.25]))
     np.testing.assert_allclose(moved, [[2, 0], [6, 0], [6, 20], [2, 20]])

@@ -23,7 +23,8 @@ def _as_map(values):
 
 
 def test_balanced_bce_keeps_the_hardest_negatives():
-    # One positive (logit 0: loss ln 2), nine negatives with logits 3, 2, 1, 0, -1, ... (loss softplus(logit)).
+    # One positive (logit 0: loss ln 2), nine negatives with logits 3, 2, 1, 0, -1, ... (loss
+    # softplus(logit)).
     logits = _as_map([0.0, 3.0, 2.0, 1.0, 0.0, -1.0, -2.0, -3.0, -4.0, -5.0])
     target = _as_map([1, 0, 0, 0, 0, 0, 0, 0, 0, 0])
     mask = torch.ones_like(target)

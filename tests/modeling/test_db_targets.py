@@ -100,7 +100,8 @@ def test_ignored_and_too_small_polygons_are_masked_out():
 
 
 def test_polygon_whose_kernel_has_no_pixel_is_ignored():
-    # Covers pixel rows 4 and 5 (centres 4.5, 5.5); its kernel y in [4.93, 5.07] holds no pixel centre.
+    # Covers pixel rows 4 and 5 (centres 4.5, 5.5); its kernel y in [4.93, 5.07] holds no pixel
+    # centre.
     thin = np.array([[2.0, 4.45], [30.0, 4.45], [30.0, 5.55], [2.0, 5.55]])
     targets = make_db_targets([thin], [False], 12, 40, min_text_size=0)
     assert targets["shrink_map"].sum() == 0

@@ -1,4 +1,5 @@
-"""build_fasttcm_cr50_fpn_backbone: registry build, shapes, padding, training, eval cache, weights."""
+"""build_fasttcm_cr50_fpn_backbone: registry build, shapes, padding, training, eval cache,
+weights."""
 
 import logging
 
@@ -212,7 +213,8 @@ def test_tcm_eval_runs_the_text_transformer_per_batch():
 
 @pytest.mark.parametrize("mode", ["fasttcm", "tcm"])
 def test_without_language_prompt_no_cue_reaches_the_text_encoder(mode):
-    """MODEL.FASTTCM.LANGUAGE_PROMPT False (official DOTA code): no LPG, the prompts alone make t."""
+    """MODEL.FASTTCM.LANGUAGE_PROMPT False (official DOTA code): no LPG, the prompts alone
+    make t."""
     cfg = tiny_cfg(mode)
     cfg.MODEL.FASTTCM.LANGUAGE_PROMPT = False
     cfg.MODEL.FASTTCM.CLASS_PROMPTS = ["plane", "small vehicle"]

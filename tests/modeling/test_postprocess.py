@@ -1,4 +1,5 @@
-"""DB post-processing on synthetic probability maps with known text regions (checked with shapely)."""
+"""DB post-processing on synthetic probability maps with known text regions (checked with
+shapely)."""
 
 import numpy as np
 import pytest
@@ -26,7 +27,8 @@ TRUTH = [RECT_A, RECT_B, BAND]
 
 
 def _kernel(polygon, unclip_ratio):
-    """The inward offset K = P - d with d = area(K) * ratio / perimeter(K): what unclip inverts exactly."""
+    """The inward offset K = P - d with d = area(K) * ratio / perimeter(K): what unclip inverts
+    exactly."""
     geometry = Polygon(polygon)
     low, high = 0.0, 0.5 * min(np.ptp(polygon, axis=0))
     for _ in range(60):  # bisection on d
@@ -106,7 +108,8 @@ def test_score_threshold_min_size_and_candidate_limit():
     polygons, scores = DBPostprocessor(max_candidates=1)(prob)
     assert len(polygons) == 1 and _iou(polygons[0], BAND) > 0.9 and scores[0] == pytest.approx(0.5)
     # min_size applies to the short side (probability-map pixels) of the unclipped region's
-    # min-area rectangle: about 41 for the quadrilaterals, about 90 for the band's bounding rectangle.
+    # min-area rectangle: about 41 for the quadrilaterals, about 90 for the band's bounding
+    # rectangle.
     polygons, _ = DBPostprocessor(min_size=60)(prob)
     assert len(polygons) == 1 and _iou(polygons[0], BAND) > 0.9
     polygons, _ = DBPostprocessor(min_size=100)(prob)

@@ -1,4 +1,5 @@
-"""Prompt learner, LPG, BSM, context decoders/VPG, score map and aux losses: inits and known values."""
+"""Prompt learner, LPG, BSM, context decoders/VPG, score map and aux losses: inits and known
+values."""
 
 import math
 

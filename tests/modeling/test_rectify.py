@@ -1,4 +1,5 @@
-"""Polygon rectification (fasttcm.modeling.recognition.rectify) against analytic warps and OpenCV."""
+"""Polygon rectification (fasttcm.modeling.recognition.rectify) against analytic warps and
+OpenCV."""
 
 import math
 
@@ -29,7 +30,8 @@ def _pattern(u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def _render(height: int, width: int, to_unit) -> np.ndarray:
-    """Image whose pixel centres (x + 0.5, y + 0.5) show the pattern at `to_unit(x, y) -> (u, v)` (0 outside)."""
+    """Image whose pixel centres (x + 0.5, y + 0.5) show the pattern at `to_unit(x, y) -> (u, v)`
+    (0 outside)."""
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float64) + 0.5
     u, v = to_unit(xs, ys)
     inside = (u >= 0) & (u <= 1) & (v >= 0) & (v <= 1)
@@ -83,7 +85,8 @@ def test_quad_perspective_warp_recovers_pattern():
 
 
 def _arch(n: int, center=(100.0, 130.0), radii=(90.0, 60.0), angles=(200.0, 340.0)):
-    """2n-point annotation of a band along a circular arch: outer arc left->right, inner right->left."""
+    """2n-point annotation of a band along a circular arch: outer arc left->right, inner
+    right->left."""
     theta = np.deg2rad(np.linspace(angles[0], angles[1], n))
     outer = np.stack(
         [center[0] + radii[0] * np.cos(theta), center[1] + radii[0] * np.sin(theta)], 1
@@ -130,7 +133,8 @@ def test_curved_band_is_unrolled():
 
 
 def test_predicted_layout_is_orientation_free():
-    """Detector outlines: any start vertex and orientation of a rotated box give the same reading grid."""
+    """Detector outlines: any start vertex and orientation of a rotated box give the same reading
+    grid."""
     angle = math.radians(25.0)  # text rising to the right
     axis = np.array([math.cos(angle), -math.sin(angle)])
     down = np.array([math.sin(angle), math.cos(angle)])
@@ -165,7 +169,8 @@ def test_predicted_layout_is_orientation_free():
 
 
 def test_predicted_straight_outline_with_bevelled_ends_uses_its_rectangle():
-    """A DB-like outline of straight text (bevelled corners, any start) is warped by its min-area rectangle."""
+    """A DB-like outline of straight text (bevelled corners, any start) is warped by its min-area
+    rectangle."""
     angle = math.radians(20.0)
     axis = np.array([math.cos(angle), -math.sin(angle)])
     down = np.array([math.sin(angle), math.cos(angle)])
@@ -223,7 +228,8 @@ def test_rectangle_layout_warps_the_minimum_area_rectangle_of_any_outline():
 
 
 def test_predicted_contour_of_gentle_arch_follows_both_sides():
-    """A 60-degree arch listed from an arbitrary vertex (no side structure) gives the annotated grid."""
+    """A 60-degree arch listed from an arbitrary vertex (no side structure) gives the annotated
+    grid."""
     arch = _arch(8, angles=(240.0, 300.0))
     annotated, _ = polygon_sampling_grids([arch], (8, 48), layout="annotated")
     predicted, valid = polygon_sampling_grids(

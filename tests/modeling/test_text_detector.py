@@ -1,4 +1,5 @@
-"""FastTCMTextDetector end to end on CPU: training losses, overfitting, inference in original-image pixels."""
+"""FastTCMTextDetector end to end on CPU: training losses, overfitting, inference in
+original-image pixels."""
 
 import cv2
 import numpy as np
@@ -207,7 +208,8 @@ def test_losses_fall_when_overfitting_one_image():
 
 
 class _FixedProbabilityHead(nn.Module):
-    """Test double for the DB head: a probability map that is `value` on fixed input-pixel rectangles."""
+    """Test double for the DB head: a probability map that is `value` on fixed input-pixel
+    rectangles."""
 
     def __init__(self, rectangles, value=0.9):
         super().__init__()
@@ -232,7 +234,8 @@ def _detector_with_fixed_maps(rectangles, unclip_ratio=1.5):
 
 
 def test_inference_reports_polygons_in_original_image_pixels():
-    # Kernel: input pixels x in [20, 60), y in [16, 32): unclipped by D' = 40 * 16 * 1.5 / 112 in input pixels.
+    # Kernel: input pixels x in [20, 60), y in [16, 32): unclipped by D' = 40 * 16 * 1.5 / 112 in
+    # input pixels.
     model = _detector_with_fixed_maps([(20, 16, 60, 32)])
     image = torch.zeros(3, 60, 80, dtype=torch.uint8)
     with torch.no_grad():

@@ -1,4 +1,5 @@
-"""FastTCMTextSpotter on CPU: GT-crop training, inference in original pixels, counted skips, configs."""
+"""FastTCMTextSpotter on CPU: GT-crop training, inference in original pixels, counted skips,
+configs."""
 
 import glob
 import os
@@ -119,7 +120,8 @@ def test_train_step_with_random_and_empty_instances(model):
     assert detector_losses | {"loss_rec_visual", "loss_rec_cross_modal"} <= set(losses)
     assert all(torch.isfinite(v) and v.ndim == 0 for v in losses.values())
     assert losses["loss_rec_visual"] > 0 and losses["loss_rec_cross_modal"] > 0
-    # "###" and gt_ignore; "" and non-Latin text; the collinear polygon; "Hello", "world" (NFKD), "ab"
+    # "###" and gt_ignore; "" and non-Latin text; the collinear polygon; "Hello", "world" (NFKD),
+    # "ab"
     assert counts == dict(
         skipped_ignore=2, skipped_text=2, skipped_geometry=1, dropped_by_cap=0, num_crops=3
     )
@@ -166,7 +168,8 @@ def test_recognizer_ctc_loss_is_part_of_the_spotter_losses():
 
 
 def test_training_crops_follow_the_ground_truth(model, monkeypatch):
-    """Crops come from the GT polygons of the augmented image; labels in order; the cap is random."""
+    """Crops come from the GT polygons of the augmented image; labels in order; the cap is
+    random."""
     inputs = _training_input([QUAD, CURVED, QUAD, CURVED], ["ab", "cd", "ef", "gh"], [False] * 4)
     crops, labels, counts = model.training_crops([inputs])
     expected = rectify_polygons(
@@ -199,7 +202,8 @@ def test_training_crops_follow_the_ground_truth(model, monkeypatch):
 
 
 def test_training_crops_with_jitter_are_crops_of_the_jittered_polygons(model, monkeypatch):
-    """CROP_JITTER moves the GT sides by a seeded random multiple of the height before rectification."""
+    """CROP_JITTER moves the GT sides by a seeded random multiple of the height before
+    rectification."""
     inputs = _training_input([QUAD, CURVED], ["ab", "cd"], [False] * 2)
     monkeypatch.setattr(model, "crop_jitter", (-0.1, 0.3))
     torch.manual_seed(7)
@@ -227,7 +231,8 @@ class _FixedPolygons:
 
 
 def test_inference_returns_texts_in_original_coordinates(model, monkeypatch):
-    """Input 64x96 of a 128x192 original: polygons stay in original pixels, crops come from the input."""
+    """Input 64x96 of a 128x192 original: polygons stay in original pixels, crops come from the
+    input."""
     original = [
         np.array([[12, 12], [116, 16], [114, 52], [10, 48]], dtype=np.float32),  # quad
         np.array(CURVED, dtype=np.float32) * 2,  # 8-point outline

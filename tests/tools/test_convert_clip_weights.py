@@ -1,4 +1,5 @@
-"""tools/convert_clip_weights.py: CLIP file -> detectron2 checkpoint -> DetectionCheckpointer round trip."""
+"""tools/convert_clip_weights.py: CLIP file -> detectron2 checkpoint -> DetectionCheckpointer
+round trip."""
 
 import os
 

@@ -1,4 +1,5 @@
-"""tools/run_demo.py: every task points at a shipped config, and results are read back from metrics.json."""
+"""tools/run_demo.py: every task points at a shipped config, and results are read back from
+metrics.json."""
 
 import json
 import os
@@ -33,7 +34,8 @@ def test_every_task_config_exists_and_names_its_evaluator(run_demo):
 
 
 def test_spotting_demo_recognizer_matches_the_recognition_demo(run_demo):
-    """make spotting-demo loads the recognition demo's checkpoint into the spotter: same MODEL.RECOGNIZER."""
+    """make spotting-demo loads the recognition demo's checkpoint into the spotter: same
+    MODEL.RECOGNIZER."""
 
     def recognizer_settings(config):
         cfg = get_cfg()

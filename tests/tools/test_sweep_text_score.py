@@ -1,4 +1,5 @@
-"""tools/sweep_text_score.py: end-to-end scores of one spotter run at several MIN_TEXT_SCORE values."""
+"""tools/sweep_text_score.py: end-to-end scores of one spotter run at several MIN_TEXT_SCORE
+values."""
 
 import os
 import sys
@@ -58,7 +59,7 @@ RUNS = [
 ]
 
 
-def test_thresholds_drop_low_confidence_readings(tool, register):
+def test_thresholds_drop_low_confidence_readings(tool, register):  # noqa: F811 (fixture)
     dataset = register(word_spotting=False, lexicon_types=["none"])
     evaluator = TextSpottingEvaluator(dataset, output_dir=None, distributed=False)
     rows = tool.sweep_min_text_score(evaluator, RUNS, [0.0, 0.25, 0.5, 0.85])

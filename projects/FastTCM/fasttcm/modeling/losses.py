@@ -23,8 +23,9 @@ def balanced_bce_with_logits(
         eps: added to the normaliser.
 
     Returns:
-        scalar: (sum of positive losses + sum of the top-k negative losses) / (num positives + k + eps),
-        with k = min(#negatives, floor(#positives * negative_ratio)). 0 when there is no positive.
+        scalar: (sum of positive losses + sum of the top-k negative losses)
+        / (num positives + k + eps), with k = min(#negatives, floor(#positives * negative_ratio)).
+        0 when there is no positive.
     """
     positive = target * mask
     negative = (1.0 - target) * mask

@@ -74,7 +74,8 @@ def load_charset(name_or_path: str) -> str:
 
 
 def evaluation_charset(case_sensitive: bool = False, punctuation: bool = False) -> str:
-    """The test charset of the official ``test.py``: digits + lowercase [+ uppercase] [+ punctuation].
+    """The test charset of the official ``test.py``: digits + lowercase [+ uppercase]
+    [+ punctuation].
 
     Args:
         case_sensitive: add A-Z (``--cased``).
@@ -92,8 +93,8 @@ class CharsetAdapter:
     """Map a string onto a charset, as the official ``CharsetAdapter``.
 
     If the charset has no uppercase letters the text is lowercased first (uppercased if it has no
-    lowercase ones); then every character outside the charset is deleted. Applied to both ground truth and
-    prediction, it makes the 36-character protocol case- and punctuation-insensitive.
+    lowercase ones); then every character outside the charset is deleted. Applied to both ground
+    truth and prediction, it makes the 36-character protocol case- and punctuation-insensitive.
     """
 
     def __init__(self, charset: str):
@@ -113,7 +114,8 @@ class CharsetAdapter:
 def normalize_label(
     label: str, *, remove_whitespace: bool = True, normalize_unicode: bool = True
 ) -> str:
-    """Remove whitespace and fold to ASCII (NFKD, non-ASCII dropped), as the official LMDB loader."""
+    """Remove whitespace and fold to ASCII (NFKD, non-ASCII dropped), as the official LMDB
+    loader."""
     if remove_whitespace:
         label = "".join(label.split())
     if normalize_unicode:

@@ -19,7 +19,8 @@ _TEXT_COLOR = (0.1, 0.9, 0.2)
 
 
 class FastTCMVisualizer(Visualizer):
-    """Visualizer that knows the ``polygons``/``texts`` and rotated-box outputs of FastTCM models."""
+    """Visualizer that knows the ``polygons``/``texts`` and rotated-box outputs of FastTCM
+    models."""
 
     def __init__(
         self, img_rgb: np.ndarray, metadata=None, scale: float = 1.0, instance_mode=ColorMode.IMAGE

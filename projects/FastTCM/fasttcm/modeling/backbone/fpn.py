@@ -30,8 +30,9 @@ class FastTCMFPN(FPN):
             x: (B, 3, H, W) normalized RGB images, H and W multiples of :attr:`size_divisibility`.
 
         Returns:
-            features: {"p2": (B, C, H/4, W/4), ..., "p5": (B, C, H/32, W/32), "p6": (B, C, H/64, W/64)}
-                (C = MODEL.FPN.OUT_CHANNELS) with the default in-features res2..res5.
+            features: {"p2": (B, C, H/4, W/4), ..., "p5": (B, C, H/32, W/32),
+                "p6": (B, C, H/64, W/64)} (C = MODEL.FPN.OUT_CHANNELS) with the default
+                in-features res2..res5.
             aux: the bottom-up's aux dict, see :meth:`FastTCMBackbone.forward_with_aux`
                 ({"score_map", "logits", "text_embeddings"}; {} in MODE "none").
         """

@@ -22,7 +22,8 @@ def resize_attnpool_positional_embedding(
     """Resize an attention-pool positional table to a ``height x width`` grid.
 
     Args:
-        positional_embedding: (1 + S*S, C): the mean-token row, then an S x S grid in row-major order.
+        positional_embedding: (1 + S*S, C): the mean-token row, then an S x S grid in row-major
+            order.
         height, width: the target grid (H/32 and W/32 of the padded input).
 
     Returns:
@@ -33,7 +34,8 @@ def resize_attnpool_positional_embedding(
     side = int(round((num_positions - 1) ** 0.5))
     if side * side + 1 != num_positions:
         raise ValueError(
-            f"attention-pool positional table has {num_positions} rows; expected 1 + S*S for a square grid"
+            f"attention-pool positional table has {num_positions} rows; "
+            "expected 1 + S*S for a square grid"
         )
     if (side, side) == (height, width):
         return positional_embedding
@@ -143,8 +145,8 @@ class CLIPImageEncoder(ModifiedResNet):
                 "res4": (B, 16w, H/16, W/16), "res5": (B, 32w, H/32, W/32)}, w = width.
             global_embedding: (B, D), the attention pool's global vector (the paper's I-bar);
                 None without the attention pool.
-            dense_embedding: (B, D, H/32, W/32), the attention pool's per-location embedding map (I);
-                None without the attention pool.
+            dense_embedding: (B, D, H/32, W/32), the attention pool's per-location embedding map
+                (I); None without the attention pool.
         """
         x = self.stem(x)
         features = {}

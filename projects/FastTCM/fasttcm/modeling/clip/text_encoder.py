@@ -1,8 +1,9 @@
 """Frozen CLIP text transformer that takes learnable context vectors and a conditional cue.
 
-The text encoder of TCM / FastTCM. The layers are open_clip's (``open_clip.transformer.Transformer``,
-``LayerNorm``, ``QuickGELU``) and the parameter names match CLIP state dicts (``token_embedding``,
-``positional_embedding``, ``transformer.resblocks.*``, ``ln_final``, ``text_projection``).
+The text encoder of TCM / FastTCM. The layers are open_clip's
+(``open_clip.transformer.Transformer``, ``LayerNorm``, ``QuickGELU``) and the parameter names match
+CLIP state dicts (``token_embedding``, ``positional_embedding``, ``transformer.resblocks.*``,
+``ln_final``, ``text_projection``).
 """
 
 from typing import Optional
@@ -40,9 +41,9 @@ class CLIPTextContextEncoder(nn.Module):
     With ``freeze=True`` (the default) every parameter has ``requires_grad=False``; gradients still
     flow *through* the encoder to the context vectors and the cue. With ``freeze=False`` the token
     table stays frozen unless ``freeze_token_embedding=False``: the prompts use a few dozen of its
-    ``vocab_size`` rows, yet a trainable table gets a dense (vocab_size, width) gradient and optimizer
-    update every step (on the CPU, ~0.1 s of a 1.2 s DOTA step at width 128) and weight decay
-    shrinks every unused row.
+    ``vocab_size`` rows, yet a trainable table gets a dense (vocab_size, width) gradient and
+    optimizer update every step (on the CPU, ~0.1 s of a 1.2 s DOTA step at width 128) and weight
+    decay shrinks every unused row.
     """
 
     def __init__(

@@ -24,7 +24,8 @@ def bpe_tokenizer() -> SimpleTokenizer:
     vocab_path = default_bpe()
     if not os.path.isfile(vocab_path):
         raise FileNotFoundError(
-            f"CLIP BPE vocabulary {vocab_path!r} is missing: reinstall open_clip_torch, which bundles it"
+            f"CLIP BPE vocabulary {vocab_path!r} is missing: "
+            "reinstall open_clip_torch, which bundles it"
         )
     return SimpleTokenizer(bpe_path=vocab_path, context_length=None)
 
@@ -41,7 +42,8 @@ def tokenize_prompts(prompts: Sequence[str], max_length: int = 77) -> torch.Tens
         max_length: the longest allowed row (SOS and EOS included).
 
     Returns:
-        LongTensor of shape (K, L), L = max over prompts of (number of BPE tokens + 2) <= max_length.
+        LongTensor of shape (K, L), L = max over prompts of (number of BPE tokens + 2)
+        <= max_length.
 
     Raises:
         ValueError: if `prompts` is empty, a prompt is blank, or a prompt needs more than

@@ -107,8 +107,9 @@ def read_clip_state_dict(path: str) -> Dict[str, torch.Tensor]:
             state_dict = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:
             raise ValueError(
-                f"CLIP weights file {path!r} is neither a TorchScript archive (OpenAI RN50.pt) nor a "
-                f"torch state dict (open_clip); the file may be corrupt or truncated ({e})"
+                f"CLIP weights file {path!r} is neither a TorchScript archive "
+                "(OpenAI RN50.pt) nor a torch state dict (open_clip); "
+                f"the file may be corrupt or truncated ({e})"
             ) from e
     if isinstance(state_dict, dict) and isinstance(state_dict.get("state_dict"), dict):
         state_dict = state_dict["state_dict"]
@@ -149,13 +150,15 @@ def _fit_to_module(
             if key == _ATTNPOOL_POSITIONAL:
                 side = int(round((own[key].shape[0] - 1) ** 0.5))
                 logger.info(
-                    f"Resizing {prefix}{key} of {path} from {tuple(value.shape)} to {tuple(own[key].shape)}"
+                    f"Resizing {prefix}{key} of {path} from {tuple(value.shape)} "
+                    f"to {tuple(own[key].shape)}"
                 )
                 value = resize_attnpool_positional_embedding(value, side, side)
             else:
                 raise ValueError(
-                    f"CLIP weights file {path!r}: '{prefix}{key}' has shape {tuple(value.shape)}, the model "
-                    f"expects {tuple(own[key].shape)}; check MODEL.FASTTCM.IMAGE_*/TEXT_*/EMBED_DIM"
+                    f"CLIP weights file {path!r}: '{prefix}{key}' has shape "
+                    f"{tuple(value.shape)}, the model expects {tuple(own[key].shape)}; "
+                    "check MODEL.FASTTCM.IMAGE_*/TEXT_*/EMBED_DIM"
                 )
         fitted[key] = value
     return fitted
@@ -198,7 +201,8 @@ def load_clip_weights(
         image_sd = {k: v for k, v in image_sd.items() if not k.startswith("attnpool.")}
         if pool_keys:
             logger.info(
-                f"{len(pool_keys)} attention-pool entries of {path} unused: the model has no attention pool"
+                f"{len(pool_keys)} attention-pool entries of {path} unused: "
+                "the model has no attention pool"
             )
     parts = [(image_encoder, image_sd, image_prefix)]
     if text_encoder is not None:
@@ -233,7 +237,8 @@ def clip_to_detectron2_state_dict(
     """Rename a CLIP state dict (from :func:`read_clip_state_dict`) to FastTCM module names.
 
     The defaults are the names inside a meta-architecture whose ``backbone`` is
-    ``build_fasttcm_cr50_fpn_backbone``. Entries that are neither image nor text weights are dropped.
+    ``build_fasttcm_cr50_fpn_backbone``. Entries that are neither image nor text weights are
+    dropped.
 
     Returns:
         ``{prefixed name: tensor}``, ready to be saved as ``{"model": ...}`` for ``MODEL.WEIGHTS``.

@@ -1,4 +1,5 @@
-"""FastTCMTextDetector: backbone (+ FastTCM instance-language matching) + DB head + polygon post-processing."""
+"""FastTCMTextDetector: backbone (+ FastTCM instance-language matching) + DB head + polygon
+post-processing."""
 
 from typing import Dict, List, Tuple
 
@@ -47,11 +48,13 @@ class FastTCMTextDetector(nn.Module):
         """
         Args:
             backbone: a detectron2 backbone producing the head's input features (e.g. FPN p2..p5);
-                if it has ``forward_with_aux(x) -> (features, aux)``, ``aux["logits"]`` (B, 1, H/32, W/32)
-                receives the auxiliary loss.
-            text_head: maps ``(features, targets)`` to ``(maps, losses)``, e.g. :class:`FastTCMDBHead`.
+                if it has ``forward_with_aux(x) -> (features, aux)``, ``aux["logits"]``
+                (B, 1, H/32, W/32) receives the auxiliary loss.
+            text_head: maps ``(features, targets)`` to ``(maps, losses)``, e.g.
+                :class:`FastTCMDBHead`.
             postprocessor: probability map -> polygons and scores.
-            pixel_mean, pixel_std: per-channel normalization of the input images (in INPUT.FORMAT order).
+            pixel_mean, pixel_std: per-channel normalization of the input images (in INPUT.FORMAT
+                order).
             aux_loss_weight: lambda, weight of the instance-language matching loss.
             aux_negative_ratio: hard negatives per positive in that loss.
         """
@@ -104,7 +107,8 @@ class FastTCMTextDetector(nn.Module):
                 "height", "width" (optional, inference): size of the original image, the frame of
                 the returned polygons (defaults to H, W);
                 "db_targets" (training): dict of (H, W) float Tensors "shrink_map", "shrink_mask",
-                "thresh_map", "thresh_mask" (from ``make_db_targets``), in the same pixel frame as "image".
+                "thresh_map", "thresh_mask" (from ``make_db_targets``), in the same pixel frame as
+                "image".
 
         Returns:
             training: dict of scalar losses "loss_prob", "loss_binary", "loss_thresh" (and
@@ -135,7 +139,8 @@ class FastTCMTextDetector(nn.Module):
                     ``polygons`` (list of (N_i, 2) float32 numpy arrays, (x, y) in original-image
                     pixels, clockwise on the image), ``scores`` (Tensor (N,), mean probability) and
                     ``pred_boxes`` (:class:`Boxes`, XYXY bounds of the polygons);
-                "db_maps" (only if `return_maps`): {"prob", "thresh", "binary"} each (1, height, width).
+                "db_maps" (only if `return_maps`): {"prob", "thresh", "binary"} each
+                    (1, height, width).
         """
         images = self.preprocess_image(batched_inputs)
         features, _ = self.extract_features(images.tensor)
@@ -163,7 +168,8 @@ class FastTCMTextDetector(nn.Module):
         return results
 
     def preprocess_image(self, batched_inputs: List[Dict]) -> ImageList:
-        """Normalize the images and pad them to a common size divisible by ``backbone.size_divisibility``."""
+        """Normalize the images and pad them to a common size divisible by
+        ``backbone.size_divisibility``."""
         images = [
             (x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs
         ]
@@ -181,14 +187,16 @@ class FastTCMTextDetector(nn.Module):
             name = inputs.get("file_name", inputs.get("image_id", "<unnamed image>"))
             if "db_targets" not in inputs:
                 raise ValueError(
-                    f"text_detector.FastTCMTextDetector: training input {name} has no 'db_targets'; "
+                    "text_detector.FastTCMTextDetector: "
+                    f"training input {name} has no 'db_targets'; "
                     "the dataset mapper must add make_db_targets(...) output."
                 )
             for key in DB_TARGET_KEYS:
                 shape = tuple(inputs["db_targets"][key].shape)
                 if shape != tuple(image_size):
                     raise ValueError(
-                        f"text_detector.FastTCMTextDetector: db_targets['{key}'] of {name} has shape {shape}, "
+                        "text_detector.FastTCMTextDetector: "
+                        f"db_targets['{key}'] of {name} has shape {shape}, "
                         f"the image {tuple(image_size)}."
                     )
         return {
@@ -205,7 +213,8 @@ class FastTCMTextDetector(nn.Module):
     def extract_features(
         self, images: torch.Tensor
     ) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
-        """Backbone features and, for backbones with ``forward_with_aux``, their aux outputs (else {})."""
+        """Backbone features and, for backbones with ``forward_with_aux``, their aux outputs
+        (else {})."""
         if hasattr(self.backbone, "forward_with_aux"):
             return self.backbone.forward_with_aux(images)
         return self.backbone(images), {}
@@ -213,7 +222,8 @@ class FastTCMTextDetector(nn.Module):
     def instance_language_loss(
         self, logits: torch.Tensor, targets: Dict[str, torch.Tensor]
     ) -> torch.Tensor:
-        """Balanced BCE (3:1 OHEM) of S / tau, upsampled to the input, against the shrunk text kernels.
+        """Balanced BCE (3:1 OHEM) of S / tau, upsampled to the input, against the shrunk text
+        kernels.
 
         Args:
             logits: (B, 1, H/32, W/32) score-map logits S / tau.
@@ -221,8 +231,8 @@ class FastTCMTextDetector(nn.Module):
         """
         if logits.shape[1] != 1:
             raise ValueError(
-                f"text_detector.FastTCMTextDetector: the text detector expects one class prompt (K = 1), "
-                f"the backbone's score map has K = {logits.shape[1]}."
+                "text_detector.FastTCMTextDetector: the text detector expects one class prompt "
+                f"(K = 1), the backbone's score map has K = {logits.shape[1]}."
             )
         return balanced_bce_loss(
             logits,
@@ -234,7 +244,8 @@ class FastTCMTextDetector(nn.Module):
     def _make_instances(
         self, polygons: List[np.ndarray], scores: np.ndarray, image_size: Tuple[int, int]
     ) -> Instances:
-        """Instances with ``polygons``, ``scores`` and ``pred_boxes`` (XYXY bounds), on this model's device."""
+        """Instances with ``polygons``, ``scores`` and ``pred_boxes`` (XYXY bounds), on this
+        model's device."""
         instances = Instances(image_size)
         instances.polygons = polygons
         instances.scores = torch.as_tensor(scores, dtype=torch.float32, device=self.device)
@@ -243,7 +254,8 @@ class FastTCMTextDetector(nn.Module):
 
 
 def _polygon_bounds(polygons: List[np.ndarray]) -> np.ndarray:
-    """(N, 4) float32 XYXY bounds of N polygons (vectorized with ``reduceat`` over the concatenated vertices)."""
+    """(N, 4) float32 XYXY bounds of N polygons (vectorized with ``reduceat`` over the
+    concatenated vertices)."""
     if not polygons:
         return np.zeros((0, 4), dtype=np.float32)
     vertices = np.concatenate(polygons, axis=0)

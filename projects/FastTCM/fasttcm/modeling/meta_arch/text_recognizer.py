@@ -16,7 +16,8 @@ __all__ = ["FastTCMTextRecognizer"]
 
 @META_ARCH_REGISTRY.register()
 class FastTCMTextRecognizer(nn.Module):
-    """Word-crop CLIP4STR recognizer (docs/recognizer.md): batched detectron2 dicts in, losses or strings out.
+    """Word-crop CLIP4STR recognizer (docs/recognizer.md): batched detectron2 dicts in, losses or
+    strings out.
 
     Each input dict holds ``"image"``, a (3, H, W) uint8 RGB crop (the STR mapper resizes crops to
     the recognizer's input size; other sizes are resized here, bicubic), and in training
@@ -52,15 +53,17 @@ class FastTCMTextRecognizer(nn.Module):
         return self.recognizer.input_size
 
     def preprocess_image(self, batched_inputs: List[Dict]) -> torch.Tensor:
-        """Stack, resize to the input size when needed, flip BGR->RGB, normalize: (B, 3, H, W) float."""
+        """Stack, resize to the input size when needed, flip BGR->RGB, normalize:
+        (B, 3, H, W) float."""
         size = self.input_size
         images = []
         for i, inp in enumerate(batched_inputs):
             image = inp["image"].to(self.device)
             if image.ndim != 3 or image.shape[0] != 3 or image.shape[1] == 0 or image.shape[2] == 0:
                 raise ValueError(
-                    f"FastTCMTextRecognizer: input {i} (image_id {inp.get('image_id')!r}) has an image of shape "
-                    f"{tuple(image.shape)}; expected a non-empty (3, H, W) crop"
+                    f"FastTCMTextRecognizer: input {i} (image_id {inp.get('image_id')!r}) "
+                    f"has an image of shape {tuple(image.shape)}; "
+                    "expected a non-empty (3, H, W) crop"
                 )
             image = image.float()
             if tuple(image.shape[1:]) != size:
@@ -76,7 +79,8 @@ class FastTCMTextRecognizer(nn.Module):
     def forward(self, batched_inputs: List[Dict]):
         """
         Args:
-            batched_inputs: dicts with "image" ((3, H, W) uint8 crop) and, in training, "text" (str).
+            batched_inputs: dicts with "image" ((3, H, W) uint8 crop) and, in training, "text"
+                (str).
 
         Returns:
             training: {"loss_visual", "loss_cross_modal"} (scalars).

@@ -1,4 +1,5 @@
-"""FastTCMTextSpotter: the FastTCM text detector + a CLIP4STR recognizer on rectified polygon crops."""
+"""FastTCMTextSpotter: the FastTCM text detector + a CLIP4STR recognizer on rectified polygon
+crops."""
 
 import logging
 import unicodedata
@@ -29,7 +30,8 @@ _COUNT_NAMES = ("skipped_ignore", "skipped_text", "skipped_geometry", "dropped_b
 
 @META_ARCH_REGISTRY.register()
 class FastTCMTextSpotter(FastTCMTextDetector):
-    """End-to-end text spotter: :class:`FastTCMTextDetector` + a CLIP4STR recognizer (docs/recognizer.md).
+    """End-to-end text spotter: :class:`FastTCMTextDetector` + a CLIP4STR recognizer
+    (docs/recognizer.md).
 
     The detector and the recognizer share no features: the recognizer reads crops of the input
     image rectified along each text polygon (:mod:`fasttcm.modeling.recognition.rectify`), squashed
@@ -54,13 +56,13 @@ class FastTCMTextSpotter(FastTCMTextDetector):
 
     **Inference** detects polygons (original-image pixels), maps them back to the network input by
     the per-axis scale between the two sizes (the test mapper only resizes), rectifies them from
-    the network-input image with the orientation-free layout ``crop_layout``, recognizes the crops in
-    batches of ``crop_batch_size`` and returns, per image, :class:`Instances` in original-image
+    the network-input image with the orientation-free layout ``crop_layout``, recognizes the crops
+    in batches of ``crop_batch_size`` and returns, per image, :class:`Instances` in original-image
     pixels with ``polygons``, ``scores`` (detection), ``pred_boxes``, ``texts`` (strings over the
     recognizer's training charset) and ``text_scores`` (recognition confidence: product of the
     per-character maximum probabilities, EOS included). Detections that cannot be rectified are
-    dropped, counted in a rate-limited warning and, when an event storage is active,
-    as ``spotter/inference_skipped_geometry``; so are those whose text score is below
+    dropped, counted in a rate-limited warning and, when an event storage is active, as
+    ``spotter/inference_skipped_geometry``; so are those whose text score is below
     ``min_text_score``.
 
     Parameter names are the detector's (``backbone.*``, ``text_head.*``) and
@@ -109,24 +111,29 @@ class FastTCMTextSpotter(FastTCMTextDetector):
         super().__init__(**detector_kwargs)
         if input_format not in ("RGB", "BGR"):
             raise ValueError(
-                f"text_spotter.FastTCMTextSpotter: INPUT.FORMAT must be RGB or BGR, got {input_format!r}"
+                "text_spotter.FastTCMTextSpotter: INPUT.FORMAT must be RGB or BGR, "
+                f"got {input_format!r}"
             )
         if max_train_crops < 1 or crop_batch_size < 1:
             raise ValueError(
-                "text_spotter.FastTCMTextSpotter: MODEL.SPOTTER.MAX_TRAIN_CROPS and TEST.SPOTTER.CROP_BATCH_SIZE "
+                "text_spotter.FastTCMTextSpotter: MODEL.SPOTTER.MAX_TRAIN_CROPS and "
+                "TEST.SPOTTER.CROP_BATCH_SIZE "
                 f"must be >= 1, got {max_train_crops} and {crop_batch_size}"
             )
         low, high = (float(x) for x in crop_jitter)
         if not -0.25 <= low <= high:
             raise ValueError(
-                "text_spotter.FastTCMTextSpotter: MODEL.SPOTTER.CROP_JITTER must be (low, high) with "
-                f"-0.25 <= low <= high (fractions of the text height; more negative offsets can fold a short "
+                "text_spotter.FastTCMTextSpotter: "
+                "MODEL.SPOTTER.CROP_JITTER must be (low, high) with "
+                "-0.25 <= low <= high (fractions of the text height; "
+                "more negative offsets can fold a short "
                 f"word's ends over each other), got {tuple(crop_jitter)}"
             )
         self.crop_jitter = (low, high)
         if crop_layout not in ("predicted", "rectangle"):
             raise ValueError(
-                "text_spotter.FastTCMTextSpotter: TEST.SPOTTER.CROP_LAYOUT must be 'predicted' or 'rectangle', "
+                "text_spotter.FastTCMTextSpotter: "
+                "TEST.SPOTTER.CROP_LAYOUT must be 'predicted' or 'rectangle', "
                 f"got {crop_layout!r}"
             )
         self.crop_layout = crop_layout
@@ -181,7 +188,8 @@ class FastTCMTextSpotter(FastTCMTextDetector):
         """
         Args:
             batched_inputs: as in :meth:`forward`.
-            return_maps: also return the detector's DB maps (see :meth:`FastTCMTextDetector.inference`).
+            return_maps: also return the detector's DB maps (see
+                :meth:`FastTCMTextDetector.inference`).
 
         Returns:
             one dict per image with "instances": :class:`Instances` of the original image size
@@ -231,7 +239,8 @@ class FastTCMTextSpotter(FastTCMTextDetector):
                 name = inputs.get("file_name", inputs.get("image_id", index))
                 raise ValueError(
                     f"text_spotter.FastTCMTextSpotter: training input {name} has no 'instances'; "
-                    "the text mapper must keep gt_polygons / gt_texts / gt_ignore for the recognizer."
+                    "the text mapper must keep gt_polygons / gt_texts / gt_ignore "
+                    "for the recognizer."
                 )
             instances = inputs["instances"]
             for polygon, text, ignore in zip(
@@ -285,8 +294,9 @@ class FastTCMTextSpotter(FastTCMTextDetector):
         if counts["skipped_geometry"]:
             log_every_n_seconds(
                 logging.WARNING,
-                f"{counts['skipped_geometry']} ground-truth polygon(s) had no valid rectification (fewer than 3 "
-                f"points, non-finite or smaller than {self.min_polygon_area} pixels^2) and got no recognizer crop",
+                f"{counts['skipped_geometry']} ground-truth polygon(s) had no valid "
+                "rectification (fewer than 3 points, non-finite or smaller than "
+                f"{self.min_polygon_area} pixels^2) and got no recognizer crop",
                 n=60,
                 name=__name__,
             )
@@ -294,7 +304,8 @@ class FastTCMTextSpotter(FastTCMTextDetector):
             zero = sum(p.sum() for p in self.recognizer.parameters() if p.requires_grad) * 0.0
             return {_spotter_loss_name(name): zero.clone() for name in self.recognizer.loss_names}
         losses = self.recognizer.recognition_losses(crops, labels)
-        # loss_visual -> loss_rec_visual, ...: every recognizer loss, so no head is left without gradient
+        # loss_visual -> loss_rec_visual, ...: every recognizer loss, so no head is left
+        # without gradient
         return {_spotter_loss_name(k): self.recognition_loss_weight * v for k, v in losses.items()}
 
     @torch.no_grad()
@@ -395,7 +406,8 @@ def _spotter_loss_name(name: str) -> str:
 
 
 def _record_counts(counts) -> None:
-    """Put the counts as ``spotter/<name>`` scalars into the current event storage, if there is one."""
+    """Put the counts as ``spotter/<name>`` scalars into the current event storage, if there is
+    one."""
     try:
         storage = get_event_storage()
     except AssertionError:  # no EventStorage outside a trainer

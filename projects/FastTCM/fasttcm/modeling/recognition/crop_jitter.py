@@ -38,7 +38,8 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 
 
 def _jitter_group(points: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Polygons of one vertex count 2n: (M, 2n, 2) and (M, 4) offsets (top, right, bottom, left) x h."""
+    """Polygons of one vertex count 2n: (M, 2n, 2) and (M, 4) offsets
+    (top, right, bottom, left) x h."""
     n = points.shape[1] // 2
     top = points[:, :n].copy()  # left -> right
     bottom = points[:, n:][:, ::-1].copy()  # left -> right: bottom i pairs with top i
@@ -50,7 +51,8 @@ def _jitter_group(points: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     bottom += shift[:, None, 2:3] * down
 
     def room(end: int, neighbour: int) -> np.ndarray:
-        """(M,) how far an end may move inwards: a quarter of its shorter end segment (half the word stays)."""
+        """(M,) how far an end may move inwards: a quarter of its shorter end segment (half the
+        word stays)."""
         lengths = [
             np.linalg.norm(side[:, end] - side[:, neighbour], axis=-1) for side in (top, bottom)
         ]

@@ -41,7 +41,8 @@ class ColumnCTCHead(nn.Module):
     def forward(self, image_tokens: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
         """
         Args:
-            image_tokens: (B, 1 + g_h * g_w, D) encoder output, class token first, row-major patches.
+            image_tokens: (B, 1 + g_h * g_w, D) encoder output, class token first, row-major
+                patches.
             grid: (g_h, g_w).
 
         Returns:

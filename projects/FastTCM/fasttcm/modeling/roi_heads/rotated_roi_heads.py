@@ -1,4 +1,5 @@
-"""``FastTCMRROIHeads``: detectron2's rotated ROI heads with a classifier on class-name text embeddings.
+"""``FastTCMRROIHeads``: detectron2's rotated ROI heads with a classifier on class-name text
+embeddings.
 
 Boxes are detectron2 ``RotatedBoxes`` (cx, cy, w, h, angle in degrees, counter-clockwise), absolute
 pixels of the network input. Regression, matching, sampling, losses and class-wise rotated NMS are

@@ -57,14 +57,17 @@ def _warn_about_overlapping_prompts(
         return
     shown = ", ".join(f"{a!r}~{b!r} ({c:.3f})" for a, b, c in pairs[:5])
     logger.warning(
-        f"With the random text encoder, {len(pairs)} pair(s) of the {prompt_learner.num_prompts} class prompts have "
-        f"nearly parallel embeddings (cosine >= 0.98; e.g. {shown}), so class scores cannot tell them apart"
+        f"With the random text encoder, {len(pairs)} pair(s) of the "
+        f"{prompt_learner.num_prompts} class prompts have "
+        f"nearly parallel embeddings (cosine >= 0.98; e.g. {shown}), "
+        "so class scores cannot tell them apart"
         + (" while the text encoder stays frozen" if frozen else " until training separates them")
         + ". Give CLIP weights (MODEL.FASTTCM.CLIP_WEIGHTS) or a trained checkpoint (MODEL.WEIGHTS)"
         + (
             ""
             if cue is None
-            else ", or leave the LPG's cue out of the prompts (MODEL.FASTTCM.LANGUAGE_PROMPT False, "
+            else ", or leave the LPG's cue out of the prompts "
+            "(MODEL.FASTTCM.LANGUAGE_PROMPT False, "
             "as the DOTA configs): at random init it drowns the class-name tokens"
         )
         + "."
@@ -75,8 +78,8 @@ def resolve_class_prompts(cfg) -> List[str]:
     """The K class prompts of a config.
 
     ``MODEL.FASTTCM.PROMPTS_FROM_METADATA`` False: ``MODEL.FASTTCM.CLASS_PROMPTS`` as given.
-    True: ``CLASS_PROMPT_TEMPLATE.format(name=name.replace("-", " "))`` for every ``thing_classes`` name
-    of ``DATASETS.TRAIN[0]`` (e.g. DOTA: "small-vehicle" -> "small vehicle").
+    True: ``CLASS_PROMPT_TEMPLATE.format(name=name.replace("-", " "))`` for every ``thing_classes``
+    name of ``DATASETS.TRAIN[0]`` (e.g. DOTA: "small-vehicle" -> "small vehicle").
     """
     fc = cfg.MODEL.FASTTCM
     if not fc.PROMPTS_FROM_METADATA:
@@ -88,13 +91,15 @@ def resolve_class_prompts(cfg) -> List[str]:
         raise ValueError("MODEL.FASTTCM.PROMPTS_FROM_METADATA needs a dataset in DATASETS.TRAIN")
     if "{name}" not in fc.CLASS_PROMPT_TEMPLATE:
         raise ValueError(
-            f"MODEL.FASTTCM.CLASS_PROMPT_TEMPLATE {fc.CLASS_PROMPT_TEMPLATE!r} has no '{{name}}' slot"
+            f"MODEL.FASTTCM.CLASS_PROMPT_TEMPLATE {fc.CLASS_PROMPT_TEMPLATE!r} "
+            "has no '{name}' slot"
         )
     dataset = cfg.DATASETS.TRAIN[0]
     classes = MetadataCatalog.get(dataset).get("thing_classes", None)
     if not classes:
         raise ValueError(
-            f"MODEL.FASTTCM.PROMPTS_FROM_METADATA: dataset {dataset!r} has no thing_classes metadata"
+            f"MODEL.FASTTCM.PROMPTS_FROM_METADATA: dataset {dataset!r} "
+            "has no thing_classes metadata"
         )
     return [fc.CLASS_PROMPT_TEMPLATE.format(name=name.replace("-", " ")) for name in classes]
 
@@ -143,20 +148,23 @@ class FastTCMBackbone(Backbone):
         text_branch = (text_encoder, prompt_learner, visual_prompt_generator, text_context_decoder)
         if any(m is None for m in text_branch) and any(m is not None for m in text_branch):
             raise ValueError(
-                "FastTCMBackbone: give all text-branch modules (MODE tcm/fasttcm) or none (MODE none)"
+                "FastTCMBackbone: give all text-branch modules (MODE tcm/fasttcm) "
+                "or none (MODE none)"
             )
         if text_encoder is None:
             if language_prompt_generator is not None or bimodal_similarity_matching is not None:
                 raise ValueError(
-                    "FastTCMBackbone: an LPG or BSM without the text branch (MODE none) is never used"
+                    "FastTCMBackbone: an LPG or BSM without the text branch (MODE none) "
+                    "is never used"
                 )
             self.mode = "none"
         else:
             self.mode = "fasttcm" if bimodal_similarity_matching is not None else "tcm"
         if language_prompt_generator is not None and language_prompt_generator.mode != self.mode:
             raise ValueError(
-                f"FastTCMBackbone: LPG in MODE {language_prompt_generator.mode!r} with a text branch in MODE "
-                f"{self.mode!r}; bimodal_similarity_matching is required in MODE fasttcm, only there"
+                f"FastTCMBackbone: LPG in MODE {language_prompt_generator.mode!r} "
+                f"with a text branch in MODE {self.mode!r}; "
+                "bimodal_similarity_matching is required in MODE fasttcm, only there"
             )
         if self.mode != "none" and image_encoder.attnpool is None:
             raise ValueError(
@@ -246,7 +254,8 @@ class FastTCMBackbone(Backbone):
             )
         else:
             logger.warning(
-                "MODEL.FASTTCM.CLIP_WEIGHTS is empty: the CLIP image and text encoders keep their random init "
+                "MODEL.FASTTCM.CLIP_WEIGHTS is empty: "
+                "the CLIP image and text encoders keep their random init "
                 "(fine for tests or when MODEL.WEIGHTS holds a full FastTCM checkpoint)"
             )
             if mode != "none":
@@ -275,7 +284,8 @@ class FastTCMBackbone(Backbone):
         return super().train(mode)
 
     def _text_dependencies(self) -> Iterator[torch.Tensor]:
-        """Every tensor the image-independent ("fasttcm" or no LPG) text embedding is computed from."""
+        """Every tensor the image-independent ("fasttcm" or no LPG) text embedding is computed
+        from."""
         lpg = self.language_prompt_generator
         return itertools.chain(
             self.prompt_learner.parameters(),
@@ -332,8 +342,10 @@ class FastTCMBackbone(Backbone):
             )
         if x.shape[-2] % self.size_divisibility or x.shape[-1] % self.size_divisibility:
             raise ValueError(
-                f"FastTCMBackbone: input size {tuple(x.shape[-2:])} is not a multiple of {self.size_divisibility}; "
-                f"pad with ImageList.from_tensors(images, size_divisibility=backbone.size_divisibility)"
+                f"FastTCMBackbone: input size {tuple(x.shape[-2:])} "
+                f"is not a multiple of {self.size_divisibility}; "
+                "pad with ImageList.from_tensors(images, "
+                "size_divisibility=backbone.size_divisibility)"
             )
         features, global_embedding, dense_embedding = self.visual(x)
         if self.mode == "none":

@@ -67,9 +67,9 @@ class ContextDecoderLayer(nn.Module):
 class ContextDecoder(nn.Module):
     """Queries attend to a memory; both live in the D-dim joint embedding space.
 
-    ``query_proj`` = LN(D) -> Linear(D, width); ``memory_proj`` = LN(D) -> Linear(D, width) -> LN(width);
-    ``out_proj`` = LN(width) -> Linear(width, D). Linear weights are trunc-normal (std 0.02) with zero
-    bias, LayerNorms (1, 0).
+    ``query_proj`` = LN(D) -> Linear(D, width); ``memory_proj`` = LN(D) -> Linear(D, width) ->
+    LN(width); ``out_proj`` = LN(width) -> Linear(width, D). Linear weights are trunc-normal (std
+    0.02) with zero bias, LayerNorms (1, 0).
     """
 
     def __init__(

@@ -1,4 +1,5 @@
-"""Instance-language matching (ILM): cosine score map and its auxiliary losses (docs/model.md, ILM)."""
+"""Instance-language matching (ILM): cosine score map and its auxiliary losses
+(docs/model.md, ILM)."""
 
 import torch
 import torch.nn.functional as F
@@ -61,7 +62,8 @@ def balanced_bce_loss(
         )
     if target.shape != mask.shape or target.dim() != 3 or target.shape[0] != logits.shape[0]:
         raise ValueError(
-            f"balanced_bce_loss: target {tuple(target.shape)} and mask {tuple(mask.shape)} must both be (B, H, W) "
+            f"balanced_bce_loss: target {tuple(target.shape)} and mask {tuple(mask.shape)} "
+            "must both be (B, H, W) "
             f"with B = {logits.shape[0]}"
         )
     logits = _resize_to(logits, target.shape[-2:])[:, 0]
@@ -72,7 +74,8 @@ def per_class_bce_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     """Mean per-class sigmoid BCE of the score logits against per-class masks (oriented detection).
 
     Args:
-        logits: (B, K, h, w) logits S / tau; bilinearly upsampled to the target size when it differs.
+        logits: (B, K, h, w) logits S / tau; bilinearly upsampled to the target size when it
+            differs.
         targets: (B, K, H, W) binary masks, channel k = boxes of class k rasterized in input pixels.
 
     Returns:

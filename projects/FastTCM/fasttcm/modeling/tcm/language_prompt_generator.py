@@ -1,7 +1,7 @@
 """Language prompt generator (LPG) and the eval-mode text-embedding cache.
 
-See docs/model.md, "Language prompt generator". The LPG turns a 1024-d query into the conditional cue cc
-(512-d, the token width) that is added to every input position of the text encoder:
+See docs/model.md, "Language prompt generator". The LPG turns a 1024-d query into the conditional
+cue cc (512-d, the token width) that is added to every input position of the text encoder:
 
 * MODE "tcm": the query is the global image vector I-bar, so cc and the text embedding change
   with every image;
@@ -20,7 +20,8 @@ _MODES = ("tcm", "fasttcm")
 
 
 class LanguagePromptGenerator(nn.Module):
-    """cc = W2 LN(ReLU(W1 LN(q) + b1)) + b2, with q = I-bar ("tcm") or the meta query ("fasttcm")."""
+    """cc = W2 LN(ReLU(W1 LN(q) + b1)) + b2, with q = I-bar ("tcm") or the meta query
+    ("fasttcm")."""
 
     def __init__(self, *, mode: str = "fasttcm", visual_dim: int = 1024, token_width: int = 512):
         """

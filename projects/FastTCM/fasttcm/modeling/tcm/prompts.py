@@ -1,4 +1,5 @@
-"""Class prompts with learnable context vectors (CoOp-style; see docs/model.md, "Text encoder and class prompts")."""
+"""Class prompts with learnable context vectors (CoOp-style; see docs/model.md, "Text encoder and
+class prompts")."""
 
 from typing import List, Sequence
 

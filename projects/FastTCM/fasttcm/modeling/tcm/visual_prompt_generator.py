@@ -1,4 +1,5 @@
-"""Visual prompt generator (VPG): image tokens attend to the text embeddings (docs/model.md, VPG)."""
+"""Visual prompt generator (VPG): image tokens attend to the text embeddings
+(docs/model.md, VPG)."""
 
 import torch
 from torch import nn

@@ -60,12 +60,14 @@ class FastTCMDBHead(nn.Module):
         finest_stride = shapes[0][1].stride
         if finest_stride != 4:
             raise ValueError(
-                f"db_head.FastTCMDBHead: the finest input feature '{shapes[0][0]}' has stride {finest_stride}; "
+                f"db_head.FastTCMDBHead: the finest input feature '{shapes[0][0]}' "
+                f"has stride {finest_stride}; "
                 "the head upsamples x4 and needs stride 4 (e.g. FPN p2)."
             )
         if conv_dims % len(shapes) or conv_dims % 4:
             raise ValueError(
-                f"db_head.FastTCMDBHead: conv_dims={conv_dims} must be divisible by 4 and by the number of "
+                f"db_head.FastTCMDBHead: conv_dims={conv_dims} "
+                "must be divisible by 4 and by the number of "
                 f"input features ({len(shapes)})."
             )
         self.k = k
@@ -81,7 +83,8 @@ class FastTCMDBHead(nn.Module):
 
     @staticmethod
     def _make_branch(conv_dims: int, norm) -> nn.Sequential:
-        """conv3x3 -> norm/ReLU -> deconv x2 -> norm/ReLU -> deconv x2 to one channel (pre-sigmoid)."""
+        """conv3x3 -> norm/ReLU -> deconv x2 -> norm/ReLU -> deconv x2 to one channel
+        (pre-sigmoid)."""
         mid = conv_dims // 4
         deconv_norm = get_norm(norm, mid)
         return nn.Sequential(
@@ -117,7 +120,8 @@ class FastTCMDBHead(nn.Module):
         missing = [name for name in head_cfg.IN_FEATURES if name not in input_shape]
         if missing:
             raise ValueError(
-                f"db_head.FastTCMDBHead: MODEL.DB_HEAD.IN_FEATURES {missing} are not produced by the backbone "
+                f"db_head.FastTCMDBHead: MODEL.DB_HEAD.IN_FEATURES {missing} "
+                "are not produced by the backbone "
                 f"(it gives {sorted(input_shape)})."
             )
         return {
@@ -150,7 +154,8 @@ class FastTCMDBHead(nn.Module):
 
         Args:
             features: at least ``self.in_features``, each (B, C, H/s, W/s).
-            with_threshold: also run the threshold branch (needed for the losses and the binary map).
+            with_threshold: also run the threshold branch (needed for the losses and the binary
+                map).
 
         Returns:
             dict of (B, 1, H, W) tensors at the padded input resolution: "prob_logits" (pre-sigmoid
@@ -177,7 +182,8 @@ class FastTCMDBHead(nn.Module):
         Args:
             features: FPN features by name, each (B, C, H/s, W/s) for a padded input of H x W.
             targets: training only; (B, 1, H, W) float tensors "shrink_map", "shrink_mask",
-                "thresh_map", "thresh_mask" (see ``db_targets.make_db_targets``), padding masked out.
+                "thresh_map", "thresh_mask" (see ``db_targets.make_db_targets``), padding masked
+                out.
             return_all_maps: in inference, also compute the threshold and binary maps (for
                 visualization); training always computes them.
 

@@ -82,7 +82,8 @@ class DBLoss(nn.Module):
         Args:
             maps: head outputs, each (B, 1, H, W): "prob_logits" (pre-sigmoid P), "thresh" (T),
                 "binary" (B = sigmoid(k (P - T))).
-            targets: each (B, 1, H, W) float: "shrink_map", "shrink_mask", "thresh_map", "thresh_mask".
+            targets: each (B, 1, H, W) float: "shrink_map", "shrink_mask", "thresh_map",
+                "thresh_mask".
 
         Returns:
             dict with scalar "loss_prob" (already times alpha), "loss_binary", "loss_thresh"

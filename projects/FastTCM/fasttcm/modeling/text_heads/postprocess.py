@@ -64,11 +64,13 @@ class DBPostprocessor:
     ):
         if polygon_type not in POLYGON_TYPES:
             raise ValueError(
-                f"postprocess.DBPostprocessor: polygon_type must be one of {POLYGON_TYPES}, got {polygon_type!r}."
+                f"postprocess.DBPostprocessor: polygon_type must be one of {POLYGON_TYPES}, "
+                f"got {polygon_type!r}."
             )
         if max_polygon_points < 4:
             raise ValueError(
-                f"postprocess.DBPostprocessor: max_polygon_points must be >= 4, got {max_polygon_points}."
+                "postprocess.DBPostprocessor: max_polygon_points must be >= 4, "
+                f"got {max_polygon_points}."
             )
         if unclip_ratio < 0 or max_candidates < 0:
             raise ValueError(
@@ -137,7 +139,8 @@ class DBPostprocessor:
         return [polygons[i] for i in order], np.asarray(scores, dtype=np.float32)[order]
 
     def _polygon_from_contour(self, points: np.ndarray) -> Optional[np.ndarray]:
-        """Contour (n, 2) int pixel indices -> unclipped (N, 2) float64 polygon in map pixels, or None."""
+        """Contour (n, 2) int pixel indices -> unclipped (N, 2) float64 polygon in map pixels, or
+        None."""
         if self.polygon_type == "quad":
             points = cv2.boxPoints(cv2.minAreaRect(points.astype(np.float32)))
         else:
@@ -163,7 +166,8 @@ class DBPostprocessor:
 
 
 def order_points_clockwise(points: np.ndarray) -> np.ndarray:
-    """Orient a simple polygon clockwise on the image (y down) and start it at the top-left-most vertex.
+    """Orient a simple polygon clockwise on the image (y down) and start it at the top-left-most
+    vertex.
 
     Args:
         points: (N, 2) (x, y) vertices of a simple polygon, N >= 3.
@@ -181,7 +185,8 @@ def order_points_clockwise(points: np.ndarray) -> np.ndarray:
 
 
 def _mean_inside(prob: np.ndarray, points: np.ndarray) -> float:
-    """Mean of `prob` over the pixels of the polygon `points` (pixel indices), filled on its bounding box."""
+    """Mean of `prob` over the pixels of the polygon `points` (pixel indices), filled on its
+    bounding box."""
     x0, y0 = points.min(axis=0)
     x1, y1 = points.max(axis=0)
     mask = np.zeros((y1 - y0 + 1, x1 - x0 + 1), dtype=np.uint8)
@@ -190,7 +195,8 @@ def _mean_inside(prob: np.ndarray, points: np.ndarray) -> float:
 
 
 def _approximate(points: np.ndarray, max_points: int, epsilon_fraction: float) -> np.ndarray:
-    """Douglas-Peucker approximation with at most `max_points` vertices (tolerance doubled until it fits)."""
+    """Douglas-Peucker approximation with at most `max_points` vertices (tolerance doubled until
+    it fits)."""
     curve = points.reshape(-1, 1, 2)
     epsilon = epsilon_fraction * cv2.arcLength(curve, True)
     approx = cv2.approxPolyDP(curve, epsilon, True)
@@ -201,7 +207,8 @@ def _approximate(points: np.ndarray, max_points: int, epsilon_fraction: float) -
 
 
 def _region_outline(centres: np.ndarray) -> Optional[Polygon]:
-    """Outline of the pixels whose centres trace `centres` ((n, 2), continuous frame): grow by half a pixel.
+    """Outline of the pixels whose centres trace `centres` ((n, 2), continuous frame): grow by half
+    a pixel.
 
     Degenerate contours (a single pixel, a one-pixel-wide line) become the corresponding pixel
     rectangle; self-intersecting approximations are repaired first.

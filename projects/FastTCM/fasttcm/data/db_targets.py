@@ -116,11 +116,13 @@ def _check_arguments(
 ) -> Tuple[int, int]:
     if len(polygons) != len(ignore):
         raise ValueError(
-            f"db_targets.make_db_targets: got {len(polygons)} polygons but {len(ignore)} ignore flags."
+            f"db_targets.make_db_targets: got {len(polygons)} polygons but "
+            f"{len(ignore)} ignore flags."
         )
     if int(height) != height or int(width) != width or height <= 0 or width <= 0:
         raise ValueError(
-            f"db_targets.make_db_targets: image size must be positive integers, got {height}x{width}."
+            "db_targets.make_db_targets: image size must be positive integers, "
+            f"got {height}x{width}."
         )
     if not 0.0 < shrink_ratio < 1.0:
         raise ValueError(
@@ -128,7 +130,8 @@ def _check_arguments(
         )
     if not thresh_min <= thresh_max:
         raise ValueError(
-            f"db_targets.make_db_targets: thresh_min ({thresh_min}) must not exceed thresh_max ({thresh_max})."
+            f"db_targets.make_db_targets: thresh_min ({thresh_min}) must not exceed "
+            f"thresh_max ({thresh_max})."
         )
     return int(height), int(width)
 
@@ -137,7 +140,8 @@ def _as_points(points, index: int) -> np.ndarray:
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 2:
         raise ValueError(
-            f"db_targets.make_db_targets: polygon {index} has shape {points.shape}; expected (N, 2) (x, y) points."
+            f"db_targets.make_db_targets: polygon {index} has shape {points.shape}; "
+            "expected (N, 2) (x, y) points."
         )
     if not np.isfinite(points).all():
         raise ValueError(f"db_targets.make_db_targets: polygon {index} has non-finite coordinates.")
@@ -204,7 +208,8 @@ def _fill(canvas: np.ndarray, geometry, value: float) -> bool:
 def _draw_border(
     border: np.ndarray, thresh_mask: np.ndarray, polygon: Polygon, distance: float
 ) -> None:
-    """Max-accumulate ``clip(1 - d / distance, 0, 1)`` into `border`; mark the dilated polygon in `thresh_mask`.
+    """Max-accumulate ``clip(1 - d / distance, 0, 1)`` into `border`; mark the dilated polygon in
+    `thresh_mask`.
 
     ``d`` is the distance from a pixel centre to the nearest edge of `polygon`; only the local box
     of the polygon dilated by `distance` is visited.

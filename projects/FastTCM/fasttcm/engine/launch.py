@@ -1,4 +1,4 @@
-"""``launch`` for FastTCM tools: detectron2's launcher on GPUs, a gloo launcher on CPU-only machines.
+"""``launch`` for FastTCM tools: detectron2's launcher on GPUs, a gloo launcher on CPU-only hosts.
 
 detectron2 v0.6's ``launch`` always initialises NCCL and asserts CUDA. On a machine without CUDA,
 ``--num-gpus N`` here starts N CPU worker processes joined by the gloo backend, so distributed

@@ -109,11 +109,13 @@ class WordAccuracyEvaluator(EvaluatorBase):
         for inp, out in zip(inputs, outputs):
             if "text" not in inp:
                 raise KeyError(
-                    f"WordAccuracyEvaluator({self._dataset_name}): input {inp.get('image_id')!r} has no 'text'"
+                    f"WordAccuracyEvaluator({self._dataset_name}): input "
+                    f"{inp.get('image_id')!r} has no 'text'"
                 )
             if "text" not in out:
                 raise KeyError(
-                    f"WordAccuracyEvaluator({self._dataset_name}): the model output for {inp.get('image_id')!r} "
+                    f"WordAccuracyEvaluator({self._dataset_name}): the model output for "
+                    f"{inp.get('image_id')!r} "
                     f"has no 'text' (keys: {sorted(out)})"
                 )
             self._predictions.append(
@@ -144,7 +146,8 @@ class WordAccuracyEvaluator(EvaluatorBase):
             gts.append(gt)
         metrics = word_accuracy_metrics(preds, gts)
         logger.info(
-            f"Word accuracy on {self._dataset_name} ({len(self._charset)}-char charset, {metrics['num_samples']} "
+            f"Word accuracy on {self._dataset_name} ({len(self._charset)}-char charset, "
+            f"{metrics['num_samples']} "
             f"of {len(predictions)} samples with a non-empty label): {metrics['accuracy']:.2f}%, "
             f"1-NED {metrics['one_minus_NED']:.2f}%"
         )
@@ -154,7 +157,8 @@ class WordAccuracyEvaluator(EvaluatorBase):
             )
         if self._expected is not None and metrics["num_samples"] != self._expected:
             logger.warning(
-                f"{self._dataset_name}: {metrics['num_samples']} samples evaluated; the official protocol "
+                f"{self._dataset_name}: {metrics['num_samples']} samples evaluated; "
+                "the official protocol "
                 f"evaluates {self._expected} (incomplete or different data?)"
             )
         if self._output_dir:

@@ -2,9 +2,9 @@
 
 A detectron2 wrapper over ``protocols/e2e.py`` and ``protocols/lexicon.py`` (docs/protocols.md,
 "End-to-end text spotting" and "Lexicons"). It shares the ground-truth loading of
-:class:`~.text_det_evaluator.TextDetEvaluator` (dataset dicts or the metadata's ``gt_dir``), writes the per-image result files the official
-scripts read, and scores exactly what it writes, so ``tools/evaluate.py --task e2e`` on the written
-folders reports the same numbers.
+:class:`~.text_det_evaluator.TextDetEvaluator` (dataset dicts or the metadata's ``gt_dir``),
+writes the per-image result files the official scripts read, and scores exactly what it writes,
+so ``tools/evaluate.py --task e2e`` on the written folders reports the same numbers.
 """
 
 import logging
@@ -152,7 +152,7 @@ class TextSpottingEvaluator(TextDetEvaluator):
         }
 
     def process(self, inputs, outputs):
-        """Convert each output's ``instances`` (polygons, scores, texts) to numpy / str and keep them."""
+        """Keep each output's ``instances`` (polygons, scores, texts) as numpy arrays / str."""
         for inp, out in zip(inputs, outputs):
             image_id = inp.get("image_id")
             if "instances" not in out:
@@ -236,7 +236,7 @@ class TextSpottingEvaluator(TextDetEvaluator):
         }
 
     def _load_lexicons(self, keys: List[str]) -> Dict[str, LexiconCorrector]:
-        """The lexicon correctors to score; missing listed-only lexicons are skipped with a warning."""
+        """The lexicon correctors to score; missing listed-only lexicons are skipped (warning)."""
         lexicons: Dict[str, LexiconCorrector] = {}
         for lexicon_type in self._lexicon_types:
             if not self._lexicon_dir:

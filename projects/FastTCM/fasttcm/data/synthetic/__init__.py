@@ -1,6 +1,7 @@
 """Synthetic datasets that need no download: the default data of the demo, schedules and tests.
 
-Scene text (:mod:`.scene_text`, written by :mod:`.scene_text_dataset`): words on procedural backgrounds with polygons and transcriptions,
+Scene text (:mod:`.scene_text`, written by :mod:`.scene_text_dataset`): words on procedural
+backgrounds with polygons and transcriptions,
 the default dataset of the demo, the quick schedules and the tests. Its building blocks are
 reusable: :mod:`.fonts` (installed fonts), :mod:`.backgrounds` (procedural backgrounds) and
 :mod:`.word_render` (text sampling, word masks, their warp and enclosing polygons).

@@ -1,7 +1,8 @@
 """Synthetic scene-text images with polygon + transcription annotations.
 
 The embedded default dataset of FastTCM-D2's demo, quick schedules and tests: it needs no
-download. Words and short lines are drawn with the fonts installed packages ship (:mod:`.fonts`) onto
+download. Words and short lines are drawn with the fonts installed packages ship (:mod:`.fonts`)
+onto
 procedural backgrounds (:mod:`.backgrounds`), rotated, tilted in perspective or bent along arcs
 (:mod:`.word_render`), with varied size, colour, contrast, outline, shadow, sign plates and blur.
 Words never overlap (rejection sampling with polygon tests) and lie entirely inside the image.

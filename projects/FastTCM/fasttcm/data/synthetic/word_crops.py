@@ -93,7 +93,7 @@ class WordCropOptions:
 def _contrasting_color(
     rng: np.random.Generator, background_luma: float, min_contrast: float
 ) -> np.ndarray:
-    """A random RGB colour (float32 (3,)) whose luminance is >= `min_contrast` away from the background."""
+    """A random RGB colour (float32 (3,)), luminance >= `min_contrast` away from the background."""
     sides = []
     if background_luma - min_contrast >= 0:
         sides.append((0.0, background_luma - min_contrast))

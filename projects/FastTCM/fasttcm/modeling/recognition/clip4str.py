@@ -276,7 +276,7 @@ class CLIP4STR(nn.Module):
                 logging.WARNING,
                 f"{num_dropped} of {len(labels)} training labels dropped: empty after removing "
                 f"characters outside the charset, or longer than {self.max_label_length} (e.g. "
-                f"{[l for l, k in zip(labels, keep) if not k][:3]})",
+                f"{[lab for lab, k in zip(labels, keep) if not k][:3]})",
                 n=30,
                 name=__name__,
             )

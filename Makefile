@@ -8,13 +8,14 @@ STAMP      := $(VENV)/.fasttcm-installed
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS="-k rotated -x"`.
 PYTEST_ARGS ?=
 
-.PHONY: install test test-slow demo dota-demo spotting-demo benchmark clean-venv
+.PHONY: install lint test test-slow demo dota-demo spotting-demo benchmark clean-venv
 
 install: $(STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt setup.py dev/build_detectron2.py dev/d2_ops_hook/*
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install --disable-pip-version-check -q --upgrade "pip>=23.2" "setuptools>=64" wheel
+	@# setuptools < 81: detectron2.model_zoo imports pkg_resources, which setuptools 81 removed.
+	$(VPY) -m pip install --disable-pip-version-check -q --upgrade "pip>=23.2" "setuptools>=64,<81" wheel
 	@# torch first: detectron2's sdist metadata step imports it.
 	$(VPY) -m pip install --disable-pip-version-check -q torch==2.14.1 torchvision==0.29.1
 	$(VPY) -m pip install --disable-pip-version-check -q -r requirements.txt -r requirements-dev.txt
@@ -23,7 +24,12 @@ $(STAMP): requirements.txt requirements-dev.txt setup.py dev/build_detectron2.py
 	$(VPY) -c "import detectron2.modeling, detectron2.layers, fasttcm; print('[install] detectron2', __import__('detectron2').__version__, '+ fasttcm', fasttcm.__version__)"
 	@touch $(STAMP)
 
-test: $(STAMP)
+# ruff (ruff.toml: 100 columns, pyflakes, import order) and the formatter's check.
+lint: $(STAMP)
+	$(VPY) -m ruff check .
+	$(VPY) -m ruff format --check .
+
+test: lint
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
 # Long runs (training to a target, full benchmarks) live behind the `slow` marker; CI skips them.

@@ -149,6 +149,7 @@ def test_demo_draws_every_input(trained, datasets_root, tmp_path):
     assert pngs == sorted(p.stem + ".png" for p in images)
     preds = json.loads((out / "predictions.json").read_text())
     assert set(preds) == {str(p) for p in images}
-    for records in preds.values():
-        for r in records:
+    for result in preds.values():
+        assert result["status"] == "ok"
+        for r in result["predictions"]:
             assert len(r["polygon"]) >= 3 and 0.0 <= r["score"] <= 1.0

@@ -8,9 +8,11 @@ Example (ICDAR 2015, official zips extracted into ~/raw/icdar2015)::
 writes ``datasets/icdar2015/{train,test}.json``, ``datasets/icdar2015/{train,test}_images/`` and the
 evaluation ground truth ``datasets/evaluation/icdar2015_gt/{train,test}/gt_<image stem>.txt``.
 Existing outputs are never replaced unless ``--overwrite`` is given; every output is written to a
-temporary name and renamed into place. The expected raw layout of each dataset is in
-``datasets/README.md`` and in the docstring of its converter module
-(``fasttcm.data.converters.<name>``).
+temporary name and renamed into place. Every image header is checked against the image reader's
+pixel limit (``--max-image-pixels``), so no image that the mappers would refuse is converted.
+The expected raw layout of each dataset is in ``datasets/README.md`` and in the docstring of its
+converter module (``fasttcm.data.converters.<name>``); so is the frame (stored or displayed, EXIF
+orientation) of its annotation coordinates.
 
 More datasets are added by adding an entry to
 ``fasttcm.data.converters.catalog.CONVERTERS``: the reader of the dataset's native files and its
@@ -19,9 +21,28 @@ splits.
 
 import argparse
 import logging
+import math
 import sys
 
 from fasttcm.data.converters.catalog import CONVERTERS, convert
+from fasttcm.data.image_io import DEFAULT_MAX_IMAGE_PIXELS, using_max_image_pixels
+
+
+def pixel_limit(text: str):
+    """``--max-image-pixels`` value: a positive integer, ``inf`` (no limit) or 0 (the default).
+
+    Returns:
+        The limit (an int or ``math.inf``), or None for 0.
+    """
+    if text.strip().lower() == "inf":
+        return math.inf
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0 or 'inf', got {text!r}")
+    return value or None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
         "folder must then stay in place)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument(
+        "--max-image-pixels",
+        type=pixel_limit,
+        default=None,
+        metavar="N",
+        help="refuse images with more than N pixels (width x height), a guard against "
+        "decompression bombs; 'inf' for no limit; default 0: the image reader's limit "
+        f"($FASTTCM_MAX_IMAGE_PIXELS, else {DEFAULT_MAX_IMAGE_PIXELS}). Train with the same "
+        "INPUT.MAX_IMAGE_PIXELS",
+    )
     return parser
 
 
@@ -55,14 +86,15 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] %(message)s")
     try:
-        outputs = convert(
-            args.dataset,
-            args.src,
-            args.dst,
-            gt_root=args.gt_dir,
-            image_mode=args.images,
-            overwrite=args.overwrite,
-        )
+        with using_max_image_pixels(args.max_image_pixels):
+            outputs = convert(
+                args.dataset,
+                args.src,
+                args.dst,
+                gt_root=args.gt_dir,
+                image_mode=args.images,
+                overwrite=args.overwrite,
+            )
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"convert_dataset.py {args.dataset}: error: {e}", file=sys.stderr)
         return 1

@@ -4,7 +4,9 @@
 The output is the standard STR layout (``num-samples``, ``image-%09d``, ``label-%09d``) that
 ``fasttcm.data.datasets.str_lmdb`` loads and PARSeq/CLIP4STR use. Image bytes are copied as they
 are; missing and (unless ``--no-check``) undecodable or empty images are skipped and counted.
-The LMDB folder is written under a temporary name and renamed when complete.
+Every image path must lie inside ``--images``, with or without ``--no-check``: an absolute path, a
+``..`` or a symbolic link leading out of it is an error naming the labels file and the line, and
+nothing is written. The LMDB folder is written under a temporary name and renamed when complete.
 
 Examples::
 

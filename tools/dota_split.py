@@ -15,7 +15,8 @@ registered ``dota10_trainval_ss1024`` split expects. ``--src`` and ``--out`` spl
 Config keys (``datasets/dota_split_configs/{ss,ms}_{train,val,trainval,test}.json``):
 ``patch_size`` (1024), ``gap`` (200 single-scale, 500 multi-scale), ``rates`` ([1.0] or
 [0.5, 1.0, 1.5]), ``iof_thr`` (0.7), ``padding_value`` (BGR), ``image_ext``, ``source_splits``,
-``output``. Patches are named ``<image>__<rate>__<x>___<y>``.
+``output``. Patches are named ``<image>__<rate>__<x>___<y>``. A config's ``output`` must stay
+inside ``--root`` (no absolute path, no ``..`` or link leading out); ``--out`` is used as given.
 """
 
 import argparse
@@ -48,7 +49,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from fasttcm.data.dota_split import load_split_config, split_dataset
+    from fasttcm.data.dota_split import load_split_config, split_dataset, split_output_dir
 
     try:
         config = load_split_config(args.config)
@@ -57,9 +58,7 @@ def main(argv=None) -> int:
         ]
         if not sources:
             raise ValueError(f"{args.config}: no source_splits, and no --src given")
-        out = args.out or os.path.join(args.root, f"{args.version}_split", config.output)
-        if not args.out and not config.output:
-            raise ValueError(f"{args.config}: no output, and no --out given")
+        out = args.out or split_output_dir(config, args.root, args.version, args.config)
         labelled = [os.path.isdir(os.path.join(s, "labelTxt")) for s in sources]
         stats = split_dataset(
             [os.path.join(s, "images") for s in sources],

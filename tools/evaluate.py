@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Offline evaluation of result files against ground-truth files, as the official scripts do.
 
-Text detection (ICDAR IoU protocol or Total-Text DetEval; rules in projects/FastTCM/docs/protocols.md)::
+Text detection (ICDAR IoU protocol or Total-Text DetEval; rules in
+projects/FastTCM/docs/protocols.md)::
 
     tools/evaluate.py --task det --gt GT --pred PRED [--protocol iou|deteval] [--score-sweep]
 
@@ -9,9 +10,13 @@ GT and PRED are folders or zip files of ``gt_<id>.txt`` / ``res_<id>.txt`` (``gt
 ``res_img_<id>.txt`` and bare ``<id>.txt`` also work). GT lines are
 ``x1,y1,...,xn,yn,transcription`` (n >= 3, ``###`` = don't care, commas allowed in the
 transcription); detection lines ``x1,y1,...,xn,yn[,score]`` (an odd count of numbers means the
-last is the score). The ground truth defines the image set: a missing result file means no
-detections, a result file without ground truth is an error. Malformed lines are reported with
-file and line number (exit status 1).
+last is the score, which must lie in [0, 1]). ``--line-format icdar2015`` reads GT and
+end-to-end lines by the RRC Challenge 4 rule: 8 coordinates, then the transcription, even a
+numeric one; the default ``polygon`` rule (any number of vertices: the project's files,
+Total-Text, CTW1500, AdelaiDet's ``,####``) is described in
+``fasttcm/evaluation/protocols/text_lines.py``. The ground truth defines the image set: a missing
+result file means no detections, a result file without ground truth is an error. Malformed lines
+are reported with file and line number (exit status 1).
 
 The ``det_txt/`` folder written by ``TextDetEvaluator`` is a valid PRED: this script then reports
 the evaluator's numbers.
@@ -29,13 +34,18 @@ End-to-end text spotting (RRC rules and lexicons; docs/protocols.md)::
     tools/evaluate.py --task e2e --gt GT --pred PRED [--word-spotting]
         [--lexicon none|generic|weak|strong|full --lexicon-dir DIR] [--far-off-rule adelaidet|testr]
 
-PRED lines are ``x1,y1,...,xn,yn[,score],transcription`` (a numeric transcription quoted as
-``"..."``) or AdelaiDet's ``x1,...,yn,####transcription``; the ``e2e_txt/`` folder written by
+PRED lines are ``x1,y1,...,xn,yn[,score],transcription`` (a numeric transcription may be quoted,
+``"2015"``; unquoted, a line of only numbers ends with it) or AdelaiDet's
+``x1,...,yn,####transcription``; the ``e2e_txt/`` folder written by
 ``TextSpottingEvaluator`` is a valid PRED. ``--word-spotting`` is the Total-Text setting. With a
 lexicon, DIR holds the official lexicon files (e.g. ``ch4_test_vocabulary_new.txt`` and its pair
 list; strong: ``new_strong_lexicon/new_voc_img_<id>.txt``). ``precision``/``recall``/``hmean`` are
 those of the requested lexicon run; ``runs`` has every run (``e2e_none``, ``e2e_<lexicon>``,
 ``text_det``: the detection-only figure of the same file).
+
+Zips are read within limits (64 MiB per member, 1 GiB per zip, a compression ratio of 100 for
+members over 1 MiB; ``fasttcm/evaluation/protocols/zip_reading.py``), raised with
+``--zip-max-member-mb``, ``--zip-max-total-mb`` and ``--zip-max-ratio``.
 
 Output: a human-readable summary, then **one JSON object as the last stdout line**, with at least
 ``precision``, ``recall`` and ``hmean`` in percent (0-100, the detectron2 convention used by the
@@ -48,6 +58,25 @@ Each task is a function in ``TASKS`` taking the parsed arguments and returning t
 import argparse
 import json
 import sys
+
+_MIB = 2**20
+
+
+def zip_limits(args):
+    """The :class:`~fasttcm.evaluation.protocols.zip_reading.ZipLimits` the arguments ask for.
+
+    A limit not given on the command line keeps the module's default.
+    """
+    from fasttcm.evaluation.protocols.zip_reading import ZipLimits
+
+    overrides = {}
+    if args.zip_max_member_mb is not None:
+        overrides["max_member_bytes"] = int(args.zip_max_member_mb * _MIB)
+    if args.zip_max_total_mb is not None:
+        overrides["max_total_bytes"] = int(args.zip_max_total_mb * _MIB)
+    if args.zip_max_ratio is not None:
+        overrides["max_ratio"] = args.zip_max_ratio
+    return ZipLimits(**overrides)
 
 
 def run_det(args) -> dict:
@@ -65,8 +94,9 @@ def run_det(args) -> dict:
             raise ValueError("--invalid-detections applies to the iou protocol only")
         kwargs["invalid_detections"] = args.invalid_detections
     protocol = build_text_det_protocol(args.protocol, **kwargs)
-    ground_truth = read_ground_truth(args.gt)
-    detections = read_detections(args.pred)
+    limits = zip_limits(args)
+    ground_truth = read_ground_truth(args.gt, line_format=args.line_format, zip_limits=limits)
+    detections = read_detections(args.pred, zip_limits=limits)
     if not ground_truth:
         raise ValueError(f"{args.gt}: no ground-truth files (gt_<id>.txt) found")
     result = evaluate_text_detection(
@@ -97,7 +127,8 @@ def run_dota(args) -> dict:
 
 
 def run_e2e(args) -> dict:
-    """``--task e2e``: end-to-end spotting P/R/hmean of PRED against GT, optionally with a lexicon."""
+    """``--task e2e``: end-to-end spotting P/R/hmean of PRED against GT, optionally with a
+    lexicon."""
     from fasttcm.evaluation.protocols.e2e import E2EProtocol, evaluate_text_spotting
     from fasttcm.evaluation.protocols.lexicon import build_lexicon_corrector
     from fasttcm.evaluation.protocols.submission_io import (
@@ -105,10 +136,13 @@ def run_e2e(args) -> dict:
         read_spotting_detections,
     )
 
-    ground_truth = read_ground_truth(args.gt)
+    limits = zip_limits(args)
+    ground_truth = read_ground_truth(args.gt, line_format=args.line_format, zip_limits=limits)
     if not ground_truth:
         raise ValueError(f"{args.gt}: no ground-truth files (gt_<id>.txt) found")
-    detections = read_spotting_detections(args.pred)
+    detections = read_spotting_detections(
+        args.pred, line_format=args.line_format, zip_limits=limits
+    )
     lexicons = {}
     if args.lexicon != "none":
         if not args.lexicon_dir:
@@ -138,6 +172,16 @@ def run_e2e(args) -> dict:
 TASKS = {"det": run_det, "dota": run_dota, "e2e": run_e2e}
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -145,6 +189,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--task", required=True, choices=sorted(TASKS), help="what to evaluate")
     parser.add_argument("--gt", required=True, help="ground truth: folder or zip")
     parser.add_argument("--pred", required=True, help="results: folder or zip")
+    text = parser.add_argument_group("--task det and e2e")
+    text.add_argument(
+        "--line-format",
+        choices=("polygon", "icdar2015"),
+        default="polygon",
+        help="how GT and end-to-end lines split coordinates from the transcription: polygon "
+        "(any number of vertices, default) or icdar2015 (8 coordinates, then the transcription)",
+    )
+    text.add_argument(
+        "--zip-max-member-mb",
+        type=_positive_float,
+        default=None,
+        help="largest uncompressed zip member, MiB (default 64)",
+    )
+    text.add_argument(
+        "--zip-max-total-mb",
+        type=_positive_float,
+        default=None,
+        help="largest total uncompressed size read from one zip, MiB (default 1024)",
+    )
+    text.add_argument(
+        "--zip-max-ratio",
+        type=_positive_float,
+        default=None,
+        help="largest compression ratio of a zip member over 1 MiB (default 100)",
+    )
     det = parser.add_argument_group("--task det")
     det.add_argument(
         "--protocol",

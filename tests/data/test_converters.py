@@ -63,7 +63,7 @@ def anns_of(data, file_name):
 
 
 def make_icdar2015(src):
-    write_image(src / "ch4_training_images/img_1.jpg", (48, 64))
+    write_image(src / "ch4_training_images/img_1.jpg", (240, 640))
     write_image(src / "ch4_training_images/img_2.jpg", (30, 40))
     write_image(src / "ch4_training_images/img_10.jpg", (30, 40))
     # UTF-8 BOM, a transcription with commas, a don't-care region, a blank line.
@@ -96,7 +96,7 @@ def test_icdar2015_parse_and_convert(tmp_path):
     # Natural order: img_2 before img_10; ids from 1.
     assert [i["file_name"] for i in train["images"]] == ["img_1.jpg", "img_2.jpg", "img_10.jpg"]
     assert [i["id"] for i in train["images"]] == [1, 2, 3]
-    assert (train["images"][0]["height"], train["images"][0]["width"]) == (48, 64)
+    assert (train["images"][0]["height"], train["images"][0]["width"]) == (240, 640)
     anns = anns_of(train, "img_1.jpg")
     assert [a["text"] for a in anns] == ["Genaxis Theatre", "[06]", "###", "a,b, c"]
     assert [a["ignore"] for a in anns] == [False, False, True, False]
@@ -209,7 +209,7 @@ def test_cli(tmp_path, capsys):
 
 def test_totaltext(tmp_path):
     src, dst = tmp_path / "raw", tmp_path / "datasets" / "totaltext"
-    write_image(src / "Images/Train/img11.jpg")
+    write_image(src / "Images/Train/img11.jpg", (480, 640))
     write_image(src / "Images/Train/img2.JPG")
     write_image(src / "Images/Test/img1.jpg")
     write_text(

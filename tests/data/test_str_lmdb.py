@@ -1,4 +1,5 @@
-"""STR LMDB datasets: writer/loader round trip, label filtering counts, converter, mapper, synthetic words."""
+"""STR LMDB datasets: writer/loader round trip, label filtering counts, converter, mapper,
+synthetic words."""
 
 import importlib.util
 import logging

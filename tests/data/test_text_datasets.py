@@ -384,8 +384,8 @@ def test_missing_builtin_split_fails_on_load_with_message(tmp_path):
     assert set(errors) == {"totaltext_test", "msra_td500_train", "art_nighttime_test"}
     assert os.path.join(str(tmp_path), "totaltext", "test.json") in errors["totaltext_test"]
     assert (
-        f"python tools/convert_dataset.py totaltext --src /path/to/raw/totaltext --dst {tmp_path}/totaltext"
-        in errors["totaltext_test"]
+        "python tools/convert_dataset.py totaltext --src /path/to/raw/totaltext "
+        f"--dst {tmp_path}/totaltext" in errors["totaltext_test"]
     )
     assert "tools/convert_dataset.py td500" in errors["msra_td500_train"]
     assert "nighttime_test.txt does not exist" in errors["art_nighttime_test"]

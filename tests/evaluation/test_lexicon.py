@@ -104,13 +104,16 @@ def test_word_and_pair_files_follow_the_official_parsing(tmp_path):
     assert read_word_list(str(words)) == ["Hello", "world", "New York"]
     pairs = tmp_path / "pairs.txt"
     pairs.write_text(
-        "hello Hello!\nWORLD world\nNEW York New York\nworld World\n", encoding="utf-8"
+        "hello Hello!\nWORLD world\nNEW York New York\nworld World\nBIG Apple pie\n",
+        encoding="utf-8",
     )
-    # key: first token upper-cased; value: everything after it; later lines win
+    # key: first token upper-cased; value: everything after it; later lines win; a line whose
+    # two halves agree ignoring case is a key of several words and its spelling
     assert read_pair_list(str(pairs)) == {
         "HELLO": "Hello!",
         "WORLD": "World",
-        "NEW": "York New York",
+        "NEW YORK": "New York",
+        "BIG": "Apple pie",
     }
     with pytest.raises(LexiconError, match="nope.txt does not exist"):
         read_word_list(str(tmp_path / "nope.txt"))

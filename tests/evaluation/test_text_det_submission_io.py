@@ -27,7 +27,7 @@ def test_ground_truth_lines_with_commas_numbers_quotes_and_dont_care():
         "\ufeff1,2,11,2,11,12,1,12,Hello, world\r\n"  # BOM, CRLF, comma inside the text
         "\n"
         "0,0,10,0,10,10,0,10,2015\n"  # numeric transcription (odd count of numbers)
-        "0,0,10,0,10,10,0,10,12,ab\n"  # '12,ab': the odd leading number belongs to the text
+        '0,0,10,0,10,10,0,10,"12,ab"\n'  # a text starting with a number and a comma: quoted
         '0,0,10,0,10,10,0,10,"1,5"\n'  # quoted: un-quoted
         '0,0,10,0,10,10,0,10,"say \\"hi\\""\n'  # RRC escapes
         "0,0,10,0,10,10,0,10,###\n"
@@ -56,6 +56,9 @@ def test_ground_truth_lines_with_commas_numbers_quotes_and_dont_care():
         ("0,0,10,0,10,10,0,10", "only numbers"),  # no transcription / ambiguous
         ("0,0,10,0,hello", "at least 3 points"),
         ("0,0,10,0,10,1e999,abc", "non-finite"),
+        # an odd count of numbers before the text: a coordinate is missing or malformed (or an
+        # unquoted '12,ab', which the writer quotes)
+        ("0,0,10,0,10,10,0,10,12,ab", "field 10 .'ab'. is not a number but follows 9 numbers"),
     ],
 )
 def test_malformed_ground_truth_lines_name_file_and_line(line, problem):

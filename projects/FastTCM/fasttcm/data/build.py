@@ -5,7 +5,10 @@ Shaped like DensePose's ``densepose/data/build.py``: the trainer only wires thes
 * A mapper class registers itself under the name that ``INPUT.DATASET_MAPPER_NAME`` uses
   (``@register_mapper("text")``); :func:`build_mapper` builds it as ``cls(cfg, is_train)``.
 * :func:`build_train_loader` adds ``DATASETS.TRAIN_FRACTION`` (a deterministic subset of the
-  training images) to detectron2's train loader.
+  training images) to detectron2's train loader, and maps samples through
+  :class:`~fasttcm.data.retry_dataset.RetryingMapDataset`: a sample the mapper rejects (returns
+  None for, e.g. an undecodable word crop) is counted, reported and replaced by another, where
+  detectron2 0.6's own retry fails on Python 3.11.
 * :func:`build_test_loader` batches ``TEST.STR.BATCH_SIZE`` samples for a mapper that declares
   ``batched_inference = True`` (word crops), and one image per batch otherwise (detectron2).
 """
@@ -26,6 +29,7 @@ from detectron2.data.build import trivial_batch_collator
 from detectron2.data.samplers import InferenceSampler
 
 from .datasets.fractions import select_fraction
+from .retry_dataset import RetryingMapDataset
 
 __all__ = [
     "MAPPER_REGISTRY",
@@ -68,7 +72,16 @@ def build_mapper(cfg, is_train: bool):
 
 
 def build_train_loader(cfg, mapper=None):
-    """detectron2's train loader over ``DATASETS.TRAIN``, subsampled by ``TRAIN_FRACTION``."""
+    """detectron2's train loader over ``DATASETS.TRAIN``, subsampled by ``TRAIN_FRACTION``.
+
+    Args:
+        cfg: the config (``DATASETS``, ``DATALOADER``, ``SOLVER.IMS_PER_BATCH``).
+        mapper: the mapper; default: the one ``INPUT.DATASET_MAPPER_NAME`` names.
+
+    Returns:
+        detectron2's infinite training loader of lists of mapped dicts; samples the mapper
+        rejects are replaced (see :class:`~fasttcm.data.retry_dataset.RetryingMapDataset`).
+    """
     dataset = get_detection_dataset_dicts(
         cfg.DATASETS.TRAIN,
         filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
@@ -85,7 +98,14 @@ def build_train_loader(cfg, mapper=None):
         )
     if mapper is None:
         mapper = build_mapper(cfg, True)
-    return build_detection_train_loader(cfg, mapper=mapper, dataset=dataset)
+    # detectron2's arguments (sampler, batch size, workers) from the config, but its MapDataset,
+    # whose retry of a rejected sample raises on Python 3.11, replaced by RetryingMapDataset
+    kwargs = build_detection_train_loader.from_config(cfg, mapper=mapper, dataset=dataset)
+    kwargs["dataset"] = RetryingMapDataset(
+        DatasetFromList(kwargs["dataset"], copy=False), kwargs["mapper"]
+    )
+    kwargs["mapper"] = None  # already mapped: no second MapDataset
+    return build_detection_train_loader(**kwargs)
 
 
 def build_test_loader(cfg, dataset_name: str, mapper=None):

@@ -18,7 +18,7 @@ from detectron2.data import transforms as T
 from detectron2.structures import BoxMode
 
 from .build import register_mapper
-from .image_io import AERIAL_MAX_IMAGE_PIXELS, read_image
+from .image_io import AERIAL_MAX_IMAGE_PIXELS, config_pixel_limit, read_image
 
 __all__ = ["DOTADatasetMapper"]
 
@@ -47,10 +47,27 @@ class DOTADatasetMapper:
     with ``gt_boxes`` (RotatedBoxes) and ``gt_classes`` (training)."""
 
     @configurable
-    def __init__(self, is_train: bool, *, augmentations: List[T.Augmentation], image_format: str):
+    def __init__(
+        self,
+        is_train: bool,
+        *,
+        augmentations: List[T.Augmentation],
+        image_format: str,
+        max_image_pixels: int = 0,
+    ):
+        """
+        Args:
+            is_train: training mode (keeps and transforms the annotations).
+            augmentations: applied in order to the image and the rotated boxes.
+            image_format: detectron2 image format.
+            max_image_pixels: largest width * height read (``INPUT.MAX_IMAGE_PIXELS``); a larger
+                image raises :class:`~fasttcm.data.image_io.ImageTooLargeError` naming the file.
+                0: :data:`~fasttcm.data.image_io.AERIAL_MAX_IMAGE_PIXELS` (aerial scenes).
+        """
         self.is_train = is_train
         self.augmentations = T.AugmentationList(augmentations)
         self.image_format = image_format
+        self.max_pixels = config_pixel_limit(max_image_pixels, AERIAL_MAX_IMAGE_PIXELS)
         logger.info(f"[DOTADatasetMapper] augmentations: {augmentations}")
 
     @classmethod
@@ -70,13 +87,16 @@ class DOTADatasetMapper:
             augs = [
                 T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, "choice")
             ]
-        return {"is_train": is_train, "augmentations": augs, "image_format": cfg.INPUT.FORMAT}
+        return {
+            "is_train": is_train,
+            "augmentations": augs,
+            "image_format": cfg.INPUT.FORMAT,
+            "max_image_pixels": cfg.INPUT.MAX_IMAGE_PIXELS,
+        }
 
     def __call__(self, dataset_dict):
         dataset_dict = copy.deepcopy(dataset_dict)
-        image = read_image(
-            dataset_dict["file_name"], self.image_format, max_pixels=AERIAL_MAX_IMAGE_PIXELS
-        )
+        image = read_image(dataset_dict["file_name"], self.image_format, max_pixels=self.max_pixels)
         utils.check_image_size(dataset_dict, image)
         aug_input = T.AugInput(image)
         transforms = self.augmentations(aug_input)

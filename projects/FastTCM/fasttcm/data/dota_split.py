@@ -57,6 +57,7 @@ from .image_io import AERIAL_MAX_IMAGE_PIXELS, read_image
 __all__ = [
     "SplitConfig",
     "load_split_config",
+    "split_output_dir",
     "window_origins",
     "split_image",
     "split_dataset",
@@ -124,6 +125,35 @@ def load_split_config(path: str) -> SplitConfig:
         return SplitConfig(**raw)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: {e}") from None
+
+
+def split_output_dir(config: SplitConfig, root: str, version: str, config_path: str) -> str:
+    """The folder a config's ``output`` names: ``<root>/<version>_split/<output>``.
+
+    Args:
+        config: a loaded split config with a non-empty ``output``.
+        root: the dataset root (``--root`` of ``tools/dota_split.py``).
+        version: the dataset folder name (``dota10``, ``dota15``).
+        config_path: the config file, for messages.
+
+    Returns:
+        the output folder (not resolved).
+
+    Raises:
+        ValueError: ``output`` is empty, absolute, or resolves outside `root` (through ``..`` or a
+            symbolic link); the message names the config file and the key.
+    """
+    if not config.output:
+        raise ValueError(f"{config_path}: key 'output' is empty (and no --out given)")
+    parent = os.path.join(root, f"{version}_split")
+    out = os.path.join(parent, config.output)
+    real_root, real_out = os.path.realpath(root), os.path.realpath(out)
+    if os.path.isabs(config.output) or os.path.commonpath([real_root, real_out]) != real_root:
+        raise ValueError(
+            f"{config_path}: key 'output' = {config.output!r} resolves to {real_out}, outside the "
+            f"dataset root {root}; it must name a folder under {parent}"
+        )
+    return out
 
 
 def window_origins(length: int, patch_size: int, gap: int) -> List[int]:

@@ -13,7 +13,10 @@ EXIF orientation (the one rule):
     :func:`read_image_size` reports the displayed size (orientations 5-8 swap width and height).
     Dataset annotations are therefore expected in the displayed frame; a format whose
     coordinates refer to the stored (unrotated) pixel grid must map them with
-    ``apply_exif_to_points(points, exif_orientation(path), stored_width, stored_height)``.
+    ``apply_exif_to_points(points, header.orientation, header.width, header.height)``, where
+    ``header = read_image_header(path)`` holds the stored size. The scene-text converters do
+    so where the dataset is known to annotate the stored frame, and warn where that is not
+    known (:mod:`fasttcm.data.converters.exif_frame`; ``datasets/README.md``).
     The tag comes from JPEG APP1, the TIFF IFD, the WebP EXIF chunk (from XMP when EXIF lacks
     it, as in PIL) and a PNG ``eXIf`` chunk before the image data; one after the image data is
     ignored (finding it needs a full decode; detectron2 honours it; writers put it first). A
@@ -43,7 +46,10 @@ Pixel limit (a guard against decompression bombs): ``width * height`` must not e
 ``max_pixels``. Default :data:`DEFAULT_MAX_IMAGE_PIXELS` (PIL's default, 89.5 megapixels);
 override per call (``max_pixels=``), per process (:func:`set_max_image_pixels`) or with the
 environment variable ``FASTTCM_MAX_IMAGE_PIXELS`` (an integer, or ``inf`` for no limit). PIL's
-process-wide check is switched off only while this module opens a header (under a lock).
+process-wide check is switched off only while this module opens a header (under a lock). The
+config key ``INPUT.MAX_IMAGE_PIXELS`` sets ``max_pixels`` of the text and DOTA mappers and of
+``tools/demo.py``; ``tools/convert_dataset.py --max-image-pixels`` checks every image header
+against the limit at conversion (``read_image_size(path, max_pixels=None)``).
 """
 
 import contextlib
@@ -65,13 +71,17 @@ __all__ = [
     "ImageReadError",
     "ImageTooLargeError",
     "ImageSize",
+    "ImageHeader",
     "read_image",
     "decode_image",
     "read_image_size",
+    "read_image_header",
     "exif_orientation",
     "apply_exif_to_points",
     "set_max_image_pixels",
     "get_max_image_pixels",
+    "using_max_image_pixels",
+    "config_pixel_limit",
 ]
 
 DEFAULT_MAX_IMAGE_PIXELS = 89_478_485  # PIL.Image.MAX_IMAGE_PIXELS: 2**30 bytes / 4 / 3
@@ -109,6 +119,19 @@ class ImageSize(NamedTuple):
 
     height: int
     width: int
+
+
+class ImageHeader(NamedTuple):
+    """What an image's header says: its *stored* size and its EXIF orientation.
+
+    Attributes:
+        width, height: size of the stored pixel grid, before the orientation is applied.
+        orientation: EXIF orientation, 1 (as stored) to 8.
+    """
+
+    width: int
+    height: int
+    orientation: int
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,6 +175,41 @@ def get_max_image_pixels() -> Limit:
     if env:
         return _parse_limit(env, f"${MAX_IMAGE_PIXELS_ENV}")
     return DEFAULT_MAX_IMAGE_PIXELS
+
+
+def config_pixel_limit(value, default: Optional[Limit] = None) -> Optional[Limit]:
+    """The ``max_pixels`` argument for a config value such as ``INPUT.MAX_IMAGE_PIXELS``.
+
+    Args:
+        value: a number of pixels, or 0 for `default`.
+        default: what 0 stands for (None: :func:`get_max_image_pixels` at each read).
+
+    Returns:
+        `value` as a limit, or `default` when it is 0.
+
+    Raises:
+        ValueError: `value` is negative or not a number.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or value < 0:
+        raise ValueError(f"INPUT.MAX_IMAGE_PIXELS must be an integer >= 0, got {value!r}")
+    return default if value == 0 else _parse_limit(value, "INPUT.MAX_IMAGE_PIXELS")
+
+
+@contextlib.contextmanager
+def using_max_image_pixels(limit: Optional[Limit]):
+    """Within a ``with`` block, :func:`set_max_image_pixels` (`limit`); the setting before after.
+
+    Args:
+        limit: as for :func:`set_max_image_pixels`; None changes nothing.
+    """
+    global _max_pixels_override
+    saved = _max_pixels_override
+    if limit is not None:
+        set_max_image_pixels(limit)
+    try:
+        yield
+    finally:
+        _max_pixels_override = saved
 
 
 def _check_limit(name: str, width: int, height: int, max_pixels: Optional[Limit]) -> None:
@@ -434,30 +492,47 @@ def decode_image(
     return _decode(io.BytesIO(bytes(data)), name, format, max_pixels, None)
 
 
-def _probe(path) -> tuple:
-    """(stored width, stored height, EXIF orientation) from the header of `path`."""
+def read_image_header(path: Union[str, os.PathLike]) -> ImageHeader:
+    """Stored size and EXIF orientation of an image, from its header (no pixel is decoded).
+
+    Returns:
+        :class:`ImageHeader` ``(width, height, orientation)``, the size before orientation: what
+        :func:`apply_exif_to_points` needs to map stored-frame coordinates.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ImageReadError: the header cannot be read.
+    """
     path = os.fspath(path)
     with open(path, "rb") as fp, _open_pil(fp, path) as image:
-        return image.width, image.height, _orientation_of(image)
+        return ImageHeader(int(image.width), int(image.height), _orientation_of(image))
 
 
-def read_image_size(path: Union[str, os.PathLike]) -> ImageSize:
+def read_image_size(
+    path: Union[str, os.PathLike], *, max_pixels: Optional[Limit] = math.inf
+) -> ImageSize:
     """Displayed size of an image, read from its header (no pixel data is decoded).
 
     Equals ``read_image(path).shape[:2]``: EXIF orientations 5-8 swap width and height.
-    No pixel limit applies (the size is what the limit is checked against).
+
+    Args:
+        path: image file.
+        max_pixels: the pixel limit the size is checked against, as in :func:`read_image`
+            (None: :func:`get_max_image_pixels`); by default none, the size is only reported.
 
     Returns:
         :class:`ImageSize` ``(height, width)``.
 
     Raises:
         FileNotFoundError: `path` does not exist.
+        ImageTooLargeError: more than `max_pixels` pixels.
         ImageReadError: the header cannot be read.
     """
-    width, height, orientation = _probe(path)
+    width, height, orientation = read_image_header(path)
+    _check_limit(os.fspath(path), width, height, max_pixels)
     if orientation >= 5:
         width, height = height, width
-    return ImageSize(int(height), int(width))
+    return ImageSize(height, width)
 
 
 def exif_orientation(path: Union[str, os.PathLike]) -> int:
@@ -467,7 +542,7 @@ def exif_orientation(path: Union[str, os.PathLike]) -> int:
         FileNotFoundError: `path` does not exist.
         ImageReadError: the header cannot be read.
     """
-    return _probe(path)[2]
+    return read_image_header(path).orientation
 
 
 def apply_exif_to_points(
@@ -482,8 +557,8 @@ def apply_exif_to_points(
     Args:
         points: (N, 2) array-like of ``(x, y)`` in the stored frame (any numeric dtype).
         orientation: EXIF orientation 1-8 (see :func:`exif_orientation`).
-        stored_width, stored_height: size of the stored image (before orientation; for
-            orientations 5-8 that is ``read_image_size(path)`` with width and height swapped).
+        stored_width, stored_height: size of the stored image, before orientation
+            (:func:`read_image_header`).
 
     Returns:
         (N, 2) float64 ``(x, y)`` in the displayed frame.

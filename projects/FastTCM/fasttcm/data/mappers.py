@@ -20,7 +20,7 @@ from detectron2.structures import Instances
 from ..structures.text import DONT_CARE_TEXT
 from .build import register_mapper
 from .db_targets import make_db_targets
-from .image_io import read_image
+from .image_io import config_pixel_limit, read_image
 from .transforms import RandomScale, TextInstanceAwareCrop, polygons_to_boxes
 
 __all__ = ["TextDatasetMapper", "build_text_train_augmentations", "build_text_test_augmentations"]
@@ -29,8 +29,9 @@ logger = logging.getLogger(__name__)
 
 
 def build_text_train_augmentations(cfg) -> List[T.Augmentation]:
-    """Training augmentation of docs/model.md, "Training recipe": rotation, rescale, instance-aware crop,
-    colour jitter. No flip: mirrored text is not text a recognizer can read."""
+    """Training augmentation of docs/model.md, "Training recipe": rotation, rescale,
+    instance-aware crop, colour jitter. No flip: mirrored text is not text a recognizer can
+    read."""
     a = cfg.INPUT.TEXT_AUG
     augs: List[T.Augmentation] = []
     if a.ROTATION > 0:
@@ -47,7 +48,7 @@ def build_text_train_augmentations(cfg) -> List[T.Augmentation]:
 
 
 def build_text_test_augmentations(cfg) -> List[T.Augmentation]:
-    """Test-time resize: shorter side to INPUT.MIN_SIZE_TEST, longer side capped at MAX_SIZE_TEST."""
+    """Test-time resize: shorter side to INPUT.MIN_SIZE_TEST, longer side at most MAX_SIZE_TEST."""
     return [T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, "choice")]
 
 
@@ -80,6 +81,7 @@ class TextDatasetMapper:
         augmentations: List[T.Augmentation],
         image_format: str,
         db_target_kwargs: Optional[dict] = None,
+        max_image_pixels: int = 0,
     ):
         """
         Args:
@@ -87,10 +89,14 @@ class TextDatasetMapper:
             augmentations: applied in order to image and polygons.
             image_format: detectron2 image format, "RGB" for CLIP backbones.
             db_target_kwargs: keyword arguments of ``make_db_targets``; None = no DB targets.
+            max_image_pixels: largest width * height read (``INPUT.MAX_IMAGE_PIXELS``); a larger
+                image raises :class:`~fasttcm.data.image_io.ImageTooLargeError` naming the file.
+                0: the reader's limit (:func:`~fasttcm.data.image_io.get_max_image_pixels`).
         """
         self.is_train = is_train
         self.augmentations = T.AugmentationList(augmentations)
         self.image_format = image_format
+        self.max_pixels = config_pixel_limit(max_image_pixels)
         self.db_target_kwargs = db_target_kwargs
         mode = "training" if is_train else "inference"
         logger.info(f"[TextDatasetMapper] augmentations used in {mode}: {augmentations}")
@@ -117,12 +123,13 @@ class TextDatasetMapper:
             "augmentations": augs,
             "image_format": cfg.INPUT.FORMAT,
             "db_target_kwargs": db_kwargs,
+            "max_image_pixels": cfg.INPUT.MAX_IMAGE_PIXELS,
         }
 
     def __call__(self, dataset_dict):
         dataset_dict = copy.deepcopy(dataset_dict)
         file_name = dataset_dict["file_name"]
-        image = read_image(file_name, format=self.image_format)
+        image = read_image(file_name, format=self.image_format, max_pixels=self.max_pixels)
         utils.check_image_size(dataset_dict, image)
 
         annos = dataset_dict.pop("annotations", None)

@@ -1,4 +1,4 @@
-"""Data pipeline of the scene-text recognizer: read a word crop, augment (training), resize; batched test loader.
+"""Data pipeline of the scene-text recognizer: read a word crop, augment (training), resize.
 
 Input dicts come from :mod:`fasttcm.data.datasets.str_lmdb` (``"lmdb_path"`` + ``"image_key"``)
 or name an image file (``"file_name"``); both carry ``"text"`` and ``"image_id"``. The output::
@@ -8,10 +8,11 @@ or name an image file (``"file_name"``); both carry ``"text"`` and ``"image_id"`
 
 Crops are squashed to (H, W) with PIL's bicubic resize, as the official ``T.Resize`` on a PIL
 image (antialiased when shrinking). Training crops first go through :class:`WordCropRandAugment`
-(docs/recognizer.md, "Augmentation"). A crop that cannot be decoded or is empty is never a crash: in
-training the mapper returns None (detectron2's loader then draws another sample) and counts it;
-at test time it yields a blank image with ``"image_error"`` set, which the evaluator scores as a
-miss and reports.
+(docs/recognizer.md, "Augmentation"). A crop that cannot be decoded or is empty is never a
+crash: in training the mapper returns None and counts it (the train loader's
+:class:`~fasttcm.data.retry_dataset.RetryingMapDataset` draws another sample and reports the
+skips); at test time it yields a blank image with ``"image_error"`` set, which the evaluator
+scores as a miss and reports. The test loader batches crops (``batched_inference``).
 """
 
 import logging
@@ -205,7 +206,7 @@ class WordCropRandAugment:
         self.op_prob = op_prob
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        """(h, w, 3) uint8 RGB -> augmented (h, w, 3) uint8 (numpy's global RNG, seeded per worker)."""
+        """(h, w, 3) uint8 RGB -> augmented, same shape (numpy global RNG, seeded per worker)."""
         for index in np.random.choice(len(self.names), self.num_ops, replace=False):
             if np.random.random() < self.op_prob:
                 sign = 1.0 if np.random.random() < 0.5 else -1.0
@@ -285,8 +286,8 @@ class STRDatasetMapper:
             where = dataset_dict.get("lmdb_path", dataset_dict.get("file_name"))
             log_every_n_seconds(
                 logging.WARNING,
-                f"STRDatasetMapper: {self.num_unreadable} crop(s) missing, undecodable or empty so far, e.g. "
-                f"{dataset_dict.get('image_key', '')} in {where}",
+                f"STRDatasetMapper: {self.num_unreadable} crop(s) missing, undecodable or empty "
+                f"so far, e.g. {dataset_dict.get('image_key', '')} in {where}",
                 n=30,
                 name=__name__,
             )

@@ -9,7 +9,9 @@ the highest score suppresses the other boxes that overlap it by IoU 0.1, as the 
 IoU > 0.1; the two differ only for an overlap of exactly 0.1.
 
 Boxes are detectron2 XYWHA (``cx, cy, w, h, angle``; degrees, counter-clockwise on screen) in
-absolute pixels; polygons are DOTA quadrilaterals ``x1, y1, ..., x4, y4``.
+absolute pixels; polygons are DOTA quadrilaterals ``x1, y1, ..., x4, y4``. A NaN or infinite score,
+box or polygon is an error (naming the file and line for a ``Task1_<class>.txt`` input, the patch
+and row otherwise): NMS would keep or drop such boxes arbitrarily.
 """
 
 import logging
@@ -70,6 +72,20 @@ class MergedDetections:
         }
 
 
+def _check_finite(patch_names, scores, boxes, polys) -> None:
+    """ValueError naming the first detection whose score, box or polygon is not finite."""
+    finite = np.isfinite(scores) & np.isfinite(boxes).all(axis=1)
+    if polys is not None:
+        finite &= np.isfinite(polys).all(axis=1)
+    if not finite.all():
+        row = int(np.argmin(finite))
+        raise ValueError(
+            f"merge_patch_detections: detection {row} on patch {patch_names[row]!r} has a "
+            f"non-finite score, box or polygon (score {scores[row]}); "
+            f"{int((~finite).sum())} of {len(finite)} detections are not finite"
+        )
+
+
 def merge_patch_detections(
     patch_names: Sequence[str],
     boxes: np.ndarray,
@@ -95,6 +111,9 @@ def merge_patch_detections(
 
     Returns:
         :class:`MergedDetections`.
+
+    Raises:
+        ValueError: inputs of different lengths, or a non-finite score, box or polygon.
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 5).copy()
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -109,6 +128,7 @@ def merge_patch_detections(
         polys = np.asarray(polys, dtype=np.float64).reshape(-1, 8).copy()
         if len(polys) != n:
             raise ValueError(f"merge_patch_detections: {len(polys)} polygons for {n} boxes")
+    _check_finite(patch_names, scores, boxes, polys)
 
     unique_patches, patch_index = np.unique(np.asarray(patch_names, dtype=str), return_inverse=True)
     origins = [parse_patch_name(p) for p in unique_patches]
@@ -165,6 +185,9 @@ def merge_task1_dir(
 
     Returns:
         the merged detections (class ids index `class_names`).
+
+    Raises:
+        ValueError: a malformed or non-finite line of an input file (naming the file and line).
     """
     if class_names is None:
         class_names = sorted(

@@ -8,22 +8,36 @@ Polygons are kept as annotated (also self-intersecting ones: the loader,
 :func:`fasttcm.data.datasets.text_json.load_text_json`, repairs them, and the evaluation GT stays
 faithful to the official annotation). Annotations with fewer than 3 points or non-finite
 coordinates cannot be represented in the JSON schema and are skipped with a warning naming the
-file and line. No detectron2 import.
+file and line.
+
+Once the image sizes are known, :func:`drop_unusable_polygons` removes from the text JSON the
+polygons lying entirely outside their image or degenerate after clipping to it
+(:mod:`fasttcm.data.image_bounds`), with one warning per split naming the JSON file, the count
+and the images these drops leave without any text instance. The evaluation ground truth keeps
+them, as the official annotation has them. No detectron2 import.
 """
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ...structures.text import DONT_CARE_TEXT
+from ..image_bounds import MIN_CLIPPED_AREA, unusable_polygons_in_image
 from .source_files import ConversionError, pair_images_with_annotations
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TextAnnotation", "SourceImage", "make_annotation", "collect_paired_images"]
+__all__ = [
+    "TextAnnotation",
+    "SourceImage",
+    "make_annotation",
+    "collect_paired_images",
+    "drop_unusable_polygons",
+]
 
 
 @dataclass
@@ -124,3 +138,58 @@ def collect_paired_images(
         SourceImage(path=str(img), file_name=Path(img).name, annotations=parse(gt))
         for img, gt in pairs
     ]
+
+
+def drop_unusable_polygons(
+    records: Sequence[Tuple[SourceImage, Tuple[int, int]]], where: str
+) -> List[Tuple[SourceImage, Tuple[int, int]]]:
+    """The records without the polygons that are unusable in their images.
+
+    A polygon is unusable when it lies entirely outside its image or less than
+    :data:`~fasttcm.data.image_bounds.MIN_CLIPPED_AREA` of it is inside
+    (:mod:`fasttcm.data.image_bounds`). When any is dropped, one warning names `where`, the
+    number dropped (with an example) and the images these drops leave without any text instance,
+    which add no positive to the text loss. (Images without annotations in the source are
+    counted when the JSON is loaded, :func:`fasttcm.data.datasets.text_json.load_text_json`.)
+
+    Args:
+        records: ``(image, (height, width))`` pairs, the size as detectron2 reads the image.
+        where: the file the records go to (the split's JSON), for the warning.
+
+    Returns:
+        The records in the same order; an image that lost polygons is a copy without them, the
+        others are the same objects.
+    """
+    out, num_dropped, example, emptied = [], 0, None, []
+    for src, (height, width) in records:
+        polygons = [a.polygon for a in src.annotations]
+        unusable = unusable_polygons_in_image(polygons, height, width)
+        if unusable.any():
+            num_dropped += int(unusable.sum())
+            if example is None:
+                k = int(np.flatnonzero(unusable)[0])
+                example = f"instance {k + 1} of {src.path} ({width}x{height})"
+            src = dataclasses.replace(
+                src, annotations=[a for a, bad in zip(src.annotations, unusable) if not bad]
+            )
+            if not src.annotations:
+                emptied.append(src.path)
+        out.append((src, (height, width)))
+    if num_dropped:
+        left = (
+            f"; {len(emptied)} of {len(records)} image(s) are left with no text instance by "
+            f"these drops, e.g. {emptied[0]}: they add no positive to the text loss"
+            if emptied
+            else ""
+        )
+        logger.warning(
+            "%s: dropped %d polygon(s) lying outside their image or degenerate after clipping to "
+            "it (less than %g square pixel inside), e.g. %s; the evaluation ground truth keeps "
+            "them%s",
+            where,
+            num_dropped,
+            MIN_CLIPPED_AREA,
+            example,
+            left,
+        )
+    return out

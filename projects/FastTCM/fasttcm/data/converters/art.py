@@ -9,6 +9,11 @@ Native format: a single ``train_labels.json`` mapping an image stem to its insta
 instances (``"illegibility": true``) and the transcription ``###`` are don't care.
 ``language`` is not used for detection.
 
+EXIF orientation: which frame the labels use for an image with an EXIF orientation other than 1
+is not documented (ArT gathers Total-Text, SCUT-CTW1500 and new photos), so such an image is
+converted as written, with a warning naming it
+(:func:`~fasttcm.data.converters.exif_frame.warn_unverified_frame`).
+
 Only the training split has public labels. Expected source layout::
 
     SRC/train_images/gt_*.jpg
@@ -22,6 +27,7 @@ from typing import Dict, List
 
 from ...structures.text import DONT_CARE_TEXT
 from .annotations import SourceImage, TextAnnotation, make_annotation
+from .exif_frame import warn_unverified_frame
 from .source_files import ConversionError, find_existing_dir, find_images, natural_key
 
 logger = logging.getLogger(__name__)
@@ -103,7 +109,8 @@ def collect_split(src, split: str) -> List[SourceImage]:
             image_dir,
             unused[0],
         )
-    return [
+    collected = [
         SourceImage(path=str(images[stem]), file_name=images[stem].name, annotations=labels[stem])
         for stem in sorted(images, key=natural_key)
     ]
+    return warn_unverified_frame(collected, "ArT train")

@@ -16,8 +16,15 @@ Native formats (those of the official SCUT-CTW1500 release), all in absolute pix
 
       x1,y1,...,x14,y14,####transcription
 
-  The transcription follows the ``####`` marker (commas included); ``###`` (every Chinese
-  instance) = don't care.
+  The transcription follows the ``####`` marker (commas included), stripped of surrounding spaces
+  as the official end-to-end evaluation reads it (a few files have ``#### ILLY YMPHONY``); ``###``
+  (every Chinese instance) = don't care.
+
+EXIF orientation: the labels refer to the *stored* pixel grid (a few images carry an EXIF
+orientation and their labels follow the unrotated pixels, as other text-detection toolkits
+report, which read these images without applying EXIF). The project reads pixels in the
+displayed orientation, so the polygons of such images are mapped to the displayed frame
+(:func:`~fasttcm.data.converters.exif_frame.map_stored_frame`).
 
 Expected source layout (the official zips)::
 
@@ -38,6 +45,7 @@ import numpy as np
 
 from ...structures.text import DONT_CARE_TEXT
 from .annotations import SourceImage, TextAnnotation, make_annotation
+from .exif_frame import map_stored_frame
 from .source_files import (
     ConversionError,
     check_split,
@@ -76,10 +84,15 @@ _OLD_FORMAT_VALUES = 32  # xmin, ymin, xmax, ymax + 14 (dx, dy) offsets
 
 
 def _floats(values: List[str], path, line) -> List[float]:
-    try:
-        return [float(v) for v in values]
-    except ValueError as e:
-        raise ConversionError(path, f"non-numeric coordinate ({e})", line) from e
+    out = []
+    for index, value in enumerate(values, start=1):
+        try:
+            out.append(float(value))
+        except ValueError:
+            raise ConversionError(
+                path, f"coordinate {index} ({value[:40]!r}) is not a number", line
+            ) from None
+    return out
 
 
 def parse_ctw1500_xml_file(path) -> List[TextAnnotation]:
@@ -122,7 +135,11 @@ def parse_ctw1500_offset_txt_file(path) -> List[TextAnnotation]:
 
 
 def parse_ctw1500_test_txt_file(path) -> List[TextAnnotation]:
-    """Parse a test txt label file (``x1,y1,...,xn,yn,####transcription`` per line)."""
+    """Parse a test txt label file (``x1,y1,...,xn,yn,####transcription`` per line).
+
+    The transcription is stripped of surrounding spaces; a non-numeric coordinate is a
+    :class:`ConversionError` naming the file and line.
+    """
     annotations = []
     for lineno, line in enumerate(read_text_lines(path), start=1):
         if not line.strip():
@@ -131,6 +148,7 @@ def parse_ctw1500_test_txt_file(path) -> List[TextAnnotation]:
         if not marker:
             raise ConversionError(path, "expected 'x1,y1,...,xn,yn,####transcription'", lineno)
         coords = _floats(coords_part.split(","), path, lineno)
+        text = text.strip()
         ann = make_annotation(coords, text, text == DONT_CARE_TEXT, path=path, line=lineno)
         if ann is not None:
             annotations.append(ann)
@@ -187,4 +205,4 @@ def collect_split(src, split: str) -> List[SourceImage]:
                 annotations=parse_ctw1500_label_file(labels[number]),
             )
         )
-    return out
+    return map_stored_frame(out, what)

@@ -8,6 +8,11 @@ Native format (the official RRC Challenge 4 ground truth): one ``gt_img_<n>.txt`
 four corners (clockwise on screen, absolute pixels); everything after the 8th comma is the
 transcription, commas included, not stripped; ``###`` = don't care. UTF-8, possibly with a BOM.
 
+EXIF orientation: the official images (Google Glass frames) carry none as far as known; which
+frame the annotation uses for an image that does is not documented, so such an image is
+converted as written, with a warning naming it
+(:func:`~fasttcm.data.converters.exif_frame.warn_unverified_frame`).
+
 Expected source layout (the official zips, each extracted into a folder of the same name)::
 
     SRC/ch4_training_images/img_*.jpg
@@ -20,6 +25,7 @@ from typing import List
 
 from ...structures.text import DONT_CARE_TEXT
 from .annotations import SourceImage, TextAnnotation, collect_paired_images, make_annotation
+from .exif_frame import warn_unverified_frame
 from .source_files import ConversionError, check_split, find_existing_dir, read_text_lines
 
 __all__ = ["SPLITS", "parse_icdar2015_gt_file", "collect_split"]
@@ -81,10 +87,8 @@ def collect_split(src, split: str) -> List[SourceImage]:
     check_split("ICDAR 2015", split, SPLITS)
     image_dir = find_existing_dir(src, _IMAGE_DIRS[split], f"ICDAR 2015 {split} images")
     gt_dir = find_existing_dir(src, _GT_DIRS[split], f"ICDAR 2015 {split} ground truth")
-    return collect_paired_images(
-        image_dir,
-        gt_dir,
-        lambda stem: (f"gt_{stem}.txt",),
-        f"ICDAR 2015 {split}",
-        parse_icdar2015_gt_file,
+    what = f"ICDAR 2015 {split}"
+    images = collect_paired_images(
+        image_dir, gt_dir, lambda stem: (f"gt_{stem}.txt",), what, parse_icdar2015_gt_file
     )
+    return warn_unverified_frame(images, what)

@@ -13,17 +13,21 @@ One line per text instance::
 * A transcription is written quoted, ``"..."`` with ``\\`` and ``"`` backslash-escaped (the RRC
   quoting rule), exactly when a reader would otherwise take it apart or change it:
 
-  - it starts with a number field followed by a comma (``1,000``, ``12,ab``): the readers take
-    the longest even run of leading numbers for coordinates;
+  - it starts with a number field followed by a comma (``1,000``, ``12,ab``): the readers
+    would take that number for a coordinate (or refuse the line);
   - it starts, after spaces, with ``"``: the readers un-quote a transcription in quotes;
   - it starts with ``####``: the readers take ``x1,...,yn,####text`` for the AdelaiDet form and
-    strip the text.
+    strip the text;
+  - it holds ``,####``: in the AdelaiDet form only numbers come before that separator, so the
+    readers refuse an unquoted transcription holding it (a malformed coordinate would look so).
 
   Anything else (including ``a,b``, a single number such as ``2015``, ``###``, inner quotes and
   leading or trailing spaces) is written as it is. The readers of
-  :mod:`fasttcm.evaluation.protocols.submission_io` read every line written here back to the same
-  polygon and transcription; they share :data:`NUMBER_FIELD`, :data:`ADELAIDET_SEPARATOR` and
-  :func:`unquote_transcription` with this writer.
+  :mod:`fasttcm.evaluation.protocols.submission_io` (the ``"polygon"`` rule of
+  :mod:`fasttcm.evaluation.protocols.text_lines`; also ``"icdar2015"`` for 4-vertex polygons)
+  read every line written here back to the same polygon and transcription; they share
+  :data:`NUMBER_FIELD`, :data:`ADELAIDET_SEPARATOR` and :func:`unquote_transcription` with this
+  writer.
 
 No detectron2 import.
 """
@@ -84,6 +88,7 @@ def _needs_quotes(text: str) -> bool:
         bool(comma and NUMBER_FIELD.match(first))
         or text.lstrip().startswith('"')
         or text.startswith("####")
+        or ADELAIDET_SEPARATOR in text
     )
 
 

@@ -18,6 +18,13 @@ Polygons are the 4 rotated corners in the order top-left, top-right, bottom-righ
 the unrotated rectangle (clockwise on screen). (In detectron2's XYWHA convention the same box is
 ``(cx, cy, w, h, -degrees(theta))``: detectron2 angles are counter-clockwise.)
 
+EXIF orientation: the ``.gt`` coordinates refer to the *stored* pixel grid. A few photos carry an
+EXIF orientation (test ``IMG_2120`` and ``IMG_2177``: 6, turn 90 degrees clockwise), and the
+project reads pixels in the displayed orientation (:mod:`fasttcm.data.image_io`), so the corner
+polygons of such images are mapped to the displayed frame
+(:func:`~fasttcm.data.converters.exif_frame.map_stored_frame`); the rectangles themselves are not
+rewritten, only their 4 corners.
+
 Expected source layout (the official archive)::
 
     SRC/train/IMG_*.JPG + IMG_*.gt
@@ -30,6 +37,7 @@ import numpy as np
 
 from ...structures.text import DONT_CARE_TEXT
 from .annotations import SourceImage, TextAnnotation, collect_paired_images, make_annotation
+from .exif_frame import map_stored_frame
 from .source_files import ConversionError, check_split, find_existing_dir, read_text_lines
 
 __all__ = [
@@ -102,15 +110,16 @@ def parse_msra_td500_gt_file(path) -> List[TextAnnotation]:
 
 
 def collect_split(src, split: str) -> List[SourceImage]:
-    """Images of `split` ("train" or "test") under `src` with their parsed annotations."""
+    """Images of `split` ("train" or "test") under `src` with their parsed annotations.
+
+    Polygons are in the displayed frame of each image (EXIF orientation applied, see above).
+    """
     check_split("MSRA-TD500", split, SPLITS)
     split_dir = find_existing_dir(
         src, (split, split.capitalize(), f"MSRA-TD500/{split}"), f"MSRA-TD500 {split}"
     )
-    return collect_paired_images(
-        split_dir,
-        split_dir,
-        lambda stem: (f"{stem}.gt",),
-        f"MSRA-TD500 {split}",
-        parse_msra_td500_gt_file,
+    what = f"MSRA-TD500 {split}"
+    images = collect_paired_images(
+        split_dir, split_dir, lambda stem: (f"{stem}.gt",), what, parse_msra_td500_gt_file
     )
+    return map_stored_frame(images, what)

@@ -6,12 +6,13 @@ import.
 """
 
 import logging
+import math
 import os
 import re
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..image_io import read_image_size
+from ..image_io import ImageTooLargeError, read_image_size
 
 logger = logging.getLogger(__name__)
 
@@ -105,17 +106,28 @@ def find_images(image_dir) -> Dict[str, Path]:
     return images
 
 
-def image_size(path) -> Tuple[int, int]:
+def image_size(path, *, max_pixels=math.inf) -> Tuple[int, int]:
     """(height, width) of an image as :func:`fasttcm.data.image_io.read_image` returns it.
 
     Only the header is read; EXIF orientations 5-8 swap height and width (the reader returns
     pixels in the displayed orientation). See :func:`fasttcm.data.image_io.read_image_size`.
 
+    Args:
+        path: image file.
+        max_pixels: pixel limit checked against the header, as ``read_image_size`` takes it
+            (None: the reader's process-wide limit); by default none.
+
     Raises:
-        ConversionError: if the file cannot be opened as an image.
+        ConversionError: if the file cannot be opened as an image, or has more pixels than
+            `max_pixels`.
     """
     try:
-        return tuple(read_image_size(path))
+        return tuple(read_image_size(path, max_pixels=max_pixels))
+    except ImageTooLargeError as e:
+        message = str(e).removeprefix(f"{os.fspath(path)}: ")  # ConversionError names the file
+        raise ConversionError(
+            path, f"{message} (tools/convert_dataset.py: --max-image-pixels N)"
+        ) from e
     except OSError as e:  # ImageReadError, FileNotFoundError, ...
         raise ConversionError(path, f"cannot read the image header ({e})") from e
 

@@ -2,7 +2,9 @@
 
 For every split a converter writes
 
-* ``DST/<split>.json``: the project text JSON (see :mod:`.text_json`);
+* ``DST/<split>.json``: the project text JSON (see :mod:`.text_json`), without the polygons lying
+  outside their image or degenerate after clipping to it
+  (:func:`~.annotations.drop_unusable_polygons`, counted in one warning);
 * ``DST/<split>_images/``: the images (copied or symlinked);
 * ``<gt_root>/<split>/gt_<image stem>.txt``: evaluation ground truth in the ICDAR line format
   (see :mod:`.icdar_gt`), ``<gt_root>`` defaulting to :func:`default_gt_root`.
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ...utils.atomic_io import atomic_write_json, build_dir_once, replace_dir_atomic
-from .annotations import SourceImage
+from .annotations import SourceImage, drop_unusable_polygons
 from .icdar_gt import eval_gt_file_name, format_icdar_gt_line
 from .source_files import image_size
 from .text_json import build_text_json
@@ -159,12 +161,14 @@ def write_converted_split(
         description: ``info.description`` of the JSON.
         image_mode: ``"copy"`` or ``"symlink"`` (absolute links to the raw images).
         overwrite: replace existing outputs; otherwise any existing output is an error.
-        sizes: ``(height, width)`` per image if already known (see :func:`image_size`).
+        sizes: ``(height, width)`` per image if already known (see :func:`image_size`);
+            otherwise read from the headers and checked against the reader's pixel limit.
 
     Raises:
         FileExistsError: an output exists and `overwrite` is False (nothing is written).
         ValueError: bad `image_mode`, no images, or two images with the same output name/stem.
-        ConversionError: an image header cannot be read.
+        ConversionError: an image header cannot be read, or the image has more pixels than
+            the reader's limit (:func:`fasttcm.data.image_io.get_max_image_pixels`).
     """
     if image_mode not in IMAGE_MODES:
         raise ValueError(f"image_mode must be 'copy' or 'symlink', got {image_mode!r}")
@@ -177,7 +181,7 @@ def write_converted_split(
 
     # Read all headers before writing anything, so a bad image aborts cleanly.
     if sizes is None:
-        sizes = [image_size(src.path) for src in images]
+        sizes = [image_size(src.path, max_pixels=None) for src in images]
     records = list(zip(images, sizes))
 
     # The JSON marks a complete split: when overwriting, drop the old one before its images change.
@@ -187,7 +191,10 @@ def write_converted_split(
     replace_dir_atomic(
         gt_dir, {eval_gt_file_name(src.file_name): _gt_file_text(src) for src in images}
     )
-    atomic_write_json(json_file, build_text_json(records, description))
+    # the JSON leaves out polygons outside their image (counted, one warning); the GT keeps them
+    atomic_write_json(
+        json_file, build_text_json(drop_unusable_polygons(records, str(json_file)), description)
+    )
 
     anns = [a for src in images for a in src.annotations]
     out = SplitOutputs(
@@ -241,8 +248,10 @@ def convert_dataset(
 ) -> Dict[str, SplitOutputs]:
     """Collect and write every split of a dataset (see :func:`write_converted_split`).
 
-    All splits are parsed, their image headers read and their outputs checked for existence
-    before the first one is written, so a bad input leaves no partial conversion behind.
+    All splits are parsed, their image headers read (and checked against the reader's pixel
+    limit, :func:`fasttcm.data.image_io.get_max_image_pixels`, so that no image the mappers
+    would refuse is converted) and their outputs checked for existence before the first one is
+    written, so a bad input leaves no partial conversion behind.
 
     Args:
         collect_split: ``split -> [SourceImage]`` (the dataset-specific parser).
@@ -268,7 +277,9 @@ def convert_dataset(
         if not imgs:
             raise ValueError(f"split {s!r}: no images to convert")
         _check_unique(imgs, s)
-    sizes = {s: [image_size(src.path) for src in imgs] for s, imgs in collected.items()}
+    sizes = {
+        s: [image_size(src.path, max_pixels=None) for src in imgs] for s, imgs in collected.items()
+    }
     return {
         s: write_converted_split(
             s,

@@ -34,6 +34,7 @@ __all__ = [
     "ConversionStats",
     "parse_labels_file",
     "decode_image_bytes",
+    "resolve_image_path",
     "convert_crops_to_lmdb",
 ]
 
@@ -200,6 +201,46 @@ def decode_image_bytes(data: bytes, format: str = "BGR") -> Optional[np.ndarray]
         return None
 
 
+def resolve_image_path(
+    image_root: Union[str, Path], name: str, labels_file: Union[str, Path], lineno: int
+) -> Path:
+    """The file a labels-file entry names, which must lie inside `image_root`.
+
+    The check is the same whether or not images are decoded: an absolute path, a ``..`` that
+    climbs out of `image_root`, or a symbolic link (of the file or of a folder on its way) that
+    leads out of it is refused, so no file from elsewhere can be packed into a dataset.
+
+    Args:
+        image_root: the images folder.
+        name: the path as written in the labels file.
+        labels_file, lineno: where the entry is, for the message.
+
+    Returns:
+        ``image_root / name`` (the path as given, not the resolved one).
+
+    Raises:
+        ConversionError: naming the labels file, the line and the path.
+    """
+    if os.path.isabs(name) or Path(name).drive:
+        raise ConversionError(
+            labels_file,
+            f"image path {name!r} is absolute; paths must be relative to the images folder "
+            f"{image_root}",
+            lineno,
+        )
+    path = Path(image_root) / name
+    root = os.path.realpath(image_root)
+    resolved = os.path.realpath(path)
+    if os.path.commonpath([root, resolved]) != root:
+        raise ConversionError(
+            labels_file,
+            f"image path {name!r} leads outside the images folder {image_root} (to {resolved}); "
+            "'..' and symbolic links may not leave it",
+            lineno,
+        )
+    return path
+
+
 def convert_crops_to_lmdb(
     labels_file: Union[str, Path],
     image_root: Union[str, Path],
@@ -213,7 +254,8 @@ def convert_crops_to_lmdb(
 
     Image bytes are copied unchanged. Entries whose image is missing, or (with `check_images`)
     cannot be decoded or is empty, are skipped and counted; labels are stored as given (the
-    dataset loader normalizes and filters them).
+    dataset loader normalizes and filters them). Every image path must resolve inside
+    `image_root` (:func:`resolve_image_path`); all are checked before anything is written.
 
     Args:
         labels_file: see :func:`parse_labels_file`.
@@ -225,15 +267,18 @@ def convert_crops_to_lmdb(
 
     Returns:
         :class:`ConversionStats`.
+
+    Raises:
+        ConversionError: a malformed labels file, or an image path leading outside `image_root`
+            (the message names the labels file and the line).
     """
     entries = parse_labels_file(labels_file, label_format)
     if not entries:
         raise ConversionError(labels_file, "no samples (the file is empty)")
-    image_root = Path(image_root)
+    paths = [resolve_image_path(image_root, name, labels_file, n) for name, _, n in entries]
     stats = ConversionStats()
     with StrLmdbWriter(out_dir, overwrite=overwrite) as writer:
-        for name, label, _ in entries:
-            path = image_root / name
+        for path, (_, label, _) in zip(paths, entries):
             try:
                 data = path.read_bytes()
             except (FileNotFoundError, IsADirectoryError):

@@ -10,24 +10,41 @@ Native format (the legacy/official ``.txt`` ground truth of the Total-Text relea
 of ``#`` marks a don't-care region and becomes ``###`` here. A record may wrap over several lines:
 a new record starts at a line beginning with ``x:``.
 
-Expected source layout (``totaltext.zip`` images + ``txt_format.zip`` ground truth)::
+EXIF orientation: which frame the ground truth uses for an image with an EXIF orientation other
+than 1 is not documented, so such an image is converted as written, with a warning naming it
+(:func:`~fasttcm.data.converters.exif_frame.warn_unverified_frame`).
+
+The official ``.mat`` ground truth (``groundtruth_text.zip``, folder ``Polygon``:
+``poly_gt_<image stem>.mat``, a cell array ``polygt`` or ``gt`` of rows ``['x:', xs, 'y:', ys,
+transcription, orientation]``) is read too, by :mod:`~fasttcm.data.converters.totaltext_mat`
+(which says what it supports), when no ``.txt`` ground-truth folder is found. Each image's file is
+read by its suffix.
+
+Expected source layout (``totaltext.zip`` images + ``txt_format.zip`` or ``groundtruth_text.zip``
+ground truth; the first ground-truth folder found is used, in this order)::
 
     SRC/Images/{Train,Test}/img*.jpg
     SRC/txt_format/{Train,Test}/poly_gt_img*.txt     (or SRC/Groundtruth/Text/{Train,Test})
+    SRC/Groundtruth/Polygon/{Train,Test}/poly_gt_img*.mat
+                          (or SRC/Groundtruth/Text/Polygon/{Train,Test}, SRC/Polygon/{Train,Test})
 """
 
 import ast
 import re
+from pathlib import Path
 from typing import List
 
 from ...structures.text import DONT_CARE_TEXT
 from .annotations import SourceImage, TextAnnotation, collect_paired_images, make_annotation
+from .exif_frame import warn_unverified_frame
 from .source_files import ConversionError, check_split, find_existing_dir, read_text_lines
+from .totaltext_mat import parse_totaltext_mat_file
 
 __all__ = [
     "SPLITS",
     "parse_totaltext_record",
     "parse_totaltext_gt_file",
+    "parse_totaltext_file",
     "collect_split",
 ]
 
@@ -118,6 +135,13 @@ def parse_totaltext_gt_file(path) -> List[TextAnnotation]:
     return annotations
 
 
+def parse_totaltext_file(path) -> List[TextAnnotation]:
+    """Parse one ground-truth file by its suffix: ``.mat`` (official MATLAB) or ``.txt``."""
+    if Path(path).suffix.lower() == ".mat":
+        return parse_totaltext_mat_file(path)
+    return parse_totaltext_gt_file(path)
+
+
 def collect_split(src, split: str) -> List[SourceImage]:
     """Images of `split` ("train" or "test") under `src` with their parsed annotations."""
     check_split("Total-Text", split, SPLITS)
@@ -134,13 +158,21 @@ def collect_split(src, split: str) -> List[SourceImage]:
             f"Groundtruth/Text/{native}",
             f"Groundtruth/Text/Legacy/{native}",
             f"{split}_gts",
+            f"Groundtruth/Polygon/{native}",
+            f"Groundtruth/Text/Polygon/{native}",
+            f"Polygon/{native}",
         ),
-        f"Total-Text {split} ground truth (.txt format)",
+        f"Total-Text {split} ground truth (.txt or .mat format)",
     )
-    return collect_paired_images(
+    images = collect_paired_images(
         image_dir,
         gt_dir,
-        lambda stem: (f"poly_gt_{stem}.txt", f"gt_{stem}.txt"),
+        lambda stem: tuple(
+            f"{prefix}{stem}{suffix}"
+            for suffix in (".txt", ".mat")
+            for prefix in ("poly_gt_", "gt_")
+        ),
         f"Total-Text {split}",
-        parse_totaltext_gt_file,
+        parse_totaltext_file,
     )
+    return warn_unverified_frame(images, f"Total-Text {split}")

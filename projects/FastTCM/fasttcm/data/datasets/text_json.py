@@ -33,6 +33,12 @@ Bad input, and what happens:
 * Self-intersecting (invalid) polygon -> repaired, as
   :mod:`fasttcm.data.datasets.polygon_repair` describes (the largest valid piece is kept; a
   polygon left without area is skipped). Both are logged with file/image/annotation ids.
+* Polygon lying entirely outside its image, or degenerate after clipping to it (less than one
+  square pixel inside, :mod:`fasttcm.data.image_bounds`) -> dropped; one warning per file gives
+  the count and an example. A polygon partly outside is kept as annotated.
+* An image left with no valid polygon (all dropped, or none in the file) gets no text instance,
+  so it adds no positive to the text loss: one warning per file counts such images (and says how
+  many lost their polygons to the drops above).
 * Image listed but missing on disk -> skipped; the count (and an example) is logged. If *no*
   listed image exists, ``FileNotFoundError``.
 * Corrupt image files cannot be detected without decoding every image, so they are detected when
@@ -53,6 +59,7 @@ from detectron2.data import MetadataCatalog
 from detectron2.structures import BoxMode
 
 from ...structures.text import DONT_CARE_TEXT
+from ..image_bounds import MIN_CLIPPED_AREA, unusable_in_image
 from .image_paths import check_relative_file_name, files_exist
 from .polygon_repair import repair_polygons
 
@@ -85,7 +92,7 @@ def load_text_json(json_file, image_root, dataset_name: Optional[str] = None) ->
     json_file, image_root = os.fspath(json_file), os.fspath(image_root)
     data = _read_json(json_file, dataset_name)
     images = _parse_images(data["images"], json_file)
-    anns_by_image, problems = _parse_annotations(data["annotations"], images, json_file)
+    anns_by_image, problems, outside = _parse_annotations(data["annotations"], images, json_file)
 
     file_names = [os.path.normpath(os.path.join(image_root, img[1])) for img in images]
     exists = files_exist(file_names)
@@ -106,6 +113,15 @@ def load_text_json(json_file, image_root, dataset_name: Optional[str] = None) ->
             first,
         )
     _log_problems(problems, json_file)
+    if outside:
+        logger.warning(
+            "%s: dropped %d polygon(s) lying outside their image or degenerate after clipping to "
+            "it (less than %g square pixel inside), e.g. %s",
+            json_file,
+            len(outside),
+            MIN_CLIPPED_AREA,
+            outside[0],
+        )
 
     dataset_dicts = []
     for (image_id, _, height, width), file_name, ok in zip(images, file_names, exists):
@@ -119,6 +135,7 @@ def load_text_json(json_file, image_root, dataset_name: Optional[str] = None) ->
                     "annotations": anns_by_image.get(image_id, []),
                 }
             )
+    _warn_images_without_text(dataset_dicts, data["annotations"], json_file)
     num_instances = sum(len(d["annotations"]) for d in dataset_dicts)
     num_ignored = sum(a["ignore"] for d in dataset_dicts for a in d["annotations"])
     logger.info(
@@ -204,9 +221,12 @@ def _parse_annotations(entries: list, images, json_file: str):
     """Validate annotations; drop unusable polygons, repair self-intersecting ones.
 
     Returns:
-        ``{image_id: [detectron2 annotation dict]}`` and a list of problem messages.
+        ``{image_id: [detectron2 annotation dict]}``, a list of problem messages, and the
+        labels (file, annotation and image ids) of the polygons dropped for lying outside their
+        image or being degenerate after clipping to it.
     """
     image_ids = {img[0] for img in images}
+    image_sizes = {img[0]: (img[2], img[3]) for img in images}  # id -> (height, width)
     seen_ids = set()
     kept_meta, kept_polys, problems = [], [], []
     for index, ann in enumerate(entries):
@@ -250,12 +270,14 @@ def _parse_annotations(entries: list, images, json_file: str):
 
     anns_by_image: Dict[int, list] = defaultdict(list)
     if not kept_polys:
-        return anns_by_image, problems
+        return anns_by_image, problems, []
     polygons, geoms, repair_problems = repair_polygons(kept_polys, [m[3] for m in kept_meta])
     problems.extend(repair_problems)
+    sizes = np.array([image_sizes[m[0]] for m in kept_meta], dtype=np.float64).reshape(-1, 2)
+    outside = unusable_in_image(geoms, sizes[:, 0], sizes[:, 1])
     bounds = shapely.bounds(geoms)  # (K, 4) x0, y0, x1, y1; NaN for dropped
-    for (image_id, text, ignore, _), poly, box in zip(kept_meta, polygons, bounds):
-        if poly is None:
+    for (image_id, text, ignore, _), poly, box, out in zip(kept_meta, polygons, bounds, outside):
+        if poly is None or out:
             continue
         anns_by_image[image_id].append(
             {
@@ -267,7 +289,27 @@ def _parse_annotations(entries: list, images, json_file: str):
                 "ignore": ignore,
             }
         )
-    return anns_by_image, problems
+    return anns_by_image, problems, [kept_meta[k][3] for k in np.flatnonzero(outside)]
+
+
+def _warn_images_without_text(dataset_dicts: List[dict], entries: list, json_file: str) -> None:
+    """One warning counting the images left with no text instance, if any (module docstring)."""
+    empty = [d["image_id"] for d in dataset_dicts if not d["annotations"]]
+    if not empty:
+        return
+    listed = {ann.get("image_id") for ann in entries}
+    lost = sum(image_id in listed for image_id in empty)
+    logger.warning(
+        "%s: %d of %d images have no valid text polygon (%d had polygons, all dropped or "
+        "skipped above; %d have none in the file), e.g. image %s: they add no positive to the "
+        "text loss",
+        json_file,
+        len(empty),
+        len(dataset_dicts),
+        lost,
+        len(empty) - lost,
+        empty[0],
+    )
 
 
 def _log_problems(problems: List[str], source: str) -> None:

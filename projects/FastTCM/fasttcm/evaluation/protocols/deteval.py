@@ -1,4 +1,6 @@
-"""Total-Text DetEval protocol (the dataset's ``Deteval.py``; docs/protocols.md, "Total-Text DetEval").
+"""Total-Text DetEval protocol, as the dataset's ``Deteval.py`` computes it.
+
+See docs/protocols.md, "Total-Text DetEval".
 
 Rules, per image, as the official script computes them:
 

@@ -3,7 +3,9 @@
 Each line is ``<image> <score> x1 y1 x2 y2 x3 y3 x4 y4``: the file stem of a full image (or of a
 patch, before the merge), the detection score, and a quadrilateral in absolute pixels of that
 image (x right, y down). Lines are kept in file order, which the devkit's AP depends on for tied
-scores. The writer prints scores with ``repr`` and coordinates with two decimals, so the numbers an
+scores. A score or coordinate that is not a finite number (``nan``, ``inf``) is an error naming
+the file and line: the devkit would sort a NaN score arbitrarily and report a meaningless AP.
+The writer prints scores with ``repr`` and coordinates with two decimals, so the numbers an
 evaluator reports are the numbers the devkit computes from the files it writes.
 
 Nothing here imports detectron2 or torch.
@@ -67,12 +69,23 @@ def task1_file_name(class_name: str) -> str:
     return f"Task1_{class_name}.txt"
 
 
+_MAX_ECHO_CHARS = 200  # of a bad line, in a message
+
+
+def _echo(raw: str) -> str:
+    line = raw.strip()
+    if len(line) <= _MAX_ECHO_CHARS:
+        return repr(line)
+    return f"{line[:_MAX_ECHO_CHARS]!r}... ({len(line)} characters)"
+
+
 def read_task1_file(path: Union[str, os.PathLike]) -> ClassDetections:
     """Read one ``Task1_<class>.txt`` in line order.
 
     Raises:
-        ValueError: a line without exactly 10 fields (name, score, 8 coordinates) or with
-            non-numbers; the message names the file and the line.
+        ValueError: a line without exactly 10 fields (name, score, 8 coordinates), with
+            non-numbers, or with a non-finite score or coordinate; the message names the file and
+            the line (and shows at most 200 characters of it).
     """
     names: List[str] = []
     values: List[List[float]] = []
@@ -84,14 +97,23 @@ def read_task1_file(path: Union[str, os.PathLike]) -> ClassDetections:
             if len(tokens) != 10:
                 raise ValueError(
                     f"{path}:{lineno}: expected '<image> <score> x1 y1 x2 y2 x3 y3 x4 y4' "
-                    f"(10 fields), got {len(tokens)}: {raw.strip()!r}"
+                    f"(10 fields), got {len(tokens)}: {_echo(raw)}"
                 )
             try:
-                values.append([float(t) for t in tokens[1:]])
+                numbers = [float(t) for t in tokens[1:]]
             except ValueError:
                 raise ValueError(
-                    f"{path}:{lineno}: score and coordinates must be numbers: {raw.strip()!r}"
+                    f"{path}:{lineno}: score and coordinates must be numbers: {_echo(raw)}"
+                ) from None
+            finite = np.isfinite(numbers)
+            if not finite.all():
+                bad = int(np.argmin(finite))  # the first non-finite value
+                what = "score" if bad == 0 else "coordinate"
+                raise ValueError(
+                    f"{path}:{lineno}: non-finite {what} {tokens[1 + bad][:20]!r}; the score and "
+                    f"the coordinates must be finite numbers: {_echo(raw)}"
                 )
+            values.append(numbers)
             names.append(tokens[0])
     arr = np.asarray(values, dtype=np.float64).reshape(-1, 9)
     return ClassDetections(np.asarray(names, dtype=object), arr[:, 0], arr[:, 1:])

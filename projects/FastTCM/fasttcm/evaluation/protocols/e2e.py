@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 SPECIAL_CHARACTERS = "!?.:,*\"()·[]/'"
-"""RRC ``SPECIAL_CHARACTERS``: 14 characters (U+00B7 '·' included) a GT word may lose at its ends."""
+"""RRC ``SPECIAL_CHARACTERS``: 14 characters (U+00B7 '·' included) a GT word may lose at an end."""
 
 MIN_LENGTH_CARE_WORD = 3
 """RRC ``MIN_LENGTH_CARE_WORD``: shorter normalised words are don't care under word spotting."""
@@ -194,7 +194,7 @@ class E2EProtocol(TextDetProtocol):
         }
 
     def spotting_ground_truth(self, gt: ImageGroundTruth) -> ImageGroundTruth:
-        """The GT as the end-to-end test sees it: word-spotting don't-care set and normalised words."""
+        """The GT as the end-to-end test sees it: word-spotting don't-care set, normalised words."""
         if not self.word_spotting:
             return gt
         dont_care = np.array(gt.dont_care, dtype=bool).reshape(len(gt))

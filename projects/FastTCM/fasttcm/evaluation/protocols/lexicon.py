@@ -1,4 +1,6 @@
-"""Lexicon correction of recognised words for end-to-end text spotting (docs/protocols.md, "Lexicons").
+"""Lexicon correction of recognised words for end-to-end text spotting.
+
+The rules are summarised in docs/protocols.md, "Lexicons".
 
 **Picking a word** (AdelaiDet/TESTR/DeepSolo ``find_match_word``). A predicted string ``s`` is
 compared with every lexicon word by the Levenshtein distance (unit costs, on Unicode code points)
@@ -24,12 +26,20 @@ nor FP):
 * weak (IC15): ``ch4_test_vocabulary_new.txt`` + ``ch4_test_vocabulary_pair_list.txt``;
 * strong (IC15, one per image): ``new_strong_lexicon/new_voc_img_<id>.txt`` +
   ``new_strong_lexicon/pair_voc_img_<id>.txt``;
-* full (Total-Text, CTW1500): ``weak_voc_new.txt`` + optional ``weak_voc_pair_list.txt``; without a
-  pair list every word maps to itself (the official CTW1500 path), the later of two words with the
-  same upper-case form winning, as in the official dict.
+* full (Total-Text, CTW1500): ``weak_voc_new.txt`` + optional ``weak_voc_pair_list.txt``, or,
+  when ``weak_voc_new.txt`` is absent, the names of the CTW1500 end-to-end evaluation release,
+  ``ctw1500_lexicon.txt`` + optional ``ctw1500_pair_list.txt``
+  (:data:`LEXICON_FILE_ALTERNATIVES`); without a pair list every word maps to itself (the official
+  CTW1500 path), the later of two words with the same upper-case form winning, as in the official
+  dict. A CTW1500 lexicon entry may be a phrase of several words (``since 1958``).
 
-A pair-list line is ``WORD original spelling``: the key is the first space-separated token
-upper-cased, the value everything after ``len(key) + 1`` characters (the official parsing).
+A pair-list line is ``KEY original spelling``, the key being the upper-cased entry. The official
+parsing takes the first space-separated token for the key and the rest of the line (after
+``len(key) + 1`` characters) for the spelling. An entry of several words (``SINCE 1958 since
+1958`` in ``ctw1500_pair_list.txt``) has a key of several words too: a line of an even number of
+space-separated tokens whose two halves are equal ignoring case is split in the middle (key
+``SINCE 1958``, spelling ``since 1958``); every other line follows the official parsing (for a
+one-word entry, ``HELLO Hello``, both give the same).
 
 Nothing here imports detectron2.
 """
@@ -44,11 +54,13 @@ import numpy as np
 __all__ = [
     "LEXICON_TYPES",
     "LEXICON_FILES",
+    "LEXICON_FILE_ALTERNATIVES",
     "FAR_OFF_RULES",
     "NO_MATCH_DISTANCE",
     "LexiconError",
     "levenshtein",
     "read_word_list",
+    "split_pair_line",
     "read_pair_list",
     "Lexicon",
     "LexiconCorrector",
@@ -71,7 +83,14 @@ LEXICON_FILES: Dict[str, Tuple[str, str, bool]] = {
     ),
     "full": ("weak_voc_new.txt", "weak_voc_pair_list.txt", False),
 }
-"""Lexicon type -> (word list, pair list, whether the pair list is required); ``{key}`` = image id."""
+"""Lexicon type -> (word list, pair list, whether the pair list is required); ``{key}``: image
+id."""
+
+LEXICON_FILE_ALTERNATIVES: Dict[str, Tuple[Tuple[str, str], ...]] = {
+    "full": (("ctw1500_lexicon.txt", "ctw1500_pair_list.txt"),),
+}
+"""Lexicon type -> other (word list, pair list) names, used when the :data:`LEXICON_FILES` word
+list is absent, in this order."""
 
 FAR_OFF_RULES: Dict[str, Dict[str, Optional[float]]] = {
     "adelaidet": {"generic": 1.5, "weak": 1.5, "strong": 1.5, "full": 1.5},
@@ -189,8 +208,26 @@ def read_word_list(path: str) -> List[str]:
     return [line for line in _read_lines(path) if line]
 
 
+def split_pair_line(line: str) -> Tuple[str, str]:
+    """``(upper-cased key, original spelling)`` of one pair-list line (module docstring).
+
+    Args:
+        line: a stripped, non-empty pair-list line.
+    """
+    tokens = line.split(" ")
+    half = len(tokens) // 2
+    if len(tokens) % 2 == 0 and half > 1:
+        key, spelling = " ".join(tokens[:half]), " ".join(tokens[half:])
+        if key.upper() == spelling.upper():
+            return key.upper(), spelling
+    key = tokens[0].upper()
+    return key, line[len(key) + 1 :]
+
+
 def read_pair_list(path: str) -> Dict[str, str]:
-    """Upper-cased lexicon word -> original spelling, from a pair-list file (later lines win).
+    """Upper-cased lexicon entry -> original spelling, from a pair-list file (later lines win).
+
+    Lines are split by :func:`split_pair_line`.
 
     Raises:
         LexiconError: the file does not exist or is not UTF-8.
@@ -199,10 +236,9 @@ def read_pair_list(path: str) -> Dict[str, str]:
         raise LexiconError(f"lexicon pair list {path} does not exist")
     pairs: Dict[str, str] = {}
     for line in _read_lines(path):
-        if not line:
-            continue
-        key = line.split(" ")[0].upper()
-        pairs[key] = line[len(key) + 1 :]
+        if line:
+            key, spelling = split_pair_line(line)
+            pairs[key] = spelling
     return pairs
 
 
@@ -355,6 +391,9 @@ class LexiconCorrector:
 def lexicon_paths(lexicon_dir: str, lexicon_type: str, key: Optional[str] = None):
     """Paths of one lexicon's word list and pair list, and whether the pair list is required.
 
+    The names of :data:`LEXICON_FILES`, or the first of :data:`LEXICON_FILE_ALTERNATIVES` whose
+    word list exists when that of :data:`LEXICON_FILES` does not.
+
     Args:
         lexicon_dir: the dataset's lexicon folder (metadata ``lexicon_dir``).
         lexicon_type: one of :data:`LEXICON_TYPES`.
@@ -368,18 +407,22 @@ def lexicon_paths(lexicon_dir: str, lexicon_type: str, key: Optional[str] = None
     words_name, pairs_name, required = LEXICON_FILES[lexicon_type]
     if "{key}" in words_name and key is None:
         raise ValueError(f"the {lexicon_type} lexicon is per image: a sample key is needed")
-    return (
-        os.path.join(lexicon_dir, words_name.format(key=key)),
-        os.path.join(lexicon_dir, pairs_name.format(key=key)),
-        required,
-    )
+    names = [(words_name, pairs_name), *LEXICON_FILE_ALTERNATIVES.get(lexicon_type, ())]
+    paths = [
+        (os.path.join(lexicon_dir, w.format(key=key)), os.path.join(lexicon_dir, p.format(key=key)))
+        for w, p in names
+    ]
+    words_path, pairs_path = next((wp for wp in paths if os.path.isfile(wp[0])), paths[0])
+    return words_path, pairs_path, required
 
 
 def _load(lexicon_dir: str, lexicon_type: str, key: Optional[str]) -> Lexicon:
     words_path, pairs_path, required = lexicon_paths(lexicon_dir, lexicon_type, key)
     if not os.path.isfile(words_path):
+        others = [w for w, _ in LEXICON_FILE_ALTERNATIVES.get(lexicon_type, ())]
+        also = f" (or {', '.join(others)} beside it)" if others else ""
         raise LexiconError(
-            f"the {lexicon_type} lexicon needs the file {words_path}, which does not exist"
+            f"the {lexicon_type} lexicon{also} needs the file {words_path}, which does not exist"
         )
     if not os.path.isfile(pairs_path):
         if required:

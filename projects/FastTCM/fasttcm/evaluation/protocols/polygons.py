@@ -97,7 +97,9 @@ def make_ground_truth_polygons(vertex_arrays: Sequence[np.ndarray]) -> np.ndarra
 
 
 def repair_polygons(polygons: np.ndarray) -> np.ndarray:
-    """Repair invalid polygons as MMOCR does (``poly_make_valid``; docs/protocols.md, "MMOCR hmean-iou").
+    """Repair invalid polygons as MMOCR does (``poly_make_valid``).
+
+    See docs/protocols.md, "MMOCR hmean-iou".
 
     Valid polygons are returned unchanged; an invalid one becomes ``buffer(0)``, and when that is a
     MultiPolygon (e.g. both lobes of a figure eight survive) its convex hull.

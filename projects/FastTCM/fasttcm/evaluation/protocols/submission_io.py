@@ -11,28 +11,19 @@ converted Total-Text/CTW1500 zips use ``0000001.txt``) all give the key ``<id>``
 likewise with ``res_``. An all-digit id loses its leading zeros, so ``gt_img_7.txt``,
 ``0000007.txt`` and ``res_7.txt`` are the same sample.
 
-**Ground-truth line:** ``x1,y1,...,xn,yn,transcription`` with n >= 3 (the ICDAR 2015, Total-Text
-and CTW1500 ground-truth files). The transcription is everything after the last coordinate,
-commas included, not stripped (IC15 rule); ``###`` marks don't-care. A transcription written as
-``"..."`` is un-quoted with ``\\\\`` and ``\\"`` un-escaped (RRC). Coordinates are the longest
-even run of leading numbers that still leaves a transcription; so a numeric transcription is fine
-(``...,y4,2015``) but one made of two or more comma-separated numbers is ambiguous: an
-all-numeric line with an even count is refused, and such text should be quoted. The AdelaiDet
-form ``x1,...,yn,####transcription`` (only numbers before the ``,####`` separator; transcription
-stripped) is also read.
-
-**Detection line:** ``x1,y1,...,xn,yn[,score]``: numbers only; an odd count means the last one is
-the score. An optional ``,####transcription`` tail (AdelaiDet end-to-end files) is kept as text.
-
-**Spotting detection line** (end-to-end, :func:`parse_spotting_detections`):
-``x1,y1,...,xn,yn[,score],transcription``: the leading numbers are the coordinates, plus the
-score when their count is odd; the rest of the line, commas included and not stripped, is the
-transcription (RRC IC15 rule). A transcription that would start with a number must be quoted
-(``"2015"``), as :func:`format_spotting_det_line` does. The AdelaiDet form
-``x1,...,yn[,score],####transcription`` is read too.
+**Lines.** Ground-truth lines ``x1,y1,...,xn,yn,transcription``, detection lines
+``x1,y1,...,xn,yn[,score]`` and spotting (end-to-end) lines
+``x1,y1,...,xn,yn[,score],transcription`` are read by
+:mod:`~fasttcm.evaluation.protocols.text_lines`, which says where the coordinates end and the
+transcription begins: the ``"polygon"`` rule (default: the project's files, Total-Text, CTW1500,
+AdelaiDet's ``,####`` form) or the ``"icdar2015"`` rule (8 coordinates, then the transcription,
+even a numeric one), chosen with ``line_format``. The writers below quote a transcription that a
+reader could take apart (RRC quoting, ``"..."``).
 
 Files are UTF-8 (a BOM is removed); ``\\r\\n`` line ends are accepted; blank lines are skipped.
-Malformed content raises :class:`SubmissionFormatError` naming the file and line.
+Malformed content raises :class:`SubmissionFormatError` naming the file and line. Zips are read
+within the size and compression-ratio limits of
+:mod:`~fasttcm.evaluation.protocols.zip_reading`.
 
 Nothing here imports detectron2.
 """
@@ -42,20 +33,23 @@ import os
 import re
 import zipfile
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import shapely
 
-from ...data.converters.icdar_gt import (
-    ADELAIDET_SEPARATOR,
-    NUMBER_FIELD,
-    quote_transcription,
-    unquote_transcription,
-)
+from ...data.converters.icdar_gt import ADELAIDET_SEPARATOR, NUMBER_FIELD, quote_transcription
 from ...utils.atomic_io import atomic_open
 from .base import ImageDetections, ImageGroundTruth
 from .polygons import as_vertex_array, make_polygons
+from .text_lines import (
+    SubmissionFormatError,
+    check_line_format,
+    parse_det_line,
+    parse_gt_line,
+    parse_spotting_line,
+)
+from .zip_reading import ZipLimits, read_zip_members
 
 __all__ = [
     "SubmissionFormatError",
@@ -82,10 +76,6 @@ SCORE_DECIMALS = 6
 
 _PREFIXES = {"gt": ("gt_",), "res": ("res_",)}
 _KIND_NAMES = {"gt": "ground-truth", "res": "detection"}
-
-
-class SubmissionFormatError(ValueError):
-    """A gt/res file (or a folder or zip of them) that does not follow the format."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +122,19 @@ def _decode(raw: bytes, where: str) -> str:
         raise SubmissionFormatError(f"{where}: not UTF-8 ({e})") from e
 
 
-def list_sample_files(path: str, kind: str) -> Dict[str, SampleFile]:
+def _is_sample_member(info: zipfile.ZipInfo) -> bool:
+    name = os.path.basename(info.filename)
+    return not (
+        info.is_dir()
+        or "__MACOSX" in info.filename
+        or name.startswith(".")
+        or not name.lower().endswith(".txt")
+    )
+
+
+def list_sample_files(
+    path: str, kind: str, *, zip_limits: Optional[ZipLimits] = None
+) -> Dict[str, SampleFile]:
     """All ``*.txt`` files of a folder (not recursive) or a zip archive, keyed by sample key.
 
     Hidden files and ``__MACOSX`` entries are skipped.
@@ -140,9 +142,11 @@ def list_sample_files(path: str, kind: str) -> Dict[str, SampleFile]:
     Args:
         path: a folder or a ``.zip`` file.
         kind: ``"gt"`` or ``"res"`` (which prefix the names may carry).
+        zip_limits: limits on reading a zip (default: :class:`~.zip_reading.ZipLimits` ()).
 
     Raises:
-        SubmissionFormatError: path missing, not a folder/zip, or two files with the same key.
+        SubmissionFormatError: path missing, not a folder/zip, two files with the same key, or a
+            zip member over the limits (:class:`~.zip_reading.ZipLimitError`).
     """
     if kind not in _PREFIXES:
         raise ValueError(f"kind must be 'gt' or 'res', got {kind!r}")
@@ -161,17 +165,8 @@ def list_sample_files(path: str, kind: str) -> Dict[str, SampleFile]:
     elif os.path.isfile(path):
         if not zipfile.is_zipfile(path):
             raise SubmissionFormatError(f"{path}: neither a folder nor a zip archive")
-        with zipfile.ZipFile(path) as archive:
-            for info in archive.infolist():
-                name = os.path.basename(info.filename)
-                if (
-                    info.is_dir()
-                    or "__MACOSX" in info.filename
-                    or name.startswith(".")
-                    or not name.lower().endswith(".txt")
-                ):
-                    continue
-                entries.append((name, f"{path}:{info.filename}", archive.read(info)))
+        for info, raw in read_zip_members(path, _is_sample_member, zip_limits):
+            entries.append((os.path.basename(info.filename), f"{path}:{info.filename}", raw))
     else:
         raise SubmissionFormatError(f"{path}: no such folder or zip file")
 
@@ -194,66 +189,9 @@ def _lines(text: str):
             yield num, line
 
 
-def _coordinates(fields: Sequence[str], where: str) -> np.ndarray:
-    values = np.array([float(v) for v in fields], dtype=np.float64)
-    if not np.isfinite(values).all():
-        raise SubmissionFormatError(f"{where}: non-finite coordinate")
-    if len(values) < 6 or len(values) % 2:
-        raise SubmissionFormatError(
-            f"{where}: a polygon needs an even number (>= 6) of coordinates, got {len(values)}"
-        )
-    return values.reshape(-1, 2)
-
-
-def _parse_gt_line(line: str, where: str) -> Tuple[np.ndarray, str]:
-    head, separator, text = line.strip().partition(ADELAIDET_SEPARATOR)
-    if separator and all(NUMBER_FIELD.match(f) for f in head.split(",")):
-        # AdelaiDet: x1,...,yn,####transcription
-        polygon = _coordinates(head.split(","), f"{where}: {line!r}")
-        return polygon, unquote_transcription(text.strip())
-    fields = line.split(",")
-    num_numeric = 0
-    while num_numeric < len(fields) and NUMBER_FIELD.match(fields[num_numeric]):
-        num_numeric += 1
-    if num_numeric == len(fields) and num_numeric % 2 == 0:
-        raise SubmissionFormatError(
-            f"{where}: only numbers, so no transcription can be told apart from the coordinates "
-            f"(a GT line is x1,y1,...,xn,yn,transcription; quote a numeric transcription that "
-            f'contains commas as "..."): {line!r}'
-        )
-    num_coords = num_numeric if num_numeric < len(fields) else num_numeric - 1
-    num_coords -= num_coords % 2
-    if num_coords < 6:
-        raise SubmissionFormatError(
-            f"{where}: a ground-truth line needs at least 3 points (6 numbers) before the "
-            f"transcription, found {num_coords}: {line!r}"
-        )
-    text = ",".join(fields[num_coords:])
-    return _coordinates(fields[:num_coords], f"{where}: {line!r}"), unquote_transcription(text)
-
-
-def _parse_det_line(line: str, where: str) -> Tuple[np.ndarray, float, str]:
-    text = ""
-    if ADELAIDET_SEPARATOR in line:
-        line, text = line.strip().split(ADELAIDET_SEPARATOR, 1)
-        text = unquote_transcription(text.strip())
-    fields = line.split(",")
-    for col, value in enumerate(fields, start=1):
-        if not NUMBER_FIELD.match(value):
-            raise SubmissionFormatError(
-                f"{where}: field {col} ({value!r}) is not a number; a detection line is "
-                f"x1,y1,...,xn,yn[,score][,####transcription]: {line!r}"
-            )
-    score = np.nan
-    if len(fields) % 2:
-        score = float(fields[-1])
-        fields = fields[:-1]
-        if not np.isfinite(score):
-            raise SubmissionFormatError(f"{where}: non-finite score: {line!r}")
-    return _coordinates(fields, f"{where}: {line!r}"), score, text
-
-
-def parse_ground_truth(text: str, where: str = "<ground truth>") -> ImageGroundTruth:
+def parse_ground_truth(
+    text: str, where: str = "<ground truth>", *, line_format: str = "polygon"
+) -> ImageGroundTruth:
     """Parse the content of one ``gt_<id>.txt`` file.
 
     Invalid (self-intersecting or zero-area) polygons are accepted with a warning naming the file
@@ -262,10 +200,13 @@ def parse_ground_truth(text: str, where: str = "<ground truth>") -> ImageGroundT
     Args:
         text: file content.
         where: file name used in error messages.
+        line_format: ``"polygon"`` or ``"icdar2015"`` (see
+            :mod:`~fasttcm.evaluation.protocols.text_lines`).
     """
+    check_line_format(line_format)
     polygons, texts, line_nums = [], [], []
     for num, line in _lines(text):
-        polygon, transcription = _parse_gt_line(line, f"{where}, line {num}")
+        polygon, transcription = parse_gt_line(line, f"{where}, line {num}", line_format)
         polygons.append(polygon)
         texts.append(transcription)
         line_nums.append(num)
@@ -289,22 +230,34 @@ def parse_detections(text: str, where: str = "<detections>") -> ImageDetections:
     """
     polygons, scores, texts = [], [], []
     for num, line in _lines(text):
-        polygon, score, transcription = _parse_det_line(line, f"{where}, line {num}")
+        polygon, score, transcription = parse_det_line(line, f"{where}, line {num}")
         polygons.append(polygon)
         scores.append(score)
         texts.append(transcription)
     return ImageDetections.from_arrays(polygons, np.array(scores, dtype=np.float64), texts)
 
 
-def read_ground_truth(path: str) -> Dict[str, ImageGroundTruth]:
-    """Read every ground-truth file of a folder or zip; returns sample key -> ground truth."""
-    files = list_sample_files(path, "gt")
-    return {k: parse_ground_truth(f.text, f.where) for k, f in files.items()}
+def read_ground_truth(
+    path: str, *, line_format: str = "polygon", zip_limits: Optional[ZipLimits] = None
+) -> Dict[str, ImageGroundTruth]:
+    """Read every ground-truth file of a folder or zip; returns sample key -> ground truth.
+
+    Args:
+        path: a folder or a zip.
+        line_format: see :func:`parse_ground_truth`.
+        zip_limits: see :func:`list_sample_files`.
+    """
+    files = list_sample_files(path, "gt", zip_limits=zip_limits)
+    return {
+        k: parse_ground_truth(f.text, f.where, line_format=line_format) for k, f in files.items()
+    }
 
 
-def read_detections(path: str) -> Dict[str, ImageDetections]:
+def read_detections(
+    path: str, *, zip_limits: Optional[ZipLimits] = None
+) -> Dict[str, ImageDetections]:
     """Read every detection file of a folder or zip; returns sample key -> detections."""
-    files = list_sample_files(path, "res")
+    files = list_sample_files(path, "res", zip_limits=zip_limits)
     return {k: parse_detections(f.text, f.where) for k, f in files.items()}
 
 
@@ -360,48 +313,43 @@ def write_sample_zip(path: str, files: Mapping[str, str]) -> None:
 # End-to-end spotting detections: a transcription after the (optional) score.
 
 
-def _parse_spotting_det_line(line: str, where: str) -> Tuple[np.ndarray, float, str]:
-    head, separator, _ = line.partition(ADELAIDET_SEPARATOR)
-    if separator and all(NUMBER_FIELD.match(f) for f in head.split(",")):
-        return _parse_det_line(line, where)  # AdelaiDet: x1,...,yn[,score],####transcription
-    fields = line.split(",")
-    num_numeric = 0
-    while num_numeric < len(fields) and NUMBER_FIELD.match(fields[num_numeric]):
-        num_numeric += 1
-    if num_numeric == len(fields):
-        raise SubmissionFormatError(
-            f"{where}: no transcription after the numbers; a spotting line is "
-            f'x1,y1,...,xn,yn[,score],transcription (quote a numeric transcription as "..."): '
-            f"{line!r}"
-        )
-    num_coords = num_numeric - num_numeric % 2
-    score = float(fields[num_coords]) if num_numeric % 2 else np.nan
-    if num_numeric % 2 and not np.isfinite(score):
-        raise SubmissionFormatError(f"{where}: non-finite score: {line!r}")
-    polygon = _coordinates(fields[:num_coords], f"{where}: {line!r}")
-    return polygon, score, unquote_transcription(",".join(fields[num_numeric:]))
-
-
-def parse_spotting_detections(text: str, where: str = "<detections>") -> ImageDetections:
+def parse_spotting_detections(
+    text: str, where: str = "<detections>", *, line_format: str = "polygon"
+) -> ImageDetections:
     """Parse one ``res_<id>.txt`` file of spotting results (every line has a transcription).
 
     Args:
         text: file content.
         where: file name used in error messages.
+        line_format: ``"polygon"`` or ``"icdar2015"`` (see
+            :mod:`~fasttcm.evaluation.protocols.text_lines`).
     """
+    check_line_format(line_format)
     polygons, scores, texts = [], [], []
     for num, line in _lines(text):
-        polygon, score, transcription = _parse_spotting_det_line(line, f"{where}, line {num}")
+        where_line = f"{where}, line {num}"
+        polygon, score, transcription = parse_spotting_line(line, where_line, line_format)
         polygons.append(polygon)
         scores.append(score)
         texts.append(transcription)
     return ImageDetections.from_arrays(polygons, np.array(scores, dtype=np.float64), texts)
 
 
-def read_spotting_detections(path: str) -> Dict[str, ImageDetections]:
-    """Read every spotting result file of a folder or zip; returns sample key -> detections."""
-    files = list_sample_files(path, "res")
-    return {k: parse_spotting_detections(f.text, f.where) for k, f in files.items()}
+def read_spotting_detections(
+    path: str, *, line_format: str = "polygon", zip_limits: Optional[ZipLimits] = None
+) -> Dict[str, ImageDetections]:
+    """Read every spotting result file of a folder or zip; returns sample key -> detections.
+
+    Args:
+        path: a folder or a zip.
+        line_format: see :func:`parse_spotting_detections`.
+        zip_limits: see :func:`list_sample_files`.
+    """
+    files = list_sample_files(path, "res", zip_limits=zip_limits)
+    return {
+        k: parse_spotting_detections(f.text, f.where, line_format=line_format)
+        for k, f in files.items()
+    }
 
 
 def _quote_transcription(text: str) -> str:
@@ -410,6 +358,7 @@ def _quote_transcription(text: str) -> str:
         '"' in text
         or text != text.strip()
         or text.startswith("####")
+        or ADELAIDET_SEPARATOR in text
         or NUMBER_FIELD.match(text.split(",", 1)[0])
     ):
         return quote_transcription(text)

@@ -7,8 +7,8 @@ This is the one entry point shared by :class:`~fasttcm.evaluation.TextDetEvaluat
 (0–100), the detectron2 convention (``COCOEvaluator`` AP, ``SemSegEvaluator`` mIoU); the counts and
 the fractions are kept in :class:`~.base.DetectionCounts`.
 
-**Score sweep** (docs/protocols.md, "MMOCR hmean-iou"). MMOCR, and so TCM's tables, report the *best* hmean
-over score thresholds, keeping a detection when ``score >= thr``. TCM's mmocr 0.4 uses
+**Score sweep** (docs/protocols.md, "MMOCR hmean-iou"). MMOCR, and so TCM's tables, report the
+*best* hmean over score thresholds, keeping a detection when ``score >= thr``. TCM's mmocr 0.4 uses
 ``thr = i * 0.1`` for ``i = 3..9``; the values are used exactly as that loop makes them
 (``0.30000000000000004``, ``0.6000000000000001``, ``0.7000000000000001``), so e.g. a score of
 exactly 0.3 is not kept at the first threshold. The best is the first threshold with the strictly

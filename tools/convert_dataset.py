@@ -25,7 +25,7 @@ import math
 import sys
 
 from fasttcm.data.converters.catalog import CONVERTERS, convert
-from fasttcm.data.image_io import DEFAULT_MAX_IMAGE_PIXELS, using_max_image_pixels
+from fasttcm.data.pixel_limit import DEFAULT_MAX_IMAGE_PIXELS, using_max_image_pixels
 
 
 def pixel_limit(text: str):

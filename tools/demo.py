@@ -55,7 +55,8 @@ from detectron2.utils.logger import setup_logger
 from fasttcm import add_fasttcm_config, merge_config_file
 from fasttcm.data.dota_patch_names import format_patch_name
 from fasttcm.data.dota_split import SplitConfig, window_origins
-from fasttcm.data.image_io import AERIAL_MAX_IMAGE_PIXELS, config_pixel_limit, read_image
+from fasttcm.data.image_io import read_image
+from fasttcm.data.pixel_limit import AERIAL_MAX_IMAGE_PIXELS, config_pixel_limit
 from fasttcm.engine import FastTCMPredictor
 from fasttcm.evaluation.dota_merge import merge_patch_detections
 from fasttcm.utils.atomic_io import atomic_write_bytes, atomic_write_text

@@ -22,21 +22,23 @@ from fasttcm.data.converters import msra_td500
 from fasttcm.data.converters.catalog import convert
 from fasttcm.data.converters.source_files import ConversionError
 from fasttcm.data.dota_mapper import DOTADatasetMapper
+from fasttcm.data.exif import apply_exif_to_points
 from fasttcm.data.image_io import (
-    AERIAL_MAX_IMAGE_PIXELS,
-    MAX_IMAGE_PIXELS_ENV,
     ImageHeader,
     ImageTooLargeError,
-    apply_exif_to_points,
-    config_pixel_limit,
-    get_max_image_pixels,
     read_image,
     read_image_header,
     read_image_size,
+)
+from fasttcm.data.mappers import TextDatasetMapper
+from fasttcm.data.pixel_limit import (
+    AERIAL_MAX_IMAGE_PIXELS,
+    MAX_IMAGE_PIXELS_ENV,
+    config_pixel_limit,
+    get_max_image_pixels,
     set_max_image_pixels,
     using_max_image_pixels,
 )
-from fasttcm.data.mappers import TextDatasetMapper
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,18 +10,17 @@ from PIL import Image, ImageFile
 
 from detectron2.data.detection_utils import read_image as d2_read_image
 
-from fasttcm.data import image_io
+from fasttcm.data import pixel_limit
+from fasttcm.data.exif import apply_exif_to_points
 from fasttcm.data.image_io import (
-    MAX_IMAGE_PIXELS_ENV,
     ImageReadError,
     ImageTooLargeError,
-    apply_exif_to_points,
     decode_image,
     exif_orientation,
     read_image,
     read_image_size,
-    set_max_image_pixels,
 )
+from fasttcm.data.pixel_limit import MAX_IMAGE_PIXELS_ENV, set_max_image_pixels
 
 
 @pytest.fixture(autouse=True)
@@ -335,7 +334,7 @@ def test_pixel_limit_names_file_size_and_override(tmp_path, monkeypatch):
         decode_image(path.read_bytes(), name="in-memory")
     assert read_image(path, max_pixels=2000).shape == (30, 40, 3)  # the argument wins
     set_max_image_pixels(None)
-    assert image_io.get_max_image_pixels() == image_io.DEFAULT_MAX_IMAGE_PIXELS
+    assert pixel_limit.get_max_image_pixels() == pixel_limit.DEFAULT_MAX_IMAGE_PIXELS
     with pytest.raises(ValueError):
         set_max_image_pixels(0)
 

@@ -165,7 +165,7 @@ def _add_input_and_solver_config(cfg):
         "text"  # mapper registered in fasttcm.data.build: text | dota | str
     )
     # Largest width * height the text and DOTA mappers (and tools/demo.py) decode, a guard against
-    # decompression bombs (fasttcm.data.image_io); 0 = the reader's default: 89.5 MP or
+    # decompression bombs (fasttcm.data.pixel_limit); 0 = the reader's default: 89.5 MP or
     # $FASTTCM_MAX_IMAGE_PIXELS for text, AERIAL_MAX_IMAGE_PIXELS (2**30) for DOTA.
     cfg.INPUT.MAX_IMAGE_PIXELS = 0
     cfg.SOLVER.OPTIMIZER = (

@@ -5,24 +5,20 @@ detectron2's transforms move them with ``apply_rotated_box`` (flips, resizes, 90
 """
 
 import copy
-import logging
-from typing import List
 
 import numpy as np
 import torch
 from fvcore.transforms.transform import VFlipTransform
 
-from detectron2.config import configurable
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from detectron2.structures import BoxMode
 
 from .build import register_mapper
-from .image_io import AERIAL_MAX_IMAGE_PIXELS, config_pixel_limit, read_image
+from .image_mapper import ImageDatasetMapper
+from .pixel_limit import AERIAL_MAX_IMAGE_PIXELS
 
 __all__ = ["DOTADatasetMapper"]
-
-logger = logging.getLogger(__name__)
 
 
 def _vflip_rotated_box(transform: VFlipTransform, boxes: np.ndarray) -> np.ndarray:
@@ -42,33 +38,16 @@ if not hasattr(VFlipTransform, "apply_rotated_box"):  # adds a missing method, c
 
 
 @register_mapper("dota")
-class DOTADatasetMapper:
+class DOTADatasetMapper(ImageDatasetMapper):
     """Read a (patch) image, apply flips/resizing to image and rotated boxes, build ``Instances``
-    with ``gt_boxes`` (RotatedBoxes) and ``gt_classes`` (training)."""
+    with ``gt_boxes`` (RotatedBoxes) and ``gt_classes`` (training).
 
-    @configurable
-    def __init__(
-        self,
-        is_train: bool,
-        *,
-        augmentations: List[T.Augmentation],
-        image_format: str,
-        max_image_pixels: int = 0,
-    ):
-        """
-        Args:
-            is_train: training mode (keeps and transforms the annotations).
-            augmentations: applied in order to the image and the rotated boxes.
-            image_format: detectron2 image format.
-            max_image_pixels: largest width * height read (``INPUT.MAX_IMAGE_PIXELS``); a larger
-                image raises :class:`~fasttcm.data.image_io.ImageTooLargeError` naming the file.
-                0: :data:`~fasttcm.data.image_io.AERIAL_MAX_IMAGE_PIXELS` (aerial scenes).
-        """
-        self.is_train = is_train
-        self.augmentations = T.AugmentationList(augmentations)
-        self.image_format = image_format
-        self.max_pixels = config_pixel_limit(max_image_pixels, AERIAL_MAX_IMAGE_PIXELS)
-        logger.info(f"[DOTADatasetMapper] augmentations: {augmentations}")
+    Arguments: those of :class:`~fasttcm.data.image_mapper.ImageDatasetMapper`; the augmentations
+    also move the rotated boxes, and ``max_image_pixels=0`` stands for
+    :data:`~fasttcm.data.pixel_limit.AERIAL_MAX_IMAGE_PIXELS` (aerial scenes).
+    """
+
+    default_max_pixels = AERIAL_MAX_IMAGE_PIXELS
 
     @classmethod
     def from_config(cls, cfg, is_train: bool = True):
@@ -96,8 +75,7 @@ class DOTADatasetMapper:
 
     def __call__(self, dataset_dict):
         dataset_dict = copy.deepcopy(dataset_dict)
-        image = read_image(dataset_dict["file_name"], self.image_format, max_pixels=self.max_pixels)
-        utils.check_image_size(dataset_dict, image)
+        image = self._read_image(dataset_dict)
         aug_input = T.AugInput(image)
         transforms = self.augmentations(aug_input)
         image = aug_input.image

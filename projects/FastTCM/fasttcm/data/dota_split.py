@@ -52,7 +52,8 @@ from .datasets.dota import list_dota_images
 from .datasets.dota_labels import read_dota_labels, write_dota_labels
 from .datasets.dota_meta import dota_class_names
 from .dota_patch_names import format_patch_name
-from .image_io import AERIAL_MAX_IMAGE_PIXELS, read_image
+from .image_io import read_image
+from .pixel_limit import AERIAL_MAX_IMAGE_PIXELS
 
 __all__ = [
     "SplitConfig",

@@ -1,4 +1,4 @@
-"""The project's one image reader: pixels, displayed size and EXIF orientation of image files.
+"""The project's one image reader: pixels and displayed size of image files.
 
 Every image the project decodes (dataset mappers, demo, DOTA splitter, STR LMDB tools, the
 converters' size probes) goes through this module, so all of them follow the rules below.
@@ -11,16 +11,10 @@ EXIF orientation (the one rule):
     Pixels are returned in the displayed orientation: the EXIF ``Orientation`` tag (274, values
     2-8) is applied, as ``detectron2.data.detection_utils.read_image`` and image viewers do, and
     :func:`read_image_size` reports the displayed size (orientations 5-8 swap width and height).
-    Dataset annotations are therefore expected in the displayed frame; a format whose
-    coordinates refer to the stored (unrotated) pixel grid must map them with
-    ``apply_exif_to_points(points, header.orientation, header.width, header.height)``, where
-    ``header = read_image_header(path)`` holds the stored size. The scene-text converters do
-    so where the dataset is known to annotate the stored frame, and warn where that is not
-    known (:mod:`fasttcm.data.converters.exif_frame`; ``datasets/README.md``).
-    The tag comes from JPEG APP1, the TIFF IFD, the WebP EXIF chunk (from XMP when EXIF lacks
-    it, as in PIL) and a PNG ``eXIf`` chunk before the image data; one after the image data is
-    ignored (finding it needs a full decode; detectron2 honours it; writers put it first). A
-    malformed EXIF block or a value outside 1-8 counts as 1 (no change), as in detectron2.
+    Dataset annotations are therefore expected in the displayed frame; :func:`read_image_header`
+    gives the stored size and orientation that
+    :func:`fasttcm.data.exif.apply_exif_to_points` needs to map stored-frame coordinates. Where
+    the tag is read from, and what a malformed one counts as: :mod:`fasttcm.data.exif`.
 
 Bit depth and colour:
     * 8-bit images: exactly the values of ``PIL.Image.convert("RGB")``, i.e. identical to
@@ -42,14 +36,9 @@ Errors (every message names the file, or for bytes the given name):
     * more pixels than the limit: :class:`ImageTooLargeError` (a subclass), raised from the
       header before any pixel is decoded.
 
-Pixel limit (a guard against decompression bombs): ``width * height`` must not exceed
-``max_pixels``. Default :data:`DEFAULT_MAX_IMAGE_PIXELS` (PIL's default, 89.5 megapixels);
-override per call (``max_pixels=``), per process (:func:`set_max_image_pixels`) or with the
-environment variable ``FASTTCM_MAX_IMAGE_PIXELS`` (an integer, or ``inf`` for no limit). PIL's
-process-wide check is switched off only while this module opens a header (under a lock). The
-config key ``INPUT.MAX_IMAGE_PIXELS`` sets ``max_pixels`` of the text and DOTA mappers and of
-``tools/demo.py``; ``tools/convert_dataset.py --max-image-pixels`` checks every image header
-against the limit at conversion (``read_image_size(path, max_pixels=None)``).
+Pixel limit: ``width * height`` must not exceed ``max_pixels``, by default the limit in force
+of :mod:`fasttcm.data.pixel_limit` (89.5 megapixels unless set otherwise). PIL's process-wide
+check is switched off only while this module opens a header (under a lock).
 """
 
 import contextlib
@@ -64,10 +53,10 @@ import cv2
 import numpy as np
 from PIL import Image, ImageFile
 
+from .exif import orientation_of, to_displayed_frame
+from .pixel_limit import MAX_IMAGE_PIXELS_ENV, Limit, limit_in_force
+
 __all__ = [
-    "DEFAULT_MAX_IMAGE_PIXELS",
-    "AERIAL_MAX_IMAGE_PIXELS",
-    "MAX_IMAGE_PIXELS_ENV",
     "ImageReadError",
     "ImageTooLargeError",
     "ImageSize",
@@ -77,24 +66,12 @@ __all__ = [
     "read_image_size",
     "read_image_header",
     "exif_orientation",
-    "apply_exif_to_points",
-    "set_max_image_pixels",
-    "get_max_image_pixels",
-    "using_max_image_pixels",
-    "config_pixel_limit",
 ]
 
-DEFAULT_MAX_IMAGE_PIXELS = 89_478_485  # PIL.Image.MAX_IMAGE_PIXELS: 2**30 bytes / 4 / 3
-AERIAL_MAX_IMAGE_PIXELS = 1 << 30  # 32768 x 32768; DOTA scenes reach 20000 x 20000
-MAX_IMAGE_PIXELS_ENV = "FASTTCM_MAX_IMAGE_PIXELS"
-EXIF_ORIENTATION_TAG = 274
 _FORMATS = ("RGB", "BGR")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_RGB = 2  # IHDR colour type of 8/16-bit truecolour without alpha
 _PIL_LOCK = threading.RLock()
-_max_pixels_override: Optional[float] = None
-
-Limit = Union[int, float]  # a positive pixel count; math.inf for no limit
 
 
 class ImageReadError(OSError):
@@ -138,88 +115,14 @@ class ImageHeader(NamedTuple):
 # Pixel limit
 
 
-def _parse_limit(value, what: str) -> Limit:
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("inf", "none"):
-            return math.inf
-        try:
-            value = int(text)
-        except ValueError:
-            raise ValueError(f"{what} must be a positive integer or 'inf', got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not value > 0:
-        raise ValueError(f"{what} must be a positive number or math.inf, got {value!r}")
-    return math.inf if value == math.inf else int(value)
-
-
-def set_max_image_pixels(limit: Optional[Limit]) -> None:
-    """Set the process-wide pixel limit used when ``max_pixels`` is not given.
-
-    Args:
-        limit: a positive number of pixels, ``math.inf`` for no limit, or None to go back to
-            ``$FASTTCM_MAX_IMAGE_PIXELS`` or :data:`DEFAULT_MAX_IMAGE_PIXELS`.
-    """
-    global _max_pixels_override
-    _max_pixels_override = None if limit is None else _parse_limit(limit, "max image pixels")
-
-
-def get_max_image_pixels() -> Limit:
-    """The pixel limit in force: :func:`set_max_image_pixels`, the environment, or the default.
-
-    Raises:
-        ValueError: ``$FASTTCM_MAX_IMAGE_PIXELS`` is neither a positive integer nor ``inf``.
-    """
-    if _max_pixels_override is not None:
-        return _max_pixels_override
-    env = os.environ.get(MAX_IMAGE_PIXELS_ENV, "").strip()
-    if env:
-        return _parse_limit(env, f"${MAX_IMAGE_PIXELS_ENV}")
-    return DEFAULT_MAX_IMAGE_PIXELS
-
-
-def config_pixel_limit(value, default: Optional[Limit] = None) -> Optional[Limit]:
-    """The ``max_pixels`` argument for a config value such as ``INPUT.MAX_IMAGE_PIXELS``.
-
-    Args:
-        value: a number of pixels, or 0 for `default`.
-        default: what 0 stands for (None: :func:`get_max_image_pixels` at each read).
-
-    Returns:
-        `value` as a limit, or `default` when it is 0.
-
-    Raises:
-        ValueError: `value` is negative or not a number.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or value < 0:
-        raise ValueError(f"INPUT.MAX_IMAGE_PIXELS must be an integer >= 0, got {value!r}")
-    return default if value == 0 else _parse_limit(value, "INPUT.MAX_IMAGE_PIXELS")
-
-
-@contextlib.contextmanager
-def using_max_image_pixels(limit: Optional[Limit]):
-    """Within a ``with`` block, :func:`set_max_image_pixels` (`limit`); the setting before after.
-
-    Args:
-        limit: as for :func:`set_max_image_pixels`; None changes nothing.
-    """
-    global _max_pixels_override
-    saved = _max_pixels_override
-    if limit is not None:
-        set_max_image_pixels(limit)
-    try:
-        yield
-    finally:
-        _max_pixels_override = saved
-
-
 def _check_limit(name: str, width: int, height: int, max_pixels: Optional[Limit]) -> None:
-    limit = get_max_image_pixels() if max_pixels is None else _parse_limit(max_pixels, "max_pixels")
+    limit = limit_in_force(max_pixels)
     if width * height > limit:
         raise ImageTooLargeError(
             f"{name}: image is {width} x {height} (W x H) = {width * height} pixels, more than the "
             f"limit of {limit} pixels (a guard against decompression bombs). If the file is "
             f"trusted, raise the limit: read_image(..., max_pixels=N), "
-            f"fasttcm.data.image_io.set_max_image_pixels(N) or the environment variable "
+            f"fasttcm.data.pixel_limit.set_max_image_pixels(N) or the environment variable "
             f"{MAX_IMAGE_PIXELS_ENV}=N (N an integer, or 'inf' for no limit)",
             name,
         )
@@ -270,17 +173,6 @@ def _open_pil(fp, name: str) -> Image.Image:
     if image.width <= 0 or image.height <= 0:
         raise ImageReadError(f"{name}: the image is empty ({image.width} x {image.height})", name)
     return image
-
-
-def _orientation_of(image: Image.Image) -> int:
-    """EXIF orientation 1-8 of an opened (not necessarily loaded) PIL image."""
-    try:
-        if image.format == "PNG" and "exif" not in image.info:
-            return 1  # PngImageFile.getexif would decode the whole image to look further
-        value = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
-    except Exception:  # malformed EXIF: ignored, as in detectron2
-        return 1
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 class _PngHeader(NamedTuple):
@@ -387,18 +279,6 @@ def _decode_pil(image: Image.Image, name: str) -> np.ndarray:
     return array
 
 
-# EXIF orientation -> view of a stored-frame (H, W, C) array in the displayed frame
-_ORIENT = {
-    2: lambda a: a[:, ::-1],
-    3: lambda a: a[::-1, ::-1],
-    4: lambda a: a[::-1],
-    5: lambda a: a.swapaxes(0, 1),
-    6: lambda a: np.rot90(a, -1),
-    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
-    8: lambda a: np.rot90(a, 1),
-}
-
-
 def _tiff_bits(image: Image.Image) -> int:
     """Largest BitsPerSample of a TIFF (8 for other formats)."""
     if image.format != "TIFF":
@@ -415,7 +295,7 @@ def _decode(fp, name: str, format: str, max_pixels, path: Optional[str]) -> np.n
     with _open_pil(fp, name) as image:
         width, height = image.size
         _check_limit(name, width, height, max_pixels)
-        orientation = _orientation_of(image)
+        orientation = orientation_of(image)
         bgr = None
         if (png is not None and png.bit_depth == 16) or _tiff_bits(image) == 16:
             rgb = _decode_16bit(fp, name, path)
@@ -431,7 +311,7 @@ def _decode(fp, name: str, format: str, max_pixels, path: Optional[str]) -> np.n
         array = bgr
     else:
         array = rgb[..., ::-1] if format == "BGR" else rgb
-    array = _ORIENT.get(orientation, np.asarray)(array)
+    array = to_displayed_frame(array, orientation)
     if not (array.flags.c_contiguous and array.flags.writeable):
         array = np.array(array, order="C")
     return array
@@ -450,7 +330,7 @@ def read_image(
         path: image file (any format PIL reads; 16-bit PNG/TIFF through OpenCV).
         format: channel order of the result, ``"RGB"`` or ``"BGR"``.
         max_pixels: largest ``width * height`` accepted (``math.inf``: no limit); None uses
-            :func:`get_max_image_pixels`.
+            :func:`fasttcm.data.pixel_limit.get_max_image_pixels`.
 
     Returns:
         (H, W, 3) uint8, C-contiguous and writable; H, W of the displayed image.
@@ -497,7 +377,7 @@ def read_image_header(path: Union[str, os.PathLike]) -> ImageHeader:
 
     Returns:
         :class:`ImageHeader` ``(width, height, orientation)``, the size before orientation: what
-        :func:`apply_exif_to_points` needs to map stored-frame coordinates.
+        :func:`fasttcm.data.exif.apply_exif_to_points` needs to map stored-frame coordinates.
 
     Raises:
         FileNotFoundError: `path` does not exist.
@@ -505,7 +385,7 @@ def read_image_header(path: Union[str, os.PathLike]) -> ImageHeader:
     """
     path = os.fspath(path)
     with open(path, "rb") as fp, _open_pil(fp, path) as image:
-        return ImageHeader(int(image.width), int(image.height), _orientation_of(image))
+        return ImageHeader(int(image.width), int(image.height), orientation_of(image))
 
 
 def read_image_size(
@@ -518,7 +398,8 @@ def read_image_size(
     Args:
         path: image file.
         max_pixels: the pixel limit the size is checked against, as in :func:`read_image`
-            (None: :func:`get_max_image_pixels`); by default none, the size is only reported.
+            (None: :func:`fasttcm.data.pixel_limit.get_max_image_pixels`); by default none, the
+            size is only reported.
 
     Returns:
         :class:`ImageSize` ``(height, width)``.
@@ -543,44 +424,3 @@ def exif_orientation(path: Union[str, os.PathLike]) -> int:
         ImageReadError: the header cannot be read.
     """
     return read_image_header(path).orientation
-
-
-def apply_exif_to_points(
-    points, orientation: int, stored_width: float, stored_height: float
-) -> np.ndarray:
-    """Map points from the stored (unrotated) pixel frame to the displayed frame.
-
-    Coordinates are continuous pixel coordinates, x right and y down, with pixel ``(i, j)``
-    covering ``[j, j + 1) x [i, i + 1)`` (detectron2's convention), so a polygon around stored
-    pixels surrounds the same pixels of :func:`read_image`'s output.
-
-    Args:
-        points: (N, 2) array-like of ``(x, y)`` in the stored frame (any numeric dtype).
-        orientation: EXIF orientation 1-8 (see :func:`exif_orientation`).
-        stored_width, stored_height: size of the stored image, before orientation
-            (:func:`read_image_header`).
-
-    Returns:
-        (N, 2) float64 ``(x, y)`` in the displayed frame.
-
-    Raises:
-        ValueError: `points` is not (N, 2) or `orientation` is not in 1-8.
-    """
-    pts = np.asarray(points, dtype=np.float64)
-    if pts.ndim != 2 or pts.shape[1] != 2:
-        raise ValueError(f"points must have shape (N, 2), got {pts.shape}")
-    if orientation not in range(1, 9):
-        raise ValueError(f"EXIF orientation must be 1-8, got {orientation!r}")
-    x, y = pts[:, 0], pts[:, 1]
-    w, h = float(stored_width), float(stored_height)
-    mapped = {
-        1: (x, y),
-        2: (w - x, y),
-        3: (w - x, h - y),
-        4: (x, h - y),
-        5: (y, x),
-        6: (h - y, x),
-        7: (h - y, w - x),
-        8: (y, w - x),
-    }[orientation]
-    return np.stack(mapped, axis=1)

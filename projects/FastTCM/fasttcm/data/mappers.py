@@ -13,14 +13,13 @@ import numpy as np
 import torch
 
 from detectron2.config import configurable
-from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from detectron2.structures import Instances
 
 from ..structures.text import DONT_CARE_TEXT
 from .build import register_mapper
 from .db_targets import make_db_targets
-from .image_io import config_pixel_limit, read_image
+from .image_mapper import ImageDatasetMapper
 from .transforms import RandomScale, TextInstanceAwareCrop, polygons_to_boxes
 
 __all__ = ["TextDatasetMapper", "build_text_train_augmentations", "build_text_test_augmentations"]
@@ -60,7 +59,7 @@ def _annotation_polygon(anno, file_name) -> np.ndarray:
 
 
 @register_mapper("text")
-class TextDatasetMapper:
+class TextDatasetMapper(ImageDatasetMapper):
     """Read the image, augment image and polygons together, build DB targets (training).
 
     Output dict (in addition to the input's "file_name", "image_id", "height", "width"):
@@ -74,31 +73,21 @@ class TextDatasetMapper:
     """
 
     @configurable
-    def __init__(
-        self,
-        is_train: bool,
-        *,
-        augmentations: List[T.Augmentation],
-        image_format: str,
-        db_target_kwargs: Optional[dict] = None,
-        max_image_pixels: int = 0,
-    ):
+    def __init__(self, is_train: bool, *, db_target_kwargs: Optional[dict] = None, **kwargs):
         """
         Args:
             is_train: training mode (builds targets, keeps annotations).
-            augmentations: applied in order to image and polygons.
-            image_format: detectron2 image format, "RGB" for CLIP backbones.
             db_target_kwargs: keyword arguments of ``make_db_targets``; None = no DB targets.
-            max_image_pixels: largest width * height read (``INPUT.MAX_IMAGE_PIXELS``); a larger
-                image raises :class:`~fasttcm.data.image_io.ImageTooLargeError` naming the file.
-                0: the reader's limit (:func:`~fasttcm.data.image_io.get_max_image_pixels`).
+            kwargs: ``augmentations`` (applied in order to image and polygons), ``image_format``
+                and ``max_image_pixels`` (0: the reader's limit,
+                :func:`~fasttcm.data.pixel_limit.get_max_image_pixels`) of
+                :class:`~fasttcm.data.image_mapper.ImageDatasetMapper`.
         """
-        self.is_train = is_train
-        self.augmentations = T.AugmentationList(augmentations)
-        self.image_format = image_format
-        self.max_pixels = config_pixel_limit(max_image_pixels)
         self.db_target_kwargs = db_target_kwargs
-        mode = "training" if is_train else "inference"
+        super().__init__(is_train, **kwargs)
+
+    def _log_augmentations(self, augmentations: List[T.Augmentation]) -> None:
+        mode = "training" if self.is_train else "inference"
         logger.info(f"[TextDatasetMapper] augmentations used in {mode}: {augmentations}")
 
     @classmethod
@@ -129,8 +118,7 @@ class TextDatasetMapper:
     def __call__(self, dataset_dict):
         dataset_dict = copy.deepcopy(dataset_dict)
         file_name = dataset_dict["file_name"]
-        image = read_image(file_name, format=self.image_format, max_pixels=self.max_pixels)
-        utils.check_image_size(dataset_dict, image)
+        image = self._read_image(dataset_dict)
 
         annos = dataset_dict.pop("annotations", None)
         if not self.is_train:

@@ -9,7 +9,7 @@ native annotations use, and calls one of these two functions on the images it co
 
 * :func:`map_stored_frame`: the dataset is known to annotate the stored frame (MSRA-TD500,
   SCUT-CTW1500). The polygons of every image whose orientation is not 1 are mapped with
-  :func:`fasttcm.data.image_io.apply_exif_to_points`. Rotations (3, 6, 8) keep the vertex order
+  :func:`fasttcm.data.exif.apply_exif_to_points`. Rotations (3, 6, 8) keep the vertex order
   clockwise on screen; mirrorings (2, 4, 5, 7) reverse it, as they reverse the image.
 * :func:`warn_unverified_frame`: which frame the dataset uses is not known (ICDAR 2015,
   Total-Text, ArT). Polygons are kept as written, i.e. taken to be in the displayed frame, and a
@@ -23,7 +23,8 @@ import dataclasses
 import logging
 from typing import List, Sequence
 
-from ..image_io import ImageHeader, apply_exif_to_points, read_image_header
+from ..exif import apply_exif_to_points
+from ..image_io import ImageHeader, read_image_header
 from .annotations import SourceImage
 from .source_files import ConversionError
 

@@ -168,7 +168,7 @@ def write_converted_split(
         FileExistsError: an output exists and `overwrite` is False (nothing is written).
         ValueError: bad `image_mode`, no images, or two images with the same output name/stem.
         ConversionError: an image header cannot be read, or the image has more pixels than
-            the reader's limit (:func:`fasttcm.data.image_io.get_max_image_pixels`).
+            the reader's limit (:func:`fasttcm.data.pixel_limit.get_max_image_pixels`).
     """
     if image_mode not in IMAGE_MODES:
         raise ValueError(f"image_mode must be 'copy' or 'symlink', got {image_mode!r}")
@@ -249,7 +249,7 @@ def convert_dataset(
     """Collect and write every split of a dataset (see :func:`write_converted_split`).
 
     All splits are parsed, their image headers read (and checked against the reader's pixel
-    limit, :func:`fasttcm.data.image_io.get_max_image_pixels`, so that no image the mappers
+    limit, :func:`fasttcm.data.pixel_limit.get_max_image_pixels`, so that no image the mappers
     would refuse is converted) and their outputs checked for existence before the first one is
     written, so a bad input leaves no partial conversion behind.
 

@@ -33,7 +33,7 @@ import os
 import re
 import zipfile
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple, TypeVar
 
 import numpy as np
 import shapely
@@ -70,6 +70,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SCORE_DECIMALS = 6
 """Scores are written (and, by the evaluator, scored) with this many decimals."""
@@ -228,9 +230,16 @@ def parse_detections(text: str, where: str = "<detections>") -> ImageDetections:
         text: file content.
         where: file name used in error messages.
     """
+    return _parse_detection_lines(text, where, parse_det_line)
+
+
+def _parse_detection_lines(
+    text: str, where: str, parse_line: Callable[[str, str], Tuple[np.ndarray, float, str]]
+) -> ImageDetections:
+    """Detections of a file's lines; `parse_line` (line, location) gives one's fields."""
     polygons, scores, texts = [], [], []
     for num, line in _lines(text):
-        polygon, score, transcription = parse_det_line(line, f"{where}, line {num}")
+        polygon, score, transcription = parse_line(line, f"{where}, line {num}")
         polygons.append(polygon)
         scores.append(score)
         texts.append(transcription)
@@ -247,18 +256,27 @@ def read_ground_truth(
         line_format: see :func:`parse_ground_truth`.
         zip_limits: see :func:`list_sample_files`.
     """
-    files = list_sample_files(path, "gt", zip_limits=zip_limits)
-    return {
-        k: parse_ground_truth(f.text, f.where, line_format=line_format) for k, f in files.items()
-    }
+    return _read_sample_files(
+        path,
+        "gt",
+        lambda text, where: parse_ground_truth(text, where, line_format=line_format),
+        zip_limits,
+    )
 
 
 def read_detections(
     path: str, *, zip_limits: Optional[ZipLimits] = None
 ) -> Dict[str, ImageDetections]:
     """Read every detection file of a folder or zip; returns sample key -> detections."""
-    files = list_sample_files(path, "res", zip_limits=zip_limits)
-    return {k: parse_detections(f.text, f.where) for k, f in files.items()}
+    return _read_sample_files(path, "res", parse_detections, zip_limits)
+
+
+def _read_sample_files(
+    path: str, kind: str, parse: Callable[[str, str], T], zip_limits: Optional[ZipLimits]
+) -> Dict[str, T]:
+    """``{sample key: parse(text, location)}`` of the files :func:`list_sample_files` finds."""
+    files = list_sample_files(path, kind, zip_limits=zip_limits)
+    return {k: parse(f.text, f.where) for k, f in files.items()}
 
 
 def _format_number(value: float) -> str:
@@ -319,20 +337,12 @@ def parse_spotting_detections(
     """Parse one ``res_<id>.txt`` file of spotting results (every line has a transcription).
 
     Args:
-        text: file content.
-        where: file name used in error messages.
-        line_format: ``"polygon"`` or ``"icdar2015"`` (see
-            :mod:`~fasttcm.evaluation.protocols.text_lines`).
+        text, where, line_format: as for :func:`parse_ground_truth`.
     """
     check_line_format(line_format)
-    polygons, scores, texts = [], [], []
-    for num, line in _lines(text):
-        where_line = f"{where}, line {num}"
-        polygon, score, transcription = parse_spotting_line(line, where_line, line_format)
-        polygons.append(polygon)
-        scores.append(score)
-        texts.append(transcription)
-    return ImageDetections.from_arrays(polygons, np.array(scores, dtype=np.float64), texts)
+    return _parse_detection_lines(
+        text, where, lambda line, where_line: parse_spotting_line(line, where_line, line_format)
+    )
 
 
 def read_spotting_detections(
@@ -341,15 +351,15 @@ def read_spotting_detections(
     """Read every spotting result file of a folder or zip; returns sample key -> detections.
 
     Args:
-        path: a folder or a zip.
+        path, zip_limits: as for :func:`read_ground_truth`.
         line_format: see :func:`parse_spotting_detections`.
-        zip_limits: see :func:`list_sample_files`.
     """
-    files = list_sample_files(path, "res", zip_limits=zip_limits)
-    return {
-        k: parse_spotting_detections(f.text, f.where, line_format=line_format)
-        for k, f in files.items()
-    }
+    return _read_sample_files(
+        path,
+        "res",
+        lambda text, where: parse_spotting_detections(text, where, line_format=line_format),
+        zip_limits,
+    )
 
 
 def _quote_transcription(text: str) -> str:

@@ -191,6 +191,14 @@ def _icdar2015_coordinates(fields: List[str], where: str, line: str, what: str) 
     return _coordinates(fields[:ICDAR2015_NUM_COORDS], where, line)
 
 
+def _icdar2015_transcription(fields: List[str]) -> str:
+    """The transcription of an ICDAR 2015 line from its fields after the coordinates (and score)."""
+    rest = ",".join(fields)
+    if rest.startswith(_ADELAIDET_MARK):
+        return unquote_transcription(rest[len(_ADELAIDET_MARK) :].strip())
+    return unquote_transcription(rest)
+
+
 def parse_gt_line(line: str, where: str, line_format: str = "polygon") -> Tuple[np.ndarray, str]:
     """One ground-truth line -> ``((n, 2) vertices, transcription)``.
 
@@ -205,10 +213,7 @@ def parse_gt_line(line: str, where: str, line_format: str = "polygon") -> Tuple[
     fields = line.split(",")
     if check_line_format(line_format) == "icdar2015":
         polygon = _icdar2015_coordinates(fields, where, line, "ground-truth")
-        rest = ",".join(fields[ICDAR2015_NUM_COORDS:])
-        if rest.startswith(_ADELAIDET_MARK):
-            return polygon, unquote_transcription(rest[len(_ADELAIDET_MARK) :].strip())
-        return polygon, unquote_transcription(rest)
+        return polygon, _icdar2015_transcription(fields[ICDAR2015_NUM_COORDS:])
     count = _num_leading_numbers(fields)
     if count == len(fields):
         if count % 2 == 0:
@@ -261,9 +266,7 @@ def parse_spotting_line(
     """One end-to-end result line -> ``((n, 2) vertices, score or NaN, transcription)``.
 
     Args:
-        line: the line without its line end.
-        where: ``"<file>, line <n>"`` for messages.
-        line_format: one of :data:`LINE_FORMATS` (rules in the module docstring).
+        line, where, line_format: as for :func:`parse_gt_line`.
 
     Raises:
         SubmissionFormatError: naming `where`.
@@ -274,10 +277,7 @@ def parse_spotting_line(
         start, score = ICDAR2015_NUM_COORDS, np.nan
         if len(fields) > start + 1 and NUMBER_FIELD.match(fields[start]):
             score, start = _score(fields, start, where, line), start + 1
-        rest = ",".join(fields[start:])
-        if rest.startswith(_ADELAIDET_MARK):
-            return polygon, score, unquote_transcription(rest[len(_ADELAIDET_MARK) :].strip())
-        return polygon, score, unquote_transcription(rest)
+        return polygon, score, _icdar2015_transcription(fields[start:])
     count = _num_leading_numbers(fields)
     if count == len(fields):  # the last number is the transcription (a numeric word)
         num_coords = count - 1 - (count - 1) % 2

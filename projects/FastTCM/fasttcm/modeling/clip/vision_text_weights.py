@@ -9,19 +9,11 @@ import logging
 
 from .image_encoder import resize_attnpool_positional_embedding
 from .vision_text_model import CLIPVisionTextModel
-from .weights import CLIPLoadResult, read_clip_state_dict
+from .weights import CLIPLoadResult, is_clip_text_key, read_clip_state_dict
 
 __all__ = ["load_clip4str_clip_weights"]
 
 logger = logging.getLogger(__name__)
-
-_TEXT_KEYS = (
-    "token_embedding.",
-    "positional_embedding",
-    "transformer.",
-    "ln_final.",
-    "text_projection",
-)
 
 
 def load_clip4str_clip_weights(path: str, clip_model: CLIPVisionTextModel) -> CLIPLoadResult:
@@ -46,7 +38,7 @@ def load_clip4str_clip_weights(path: str, clip_model: CLIPVisionTextModel) -> CL
     own = clip_model.state_dict()
     fitted, unexpected = {}, []
     for key, value in state_dict.items():
-        if not (key.startswith("visual.") or key.startswith(_TEXT_KEYS)) or key not in own:
+        if not (key.startswith("visual.") or is_clip_text_key(key)) or key not in own:
             unexpected.append(key)
             continue
         target = own[key].shape

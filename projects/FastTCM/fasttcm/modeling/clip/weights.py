@@ -30,6 +30,7 @@ from .text_encoder import CLIPTextContextEncoder
 __all__ = [
     "CLIPLoadResult",
     "read_clip_state_dict",
+    "is_clip_text_key",
     "load_clip_weights",
     "clip_to_detectron2_state_dict",
 ]
@@ -70,7 +71,8 @@ def _is_torchscript_archive(path: str) -> bool:
         return any(name.endswith("constants.pkl") for name in archive.namelist())
 
 
-def _is_text_key(key: str) -> bool:
+def is_clip_text_key(key: str) -> bool:
+    """Whether a CLIP checkpoint entry belongs to the text tower (OpenAI/open_clip names)."""
     return key.startswith(_TEXT_KEYS)
 
 
@@ -123,7 +125,7 @@ def read_clip_state_dict(path: str) -> Dict[str, torch.Tensor]:
         key = key[len("module.") :] if key.startswith("module.") else key
         key = (
             key[len("text.") :]
-            if key.startswith("text.") and _is_text_key(key[len("text.") :])
+            if key.startswith("text.") and is_clip_text_key(key[len("text.") :])
             else key
         )
         if key in _UNUSED_KEYS:
@@ -131,7 +133,7 @@ def read_clip_state_dict(path: str) -> Dict[str, torch.Tensor]:
         if value.is_floating_point():
             value = value.float()
         cleaned[key] = value.contiguous()
-    if not any(k.startswith(_IMAGE_PREFIX) or _is_text_key(k) for k in cleaned):
+    if not any(k.startswith(_IMAGE_PREFIX) or is_clip_text_key(k) for k in cleaned):
         raise ValueError(
             f"CLIP weights file {path!r} has no CLIP image ('visual.*') or text "
             f"('token_embedding', 'transformer.*', ...) entries; first keys: {sorted(cleaned)[:5]}"
@@ -192,8 +194,10 @@ def load_clip_weights(
     image_sd = {
         k[len(_IMAGE_PREFIX) :]: v for k, v in state_dict.items() if k.startswith(_IMAGE_PREFIX)
     }
-    text_sd = {k: v for k, v in state_dict.items() if _is_text_key(k)}
-    other = sorted(k for k in state_dict if not k.startswith(_IMAGE_PREFIX) and not _is_text_key(k))
+    text_sd = {k: v for k, v in state_dict.items() if is_clip_text_key(k)}
+    other = sorted(
+        k for k in state_dict if not k.startswith(_IMAGE_PREFIX) and not is_clip_text_key(k)
+    )
 
     missing, unexpected = [], other
     if image_encoder.attnpool is None:
@@ -247,6 +251,6 @@ def clip_to_detectron2_state_dict(
     for key, value in state_dict.items():
         if key.startswith(_IMAGE_PREFIX):
             renamed[image_prefix + key[len(_IMAGE_PREFIX) :]] = value
-        elif _is_text_key(key):
+        elif is_clip_text_key(key):
             renamed[text_prefix + key] = value
     return renamed

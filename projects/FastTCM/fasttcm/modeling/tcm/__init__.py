@@ -2,7 +2,12 @@
 
 from .backbone import FastTCMBackbone, resolve_class_prompts
 from .bimodal_similarity_matching import BimodalSimilarityMatching
-from .context_decoder import ContextDecoder, ContextDecoderLayer, TextContextDecoder
+from .context_decoder import (
+    ContextDecoder,
+    ContextDecoderLayer,
+    GatedContextDecoder,
+    TextContextDecoder,
+)
 from .instance_language_matching import balanced_bce_loss, per_class_bce_loss, score_map
 from .language_prompt_generator import LanguagePromptGenerator, TextEmbeddingCache
 from .prompts import PromptLearner
@@ -13,6 +18,7 @@ __all__ = [
     "ContextDecoder",
     "ContextDecoderLayer",
     "FastTCMBackbone",
+    "GatedContextDecoder",
     "LanguagePromptGenerator",
     "PromptLearner",
     "TextContextDecoder",

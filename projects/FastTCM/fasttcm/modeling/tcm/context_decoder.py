@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ContextDecoder", "ContextDecoderLayer", "TextContextDecoder"]
+__all__ = ["ContextDecoder", "ContextDecoderLayer", "GatedContextDecoder", "TextContextDecoder"]
 
 
 class _MultiHeadAttention(nn.Module):
@@ -88,6 +88,7 @@ class ContextDecoder(nn.Module):
             dropout: dropout of attention outputs and MLPs (0.1).
         """
         super().__init__()
+        self.embed_dim = embed_dim
         self.query_proj = nn.Sequential(nn.LayerNorm(embed_dim), nn.Linear(embed_dim, width))
         self.memory_proj = nn.Sequential(
             nn.LayerNorm(embed_dim), nn.Linear(embed_dim, width), nn.LayerNorm(width)
@@ -118,29 +119,38 @@ class ContextDecoder(nn.Module):
         return self.out_proj(x)
 
 
-class TextContextDecoder(nn.Module):
-    """Text-side post-model prompting: t <- t + gamma * ContextDecoder(t, [I-bar; I]).
+class GatedContextDecoder(nn.Module):
+    """A :class:`ContextDecoder` (``.decoder``) and the learnable gate ``.gamma`` of its output.
 
-    gamma is a learnable per-channel gate (D,) initialised small (1e-3), so the refinement starts
-    close to the identity. The memory is the *un-prompted* visual context (the map I before the VPG
-    adds its prompt).
+    Base of the prompting modules, which add ``gamma * decoder(...)`` to their input. gamma starts
+    small, so the refinement starts close to the identity.
+
+    Attributes:
+        per_channel_gamma: gamma is (D,), one gate per channel; False: a scalar.
     """
 
-    def __init__(
-        self,
-        *,
-        embed_dim: int = 1024,
-        width: int = 256,
-        heads: int = 4,
-        layers: int = 3,
-        dropout: float = 0.1,
-        gamma_init: float = 1e-3,
-    ):
+    per_channel_gamma = True
+
+    def __init__(self, *, gamma_init: float = 1e-3, **decoder_kwargs):
+        """
+        Args:
+            gamma_init: initial value of every entry of gamma (1e-3).
+            decoder_kwargs: ``embed_dim``, ``width``, ``heads``, ``layers`` and ``dropout`` of the
+                :class:`ContextDecoder` (defaults 1024, 256, 4, 3, 0.1).
+        """
         super().__init__()
-        self.decoder = ContextDecoder(
-            embed_dim=embed_dim, width=width, heads=heads, layers=layers, dropout=dropout
-        )
-        self.gamma = nn.Parameter(torch.full((embed_dim,), gamma_init))
+        self.decoder = ContextDecoder(**decoder_kwargs)
+        shape = (self.decoder.embed_dim,) if self.per_channel_gamma else ()
+        self.gamma = nn.Parameter(torch.full(shape, float(gamma_init)))
+
+
+class TextContextDecoder(GatedContextDecoder):
+    """Text-side post-model prompting: t <- t + gamma * ContextDecoder(t, [I-bar; I]).
+
+    gamma is a learnable per-channel gate (D,) initialised small (1e-3). The memory is the
+    *un-prompted* visual context (the map I before the VPG adds its prompt). Arguments: those of
+    :class:`GatedContextDecoder`.
+    """
 
     def forward(
         self,

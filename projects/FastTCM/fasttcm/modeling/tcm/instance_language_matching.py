@@ -31,11 +31,7 @@ def _resize_to(logits: torch.Tensor, size) -> torch.Tensor:
 
 
 def balanced_bce_loss(
-    logits: torch.Tensor,
-    target: torch.Tensor,
-    mask: torch.Tensor,
-    negative_ratio: float = 3.0,
-    eps: float = 1e-6,
+    logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, **bce_options
 ) -> torch.Tensor:
     """Balanced binary cross-entropy with online hard-negative mining (DBNet's BalanceBCE).
 
@@ -48,8 +44,8 @@ def balanced_bce_loss(
             to the target size when it differs (stride 32 -> padded input size).
         target: (B, H, W) binary target (the shrunk text mask, 1 inside text kernels).
         mask: (B, H, W) binary weight (0 on ignored "###" regions and padding).
-        negative_ratio: negatives kept per positive (3).
-        eps: added to the denominator.
+        bce_options: ``negative_ratio``, negatives kept per positive (3), and ``eps``, added to
+            the denominator, of :func:`~fasttcm.modeling.losses.balanced_bce_with_logits`.
 
     Returns:
         Scalar loss = (sum of positive losses + sum of the hardest negative losses) / (#pos + #neg).
@@ -67,7 +63,7 @@ def balanced_bce_loss(
             f"with B = {logits.shape[0]}"
         )
     logits = _resize_to(logits, target.shape[-2:])[:, 0]
-    return balanced_bce_with_logits(logits, target.to(logits.dtype), mask, negative_ratio, eps)
+    return balanced_bce_with_logits(logits, target.to(logits.dtype), mask, **bce_options)
 
 
 def per_class_bce_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

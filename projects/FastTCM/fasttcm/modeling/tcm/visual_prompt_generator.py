@@ -2,40 +2,21 @@
 (docs/model.md, VPG)."""
 
 import torch
-from torch import nn
 
-from .context_decoder import ContextDecoder
+from .context_decoder import GatedContextDecoder
 
 __all__ = ["VisualPromptGenerator"]
 
 
-class VisualPromptGenerator(nn.Module):
-    """I-hat = I + vis_gamma * ContextDecoder(I tokens, t), with a scalar gate vis_gamma.
+class VisualPromptGenerator(GatedContextDecoder):
+    """I-hat = I + vis_gamma * ContextDecoder(I tokens, t), with a scalar gate vis_gamma (gamma).
 
-    Self-attention runs over all h*w image tokens (cost quadratic in h*w at stride 32).
+    Self-attention runs over all h*w image tokens (cost quadratic in h*w at stride 32). Arguments:
+    those of :class:`~.context_decoder.GatedContextDecoder` (embed_dim: D, channels of I and t;
+    gamma_init: initial vis_gamma, 1e-3).
     """
 
-    def __init__(
-        self,
-        *,
-        embed_dim: int = 1024,
-        width: int = 256,
-        heads: int = 4,
-        layers: int = 3,
-        dropout: float = 0.1,
-        gamma_init: float = 1e-3,
-    ):
-        """
-        Args:
-            embed_dim: D, channels of I and t (CLIP RN50: 1024).
-            width, heads, layers, dropout: the :class:`ContextDecoder` (256, 4, 3, 0.1).
-            gamma_init: initial vis_gamma (1e-3).
-        """
-        super().__init__()
-        self.decoder = ContextDecoder(
-            embed_dim=embed_dim, width=width, heads=heads, layers=layers, dropout=dropout
-        )
-        self.gamma = nn.Parameter(torch.tensor(float(gamma_init)))  # vis_gamma
+    per_channel_gamma = False
 
     def forward(self, dense_embedding: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
         """

@@ -103,3 +103,21 @@ def build_model_from_cfg(cfg, seed: int = 0):
 def build_quick_model(path_or_relative: str, *overrides: Any, seed: int = 0):
     """A model built from a quick-schedule (or other small) config plus overrides, on CPU."""
     return build_model_from_cfg(load_config(path_or_relative, *overrides), seed=seed)
+
+
+def compiled_detectron2_c() -> bool:
+    """Whether detectron2 ships a compiled ``_C`` extension (install B), found without importing it.
+
+    With one, detectron2 uses it and the project's ops (install A's ``_C`` stand-in) stay unloaded.
+    """
+    import importlib.machinery
+    import importlib.util
+
+    spec = importlib.util.find_spec("detectron2")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    return any(
+        name.startswith("_C") and name.endswith(suffixes)
+        for folder in folders
+        for name in os.listdir(folder)
+    )

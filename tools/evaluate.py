@@ -43,6 +43,17 @@ list; strong: ``new_strong_lexicon/new_voc_img_<id>.txt``). ``precision``/``reca
 those of the requested lexicon run; ``runs`` has every run (``e2e_none``, ``e2e_<lexicon>``,
 ``text_det``: the detection-only figure of the same file).
 
+COCO AP of text detection (pycocotools COCOeval; docs/protocols.md)::
+
+    tools/evaluate.py --task coco --gt instances.json --pred coco_results.json
+        [--iou-type bbox segm] [--max-dets 100]
+
+GT is a COCO instances json (``coco_text_gt.json``, written by the ``coco`` evaluator, has the
+don't-care text as ``iscrowd`` = 1), PRED a COCO results list (the evaluator's
+``coco_instances_results.json``). The JSON line is ``{"task": "coco", "bbox": {"AP", "AP50",
+"AP75", "APs", "APm", "APl"}, "segm": {...}}`` in percent, detectron2 ``COCOEvaluator``'s keys
+(null where it reports NaN); by default segm is evaluated when every result has a segmentation.
+
 Zips are read within limits (64 MiB per member, 1 GiB per zip, a compression ratio of 100 for
 members over 1 MiB; ``fasttcm/evaluation/protocols/zip_reading.py``), raised with
 ``--zip-max-member-mb``, ``--zip-max-total-mb`` and ``--zip-max-ratio``.
@@ -169,7 +180,22 @@ def run_e2e(args) -> dict:
     }
 
 
-TASKS = {"det": run_det, "dota": run_dota, "e2e": run_e2e}
+def run_coco(args) -> dict:
+    """``--task coco``: COCO bbox / segm AP of the results json PRED against the instances json
+    GT."""
+    from fasttcm.evaluation.offline_coco import evaluate_coco_files
+
+    summary = evaluate_coco_files(args.gt, args.pred, args.iou_type, max_dets=args.max_dets)
+    for iou_type, metrics in summary.items():
+        figures = ", ".join(
+            f"{name} {'nan' if value is None else f'{value:.2f}'}"
+            for name, value in metrics.items()
+        )
+        print(f"{iou_type}: {figures} (percent)")
+    return {"task": "coco", **summary}
+
+
+TASKS = {"det": run_det, "dota": run_dota, "e2e": run_e2e, "coco": run_coco}
 
 
 def _positive_float(text: str) -> float:
@@ -187,8 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--task", required=True, choices=sorted(TASKS), help="what to evaluate")
-    parser.add_argument("--gt", required=True, help="ground truth: folder or zip")
-    parser.add_argument("--pred", required=True, help="results: folder or zip")
+    parser.add_argument("--gt", required=True, help="ground truth: folder or zip (coco: json)")
+    parser.add_argument("--pred", required=True, help="results: folder or zip (coco: json)")
     text = parser.add_argument_group("--task det and e2e")
     text.add_argument(
         "--line-format",
@@ -252,6 +278,20 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("adelaidet", "testr"),
         default="adelaidet",
         help="lexicon words farther than the rule allows are removed (adelaidet: distance <= 1)",
+    )
+    coco = parser.add_argument_group("--task coco")
+    coco.add_argument(
+        "--iou-type",
+        nargs="+",
+        choices=("bbox", "segm"),
+        default=None,
+        help="COCO iou types (default: bbox, and segm when every result has a segmentation)",
+    )
+    coco.add_argument(
+        "--max-dets",
+        type=int,
+        default=100,
+        help="COCO maxDets: detections per image counted (default 100)",
     )
     dota = parser.add_argument_group("--task dota")
     dota.add_argument(

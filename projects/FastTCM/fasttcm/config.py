@@ -112,6 +112,8 @@ def _add_text_detection_config(cfg):
     _C.MIN_SIZE = 3.0             # minimum short side (network-input pixels) of a detection
     _C.POLYGON_TYPE = "poly"      # "poly" (arbitrary shape) or "quad" (min-area rectangle)
     _C.MAX_CANDIDATES = 1000      # regions considered per image (largest first)
+    # also give (N, H, W) bool pred_masks (for stock COCOEvaluator); "coco" evaluators use polygons
+    _C.PRED_MASKS = False
     # fmt: on
 
 

@@ -8,6 +8,13 @@ class-wise rotated NMS (IoU > 0.1 suppressed), writes the ``Task1_<class>.txt`` 
 server and devkit read, and scores exactly their content against the full-image ``labelTxt``
 files with the devkit's rules. ``tools/evaluate.py --task dota --gt GT_DIR --pred OUTPUT_DIR``
 therefore reports the same numbers.
+
+Next to the devkit's VOC07 AP50 the evaluator reports COCO-style rotated AP (AP@[.50:.95], AP50,
+AP75, APs, APm, APl, per-class AP) from :mod:`fasttcm.evaluation.protocols.rotated_coco_ap`, on
+the same merged detections and on the patches. Boxes are detectron2 XYWHA (angle in degrees,
+counter-clockwise); a ground-truth quadrilateral enters it as its minimum-area rotated rectangle
+(:func:`fasttcm.utils.geometry.poly_to_xywha`), whose ``w * h`` is also the area of the area
+ranges, and DOTA ``difficult`` is COCO's ``iscrowd`` (ignored).
 """
 
 import json
@@ -25,11 +32,18 @@ from detectron2.utils.logger import create_small_table
 from ..data.datasets.dota_labels import read_dota_labels
 from ..data.dota_patch_names import parse_patch_name
 from ..utils.atomic_io import atomic_write_text
-from ..utils.geometry import xywha_to_poly
+from ..utils.geometry import poly_to_xywha, xywha_to_poly
 from .dota_merge import merge_patch_detections
 from .evaluator_base import EvaluatorBase
 from .protocols.dota_ap import ImageObjects, Task1Result, evaluate_task1
 from .protocols.dota_task1_io import ClassDetections, round_task1, write_task1_dir
+from .protocols.rotated_coco_ap import (
+    RotatedCocoResult,
+    RotatedDetections,
+    RotatedObjects,
+    coco_metrics,
+    evaluate_rotated_coco,
+)
 
 __all__ = ["DOTAEvaluator"]
 
@@ -59,6 +73,12 @@ class DOTAEvaluator(EvaluatorBase):
     protocol on the patches against the dataset dicts' patch labels (truncated objects marked
     difficult 2 are ignored like difficult ones); patch-level numbers are *not* comparable with
     the DOTA server's.
+
+    With ``coco_ap`` (default) it adds ``{"dota_coco": {"AP", "AP50", "AP75", "APs", "APm",
+    "APl", "AP-<class>", ...}}`` (merged full images) and ``{"dota_patch_coco": {...}}``
+    (patches), in percent, NaN where COCO has no number: COCO's rules on rotated boxes, see
+    :mod:`~.protocols.rotated_coco_ap` (at most ``coco_max_dets`` detections per image and
+    class are scored, best scores first; full DOTA images may hold more objects than COCO's 100).
     """
 
     @configurable
@@ -70,6 +90,8 @@ class DOTAEvaluator(EvaluatorBase):
         iou_thresh: float = 0.5,
         use_07_metric: bool = True,
         patch_level: bool = True,
+        coco_ap: bool = True,
+        coco_max_dets: int = 100,
         **kwargs,
     ):
         """
@@ -82,6 +104,8 @@ class DOTAEvaluator(EvaluatorBase):
             iou_thresh: Task-1 matching threshold, IoU > this (devkit: 0.5).
             use_07_metric: VOC07 11-point AP (devkit) or area AP.
             patch_level: also score the patches against the dataset dicts.
+            coco_ap: also report COCO-style rotated AP (``dota_coco``, ``dota_patch_coco``).
+            coco_max_dets: detections per image and class the COCO-style AP keeps (COCO: 100).
         """
         super().__init__(dataset_name, *args, **kwargs)
         self._class_names: List[str] = list(self._metadata.thing_classes)
@@ -89,6 +113,8 @@ class DOTAEvaluator(EvaluatorBase):
         self._iou_thresh = iou_thresh
         self._use_07_metric = use_07_metric
         self._patch_level = patch_level
+        self._coco_ap = coco_ap
+        self._coco_max_dets = coco_max_dets
 
     @classmethod
     def from_config(cls, cfg, dataset_name: str, output_dir: Optional[str] = None):
@@ -180,6 +206,15 @@ class DOTAEvaluator(EvaluatorBase):
                 f"{len(merged)} detections, ground truth {gt_dirs}; AP50 in percent:\n"
                 + create_small_table(results["dota"])
             )
+            if self._coco_ap:
+                coco = self._score_coco(ground_truth, detections)
+                results["dota_coco"] = coco_metrics(coco)
+                summary["merged_coco"] = _coco_summary(coco)
+                logger.info(
+                    f"COCO-style rotated AP on the {len(images)} merged images of "
+                    f"{self._dataset_name}, in percent:\n"
+                    + create_small_table(_headline(results["dota_coco"]))
+                )
         else:
             logger.info(
                 f"DOTAEvaluator({self._dataset_name}): no gt_dir in the metadata, format only: "
@@ -198,6 +233,15 @@ class DOTAEvaluator(EvaluatorBase):
                     "(patch level, not comparable with the server):\n"
                     + create_small_table(results["dota_patch"])
                 )
+                if self._coco_ap:
+                    coco = self._score_coco(patch_gt, patch_dets)
+                    results["dota_patch_coco"] = coco_metrics(coco)
+                    summary["patch_level_coco"] = _coco_summary(coco)
+                    logger.info(
+                        f"COCO-style rotated AP on the {len(patch_gt)} patches of "
+                        f"{self._dataset_name} (patch level), in percent:\n"
+                        + create_small_table(_headline(results["dota_patch_coco"]))
+                    )
         if self._output_dir:
             atomic_write_text(
                 os.path.join(self._output_dir, "eval_protocol.json"),
@@ -214,6 +258,44 @@ class DOTAEvaluator(EvaluatorBase):
             iou_thresh=self._iou_thresh,
             use_07_metric=self._use_07_metric,
         )
+
+    def _score_coco(self, ground_truth, detections) -> RotatedCocoResult:
+        """COCO-style rotated AP of Task-1 ground truth and detections (quadrilaterals).
+
+        Quadrilaterals become XYWHA boxes (degrees, counter-clockwise) with
+        :func:`~fasttcm.utils.geometry.poly_to_xywha`; difficult ground truth is ``iscrowd``.
+        """
+        rotated_gt = {
+            name: RotatedObjects(poly_to_xywha(o.polys), o.category_ids, o.difficult)
+            for name, o in ground_truth.items()
+        }
+        per_image: Dict[str, list] = {}
+        for k, name in enumerate(self._class_names):
+            dets = detections.get(name, ClassDetections.empty())
+            boxes = poly_to_xywha(dets.polys)
+            for image in np.unique(dets.image_names):
+                sel = dets.image_names == image
+                per_image.setdefault(image, []).append(
+                    (boxes[sel], dets.scores[sel], np.full(int(sel.sum()), k))
+                )
+        rotated_dets = {
+            image: RotatedDetections(
+                np.concatenate([p[0] for p in parts]),
+                np.concatenate([p[1] for p in parts]),
+                np.concatenate([p[2] for p in parts]),
+            )
+            for image, parts in per_image.items()
+        }
+        result = evaluate_rotated_coco(
+            rotated_gt, rotated_dets, self._class_names, max_dets=self._coco_max_dets
+        )
+        if result.num_dropped:
+            logger.info(
+                f"DOTAEvaluator({self._dataset_name}): COCO-style AP scored at most "
+                f"{self._coco_max_dets} detections per image and class; {result.num_dropped} "
+                "lower-scored detections were left out"
+            )
+        return result
 
     def _gt_dirs(self) -> List[str]:
         gt_dir = self._metadata.get("gt_dir", None)
@@ -285,6 +367,19 @@ def _summary(result: Task1Result) -> dict:
         "num_gt": result.num_gt,
         "num_det": result.num_det,
         "recall": result.recall,
+        **result.params,
+    }
+
+
+def _headline(metrics: Dict[str, float]) -> Dict[str, float]:
+    return {k: v for k, v in metrics.items() if not k.startswith("AP-")}
+
+
+def _coco_summary(result: RotatedCocoResult) -> dict:
+    return {
+        "stats": result.stats,
+        "per_class_ap": result.per_class_ap,
+        "num_dropped": result.num_dropped,
         **result.params,
     }
 

@@ -8,7 +8,7 @@ directory listing per folder.
 
 import os
 from pathlib import PurePosixPath
-from typing import Dict, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 

@@ -60,12 +60,13 @@ from detectron2.structures import BoxMode
 
 from ...structures.text import DONT_CARE_TEXT
 from ..image_bounds import MIN_CLIPPED_AREA, unusable_in_image
-from .image_paths import check_relative_file_name, files_exist
+from .image_paths import files_exist
+from .json_entries import check_annotation_entry, check_top_level, parse_image_entries
 from .polygon_repair import repair_polygons
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_text_json"]
+__all__ = ["load_text_json", "text_json_to_dicts"]
 
 _SCHEMA_VERSION = 1
 _MAX_LISTED_PROBLEMS = 20  # per load, detailed warnings; the rest are counted
@@ -90,8 +91,37 @@ def load_text_json(json_file, image_root, dataset_name: Optional[str] = None) ->
         ValueError: malformed JSON or schema violations (the message names file and ids).
     """
     json_file, image_root = os.fspath(json_file), os.fspath(image_root)
-    data = _read_json(json_file, dataset_name)
-    images = _parse_images(data["images"], json_file)
+    return text_json_to_dicts(
+        _read_json(json_file, dataset_name), json_file, image_root, dataset_name
+    )
+
+
+def text_json_to_dicts(
+    data: dict, json_file, image_root, dataset_name: Optional[str] = None
+) -> List[dict]:
+    """Dataset dicts of an already parsed text JSON: :func:`load_text_json` after the read.
+
+    Used by loaders of other formats that translate their file into the text JSON schema (e.g.
+    :mod:`fasttcm.data.datasets.coco_text`), so that every format gets the same validation,
+    polygon repair and dataset dicts.
+
+    Args:
+        data: the text JSON document (``images`` and ``annotations`` lists; ``info`` unread).
+        json_file: the file `data` came from, named in messages.
+        image_root: folder that the ``file_name`` entries are relative to.
+        dataset_name: registered name, used in messages.
+
+    Returns:
+        The dataset dicts :func:`load_text_json` describes (absolute pixels, x right, y down).
+
+    Raises:
+        FileNotFoundError: none of the images exists.
+        ValueError: schema violations (the message names `json_file` and ids).
+    """
+    json_file, image_root = os.fspath(json_file), os.fspath(image_root)
+    if not data["images"]:
+        raise ValueError(f"{json_file}: lists no images")
+    images = parse_image_entries(data["images"], json_file)
     anns_by_image, problems, outside = _parse_annotations(data["annotations"], images, json_file)
 
     file_names = [os.path.normpath(os.path.join(image_root, img[1])) for img in images]
@@ -174,13 +204,7 @@ def _read_json(json_file: str, dataset_name: Optional[str]) -> dict:
             data = json.load(f)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{json_file}: not a valid UTF-8 JSON file ({e})") from e
-    if not isinstance(data, dict):
-        raise ValueError(
-            f"{json_file}: top level must be an object with 'images' and 'annotations'"
-        )
-    for key in ("images", "annotations"):
-        if not isinstance(data.get(key), list):
-            raise ValueError(f"{json_file}: missing or non-list top-level key {key!r}")
+    check_top_level(data, json_file)
     version = (data.get("info") or {}).get("version", _SCHEMA_VERSION)
     if version != _SCHEMA_VERSION:
         raise ValueError(
@@ -189,32 +213,6 @@ def _read_json(json_file: str, dataset_name: Optional[str]) -> dict:
     if not data["images"]:
         raise ValueError(f"{json_file}: lists no images")
     return data
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _parse_images(entries: list, json_file: str) -> List[Tuple[int, str, int, int]]:
-    images, seen = [], set()
-    for index, img in enumerate(entries):
-        where = f"{json_file}: images[{index}]"
-        if not isinstance(img, dict):
-            raise ValueError(f"{where} is not an object")
-        missing = [k for k in ("id", "file_name", "height", "width") if k not in img]
-        if missing:
-            raise ValueError(f"{where} lacks key(s) {missing}")
-        image_id, height, width = img["id"], img["height"], img["width"]
-        if not _is_int(image_id):
-            raise ValueError(f"{where}: id must be an integer, got {image_id!r}")
-        if image_id in seen:
-            raise ValueError(f"{json_file}: duplicate image id {image_id}")
-        seen.add(image_id)
-        if not (_is_int(height) and _is_int(width) and height > 0 and width > 0):
-            raise ValueError(f"{where} (id {image_id}): height/width must be positive integers")
-        check_relative_file_name(img["file_name"], f"{where} (id {image_id})")
-        images.append((image_id, img["file_name"], height, width))
-    return images
 
 
 def _parse_annotations(entries: list, images, json_file: str):
@@ -230,21 +228,9 @@ def _parse_annotations(entries: list, images, json_file: str):
     seen_ids = set()
     kept_meta, kept_polys, problems = [], [], []
     for index, ann in enumerate(entries):
-        where = f"{json_file}: annotations[{index}]"
-        if not isinstance(ann, dict):
-            raise ValueError(f"{where} is not an object")
-        missing = [k for k in ("id", "image_id", "polygon", "text", "ignore") if k not in ann]
-        if missing:
-            raise ValueError(f"{where} lacks key(s) {missing}")
+        required = ("id", "image_id", "polygon", "text", "ignore")
+        where = check_annotation_entry(ann, index, json_file, required, image_ids, seen_ids)
         ann_id, image_id, text, ignore = ann["id"], ann["image_id"], ann["text"], ann["ignore"]
-        if not _is_int(ann_id):
-            raise ValueError(f"{where}: id must be an integer, got {ann_id!r}")
-        if ann_id in seen_ids:
-            raise ValueError(f"{json_file}: duplicate annotation id {ann_id}")
-        seen_ids.add(ann_id)
-        where = f"{json_file}: annotation {ann_id} (image {image_id})"
-        if image_id not in image_ids:
-            raise ValueError(f"{where} refers to an image id that is not in 'images'")
         if not isinstance(text, str) or not isinstance(ignore, bool):
             raise ValueError(f"{where}: 'text' must be a string and 'ignore' a boolean")
         try:

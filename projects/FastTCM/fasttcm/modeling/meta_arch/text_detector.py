@@ -13,7 +13,7 @@ from detectron2.modeling import META_ARCH_REGISTRY, SEM_SEG_HEADS_REGISTRY, Back
 from detectron2.structures import Boxes, ImageList, Instances
 
 from ..tcm.instance_language_matching import balanced_bce_loss
-from ..text_heads.postprocess import DBPostprocessor
+from ..text_heads.postprocess import DBPostprocessor, polygons_to_masks
 
 __all__ = ["FastTCMTextDetector", "DB_TARGET_KEYS"]
 
@@ -44,6 +44,7 @@ class FastTCMTextDetector(nn.Module):
         pixel_std: Tuple[float, ...],
         aux_loss_weight: float = 1.0,
         aux_negative_ratio: float = 3.0,
+        pred_masks: bool = False,
     ):
         """
         Args:
@@ -57,6 +58,8 @@ class FastTCMTextDetector(nn.Module):
                 order).
             aux_loss_weight: lambda, weight of the instance-language matching loss.
             aux_negative_ratio: hard negatives per positive in that loss.
+            pred_masks: also return ``pred_masks`` (full-image bitmasks of the polygons) at
+                inference, for consumers that read masks (detectron2's ``COCOEvaluator``).
         """
         super().__init__()
         self.backbone = backbone
@@ -64,6 +67,7 @@ class FastTCMTextDetector(nn.Module):
         self.postprocessor = postprocessor
         self.aux_loss_weight = aux_loss_weight
         self.aux_negative_ratio = aux_negative_ratio
+        self.pred_masks = pred_masks
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
         if self.pixel_mean.shape != self.pixel_std.shape:
@@ -93,6 +97,7 @@ class FastTCMTextDetector(nn.Module):
             "pixel_std": cfg.MODEL.PIXEL_STD,
             "aux_loss_weight": cfg.MODEL.FASTTCM.AUX_LOSS_WEIGHT,
             "aux_negative_ratio": cfg.MODEL.FASTTCM.AUX_NEGATIVE_RATIO,
+            "pred_masks": cfg.TEST.TEXT.PRED_MASKS,
         }
 
     @property
@@ -137,8 +142,11 @@ class FastTCMTextDetector(nn.Module):
             one dict per image with
                 "instances": :class:`Instances` of image_size (height, width) with fields
                     ``polygons`` (list of (N_i, 2) float32 numpy arrays, (x, y) in original-image
-                    pixels, clockwise on the image), ``scores`` (Tensor (N,), mean probability) and
-                    ``pred_boxes`` (:class:`Boxes`, XYXY bounds of the polygons);
+                    pixels, clockwise on the image), ``scores`` (Tensor (N,), mean probability),
+                    ``pred_boxes`` (:class:`Boxes`, XYXY bounds of the polygons),
+                    ``pred_classes`` (int64 Tensor (N,), all 0 = "text") and, with
+                    ``pred_masks=True``, ``pred_masks`` (bool Tensor (N, height, width), the
+                    polygons rasterized by :func:`polygons_to_masks`);
                 "db_maps" (only if `return_maps`): {"prob", "thresh", "binary"} each
                     (1, height, width).
         """
@@ -244,12 +252,17 @@ class FastTCMTextDetector(nn.Module):
     def _make_instances(
         self, polygons: List[np.ndarray], scores: np.ndarray, image_size: Tuple[int, int]
     ) -> Instances:
-        """Instances with ``polygons``, ``scores`` and ``pred_boxes`` (XYXY bounds), on this
-        model's device."""
+        """Instances with ``polygons``, ``scores``, ``pred_boxes`` (XYXY bounds), ``pred_classes``
+        (0) and, if ``self.pred_masks``, ``pred_masks`` (N, height, width) bool, on this model's
+        device."""
         instances = Instances(image_size)
         instances.polygons = polygons
         instances.scores = torch.as_tensor(scores, dtype=torch.float32, device=self.device)
         instances.pred_boxes = Boxes(torch.as_tensor(_polygon_bounds(polygons), device=self.device))
+        instances.pred_classes = torch.zeros(len(polygons), dtype=torch.int64, device=self.device)
+        if self.pred_masks:
+            masks = polygons_to_masks(polygons, image_size)
+            instances.pred_masks = torch.from_numpy(masks).to(self.device)
         return instances
 
 

@@ -121,3 +121,18 @@ def compiled_detectron2_c() -> bool:
         for folder in folders
         for name in os.listdir(folder)
     )
+
+
+def tiny_text_dataset_dicts(gt: dict, size: int = 200) -> List[dict]:
+    """detectron2 dataset dicts for evaluator tests: ``{image_id: annotations}`` -> one square
+    ``size`` x ``size`` image per id (file names that do not exist: evaluators read no pixels)."""
+    return [
+        {
+            "file_name": f"/nonexistent/img_{i}.jpg",
+            "image_id": i,
+            "height": size,
+            "width": size,
+            "annotations": anns,
+        }
+        for i, anns in gt.items()
+    ]

@@ -32,6 +32,7 @@ from fasttcm.evaluation.coco_text_evaluator import (
 )
 from fasttcm.modeling.meta_arch.text_detector import FastTCMTextDetector
 from fasttcm.modeling.text_heads.postprocess import DBPostprocessor, polygons_to_masks
+from tests.common import tiny_text_dataset_dicts
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
@@ -139,16 +140,7 @@ GT = {
 
 
 def dataset_dicts():
-    return [
-        {
-            "file_name": f"/nonexistent/img_{i}.jpg",
-            "image_id": i,
-            "height": 200,
-            "width": 200,
-            "annotations": anns,
-        }
-        for i, anns in GT.items()
-    ]
+    return tiny_text_dataset_dicts(GT)
 
 
 @pytest.fixture

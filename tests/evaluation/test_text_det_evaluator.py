@@ -15,6 +15,7 @@ from detectron2.structures import Instances
 
 from fasttcm.data.converters.icdar_gt import format_icdar_gt_line as format_gt_line
 from fasttcm.evaluation import EVALUATORS, TextDetEvaluator, build_evaluator
+from tests.common import tiny_text_dataset_dicts
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -36,16 +37,7 @@ GT = {
 
 
 def dataset_dicts():
-    return [
-        {
-            "file_name": f"/nonexistent/img_{i}.jpg",
-            "image_id": i,
-            "height": 200,
-            "width": 200,
-            "annotations": anns,
-        }
-        for i, anns in GT.items()
-    ]
+    return tiny_text_dataset_dicts(GT)
 
 
 @pytest.fixture

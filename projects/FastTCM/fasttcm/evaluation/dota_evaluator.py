@@ -207,14 +207,8 @@ class DOTAEvaluator(EvaluatorBase):
                 + create_small_table(results["dota"])
             )
             if self._coco_ap:
-                coco = self._score_coco(ground_truth, detections)
-                results["dota_coco"] = coco_metrics(coco)
-                summary["merged_coco"] = _coco_summary(coco)
-                logger.info(
-                    f"COCO-style rotated AP on the {len(images)} merged images of "
-                    f"{self._dataset_name}, in percent:\n"
-                    + create_small_table(_headline(results["dota_coco"]))
-                )
+                where = f"the {len(images)} merged images of {self._dataset_name}"
+                self._add_coco_ap(ground_truth, detections, where, results, summary, "merged")
         else:
             logger.info(
                 f"DOTAEvaluator({self._dataset_name}): no gt_dir in the metadata, format only: "
@@ -234,20 +228,30 @@ class DOTAEvaluator(EvaluatorBase):
                     + create_small_table(results["dota_patch"])
                 )
                 if self._coco_ap:
-                    coco = self._score_coco(patch_gt, patch_dets)
-                    results["dota_patch_coco"] = coco_metrics(coco)
-                    summary["patch_level_coco"] = _coco_summary(coco)
-                    logger.info(
-                        f"COCO-style rotated AP on the {len(patch_gt)} patches of "
-                        f"{self._dataset_name} (patch level), in percent:\n"
-                        + create_small_table(_headline(results["dota_patch_coco"]))
-                    )
+                    where = f"the {len(patch_gt)} patches of {self._dataset_name} (patch level)"
+                    self._add_coco_ap(patch_gt, patch_dets, where, results, summary, "patch")
         if self._output_dir:
             atomic_write_text(
                 os.path.join(self._output_dir, "eval_protocol.json"),
                 json.dumps(summary, indent=2, default=_json_default),
             )
         return results
+
+    def _add_coco_ap(self, ground_truth, detections, where, results, summary, level) -> None:
+        """COCO-style rotated AP of one level ("merged" images or "patch" level) into `results`
+        (``dota_coco`` / ``dota_patch_coco``) and `summary` (``merged_coco`` /
+        ``patch_level_coco``), and logged."""
+        coco = self._score_coco(ground_truth, detections)
+        result_key, summary_key = {
+            "merged": ("dota_coco", "merged_coco"),
+            "patch": ("dota_patch_coco", "patch_level_coco"),
+        }[level]
+        results[result_key] = coco_metrics(coco)
+        summary[summary_key] = _coco_summary(coco)
+        logger.info(
+            f"COCO-style rotated AP on {where}, in percent:\n"
+            + create_small_table(_headline(results[result_key]))
+        )
 
     # ------------------------------------------------------------------------------------------
     def _score(self, ground_truth, detections) -> Task1Result:

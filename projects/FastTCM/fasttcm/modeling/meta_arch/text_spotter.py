@@ -309,47 +309,88 @@ class FastTCMTextSpotter(FastTCMTextDetector):
         return {_spotter_loss_name(k): self.recognition_loss_weight * v for k, v in losses.items()}
 
     @torch.no_grad()
-    def recognize_detections(self, batched_inputs: List[Dict], results: List[Dict]) -> List[Dict]:
-        """Add ``texts`` and ``text_scores`` to the detector's results (see :meth:`inference`).
+    def recognize_polygons(
+        self,
+        batched_inputs: List[Dict],
+        polygons: Sequence[Sequence[np.ndarray]],
+        layout: Optional[str] = None,
+    ) -> Tuple[List[List[Optional[str]]], List[torch.Tensor]]:
+        """Read given polygons with the recognizer, cropped exactly as detections are cropped.
 
-        Polygons are scaled from original-image pixels (``instances.image_size``) to the pixels of
-        each input's "image" and rectified from it; the returned polygons stay in original pixels.
+        The polygons are scaled per axis from original-image pixels (``inputs["height"]``,
+        ``inputs["width"]``; the test mapper only resizes) to the pixels of each input's
+        "image", rectified from that image with `layout`, flipped to RGB when INPUT.FORMAT is
+        BGR, normalized with the recognizer's statistics and read in batches of
+        ``crop_batch_size``.
+
+        Args:
+            batched_inputs: the test loader's dicts ("image" (3, H, W), "height", "width").
+            polygons: per input, its (K_i, 2) polygons (x, y) in original-image pixels.
+            layout: a rectification layout of :mod:`~fasttcm.modeling.recognition.rectify`
+                ("annotated", "predicted", "rectangle"); None = ``crop_layout``.
+
+        Returns:
+            texts: per input, one reading per polygon; None where the polygon gives no crop.
+            scores: per input, a (N_i,) float32 CPU tensor of recognition confidences (0 where
+                the polygon gives no crop).
         """
-        polygons, image_indices = [], []
-        for index, (inputs, result) in enumerate(zip(batched_inputs, results)):
-            height, width = result["instances"].image_size
+        layout = self.crop_layout if layout is None else layout
+        flat, image_indices = [], []
+        for index, (inputs, polys) in enumerate(zip(batched_inputs, polygons)):
             input_height, input_width = inputs["image"].shape[-2:]
+            height = inputs.get("height", input_height)
+            width = inputs.get("width", input_width)
             scale = np.array([input_width / width, input_height / height], dtype=np.float64)
-            polygons.extend(
-                np.asarray(p, dtype=np.float64) * scale for p in result["instances"].polygons
-            )
-            image_indices.extend([index] * len(result["instances"]))
+            flat.extend(np.asarray(p, dtype=np.float64) * scale for p in polys)
+            image_indices.extend([index] * len(polys))
         image_indices = torch.as_tensor(image_indices, dtype=torch.long)
         images = [x["image"].to(self.device) for x in batched_inputs]
-        valid = torch.zeros(len(polygons), dtype=torch.bool)
-        texts: List[str] = [""] * len(polygons)
-        text_scores = torch.zeros(len(polygons))
-        for start in range(0, len(polygons), self.crop_batch_size):  # bounded grid and crop memory
-            stop = min(start + self.crop_batch_size, len(polygons))
-            grids, chunk_valid = polygon_sampling_grids(
-                polygons[start:stop],
+        texts: List[Optional[str]] = [None] * len(flat)
+        scores = torch.zeros(len(flat))
+        for start in range(0, len(flat), self.crop_batch_size):  # bounded grid and crop memory
+            stop = min(start + self.crop_batch_size, len(flat))
+            grids, valid = polygon_sampling_grids(
+                flat[start:stop],
                 self.recognizer.input_size,
-                layout=self.crop_layout,
+                layout=layout,
                 min_area=self.min_polygon_area,
             )
-            valid[start:stop] = chunk_valid
-            chunk = torch.arange(start, stop)[chunk_valid]
+            chunk = torch.arange(start, stop)[valid]
             if len(chunk) == 0:
                 continue
-            crops = sample_crops(images, grids[chunk_valid], image_indices[chunk])
+            crops = sample_crops(images, grids[valid], image_indices[chunk])
             chunk_texts, chunk_scores = self.recognizer.recognize(
                 self._normalize_crops(crops, len(images[0]))
             )
             for i, text in zip(chunk.tolist(), chunk_texts):
                 texts[i] = text
-            text_scores[chunk] = chunk_scores.float().cpu()
+            scores[chunk] = chunk_scores.float().cpu()
+        out_texts, out_scores, start = [], [], 0
+        for polys in polygons:
+            out_texts.append(texts[start : start + len(polys)])
+            out_scores.append(scores[start : start + len(polys)])
+            start += len(polys)
+        return out_texts, out_scores
 
-        num_skipped = int((~valid).sum())
+    @torch.no_grad()
+    def recognize_detections(self, batched_inputs: List[Dict], results: List[Dict]) -> List[Dict]:
+        """Add ``texts`` and ``text_scores`` to the detector's results (see :meth:`inference`).
+
+        Polygons are read by :meth:`recognize_polygons` (cropped from each input's "image");
+        the returned polygons stay in original pixels.
+        """
+        texts, text_scores = self.recognize_polygons(
+            [
+                {
+                    **inputs,
+                    "height": r["instances"].image_size[0],
+                    "width": r["instances"].image_size[1],
+                }
+                for inputs, r in zip(batched_inputs, results)
+            ],
+            [r["instances"].polygons for r in results],
+        )
+        num_skipped = sum(t is None for image_texts in texts for t in image_texts)
         _record_counts({"inference_skipped_geometry": num_skipped})
         if num_skipped:
             log_every_n_seconds(
@@ -358,16 +399,15 @@ class FastTCMTextSpotter(FastTCMTextDetector):
                 n=60,
                 name=__name__,
             )
-        keep = valid & (text_scores >= self.min_text_score)
-        start = 0
-        for result in results:
-            instances = result["instances"]
-            stop = start + len(instances)
-            index = keep[start:stop].nonzero()[:, 0]
+        for result, image_texts, image_scores in zip(results, texts, text_scores):
+            valid = torch.tensor([t is not None for t in image_texts], dtype=torch.bool)
+            keep = valid & (image_scores >= self.min_text_score)
             result["instances"] = self._spotting_instances(
-                instances, index, texts[start:stop], text_scores[start:stop]
+                result["instances"],
+                keep.nonzero()[:, 0],
+                [t or "" for t in image_texts],
+                image_scores,
             )
-            start = stop
         return results
 
     # ---------------------------------------------------------------------------------------------

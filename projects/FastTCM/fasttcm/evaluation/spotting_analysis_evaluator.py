@@ -1,0 +1,221 @@
+"""SpottingAnalysisEvaluator: the end-to-end evaluator plus where its errors come from.
+
+A :class:`~.text_e2e_evaluator.TextSpottingEvaluator` (same inputs, same settings, same files and
+figures) that also splits the errors with :func:`~.spotting_analysis.analyze_spotting` on exactly
+the ground truth and detections the evaluator scored (docs/spotting.md).
+"""
+
+import logging
+import os
+from collections import OrderedDict
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from detectron2.config import configurable
+
+from ..utils.atomic_io import atomic_write_json
+from .protocols.base import ImageGroundTruth
+from .protocols.polygons import as_vertex_array, is_buildable
+from .protocols.submission_io import round_scores
+from .spotting_analysis import CropCriteria, SpottingAnalysis, analyze_spotting
+from .spotting_report import write_analysis_files
+from .text_e2e_evaluator import TextSpottingEvaluator
+
+__all__ = ["SpottingAnalysisEvaluator", "PREDICTIONS_FILE"]
+
+logger = logging.getLogger(__name__)
+
+PREDICTIONS_FILE = "text_results.json"
+"""The evaluator's per-image predictions (raw polygons, scores, texts; here also text scores and
+ground-truth crop readings), which :meth:`SpottingAnalysisEvaluator.add_saved_predictions`
+reads back."""
+
+
+class SpottingAnalysisEvaluator(TextSpottingEvaluator):
+    """:class:`TextSpottingEvaluator` + the spotting analysis.
+
+    **Inputs** as the parent's; each output may also carry ``instances.text_scores`` (Tensor
+    ``(N,)``, recognition confidence) and ``"gt_readings"``: ``{reading name: G str or None}``,
+    the recognizer's reading of each ground-truth crop of the image, in the order of the ground
+    truth this evaluator scores (:meth:`ground_truth_by_image_id`).
+
+    **Outputs**: the parent's files (``text_results.json`` also keeps ``text_scores`` and
+    ``gt_readings``, so :meth:`add_saved_predictions` can rerun everything from it) plus
+    :data:`~.spotting_report.ANALYSIS_FILES`. The analysis is kept in :attr:`analysis`.
+
+    **Returns** the parent's metrics plus ``"spotting_analysis"``: flat category counts
+    (``gt_correct``, ``det_false_positive``, ...).
+    """
+
+    @configurable
+    def __init__(self, dataset_name: str, *args, criteria: CropCriteria = CropCriteria(), **kwargs):
+        """
+        Args:
+            dataset_name, args, kwargs: as :class:`TextSpottingEvaluator`.
+            criteria: the geometric crop test of the analysis.
+        """
+        super().__init__(dataset_name, *args, **kwargs)
+        self._criteria = criteria
+        self._gathered = None
+        self.analysis: Optional[SpottingAnalysis] = None
+
+    def process(self, inputs, outputs):
+        """The parent's records, plus ``text_scores`` and ``gt_readings`` when present."""
+        start = len(self._predictions)
+        super().process(inputs, outputs)
+        for record, output in zip(self._predictions[start:], outputs):
+            fields = output["instances"].get_fields()
+            if "text_scores" in fields:
+                scores = fields["text_scores"]
+                if hasattr(scores, "detach"):
+                    scores = scores.detach().cpu().numpy()
+                record["text_scores"] = np.asarray(scores, dtype=np.float64).reshape(-1)
+            if "gt_readings" in output:
+                record["gt_readings"] = _readings(output["gt_readings"], record["image_id"])
+
+    def add_saved_predictions(self, records: Sequence[Mapping[str, Any]], source: str) -> None:
+        """Collect predictions saved in a ``text_results.json`` instead of running a model.
+
+        Args:
+            records: the file's list: per image ``image_id``, ``polygons`` (lists of [x, y]),
+                ``scores``, ``texts``, and optionally ``text_scores`` and ``gt_readings``.
+            source: the file name, for error messages.
+
+        Raises:
+            ValueError: a record that is not of that form (naming `source` and the record).
+        """
+        if not isinstance(records, list):
+            raise ValueError(f"{source}: expected a JSON list of per-image records")
+        for i, record in enumerate(records):
+            where = f"{source}, record {i}"
+            if not isinstance(record, dict):
+                raise ValueError(f"{where}: expected an object")
+            missing = [k for k in ("image_id", "polygons", "scores", "texts") if k not in record]
+            if missing:
+                raise ValueError(f"{where}: missing key(s) {missing}")
+            try:
+                polygons = [as_vertex_array(p) for p in record["polygons"]]
+                scores = np.asarray(record["scores"], dtype=np.float64).reshape(-1)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{where}: bad polygons or scores: {e}") from e
+            texts = record["texts"]
+            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+                raise ValueError(f"{where}: 'texts' must be a list of strings")
+            if not len(polygons) == len(scores) == len(texts):
+                raise ValueError(
+                    f"{where}: {len(polygons)} polygons, {len(scores)} scores, {len(texts)} texts"
+                )
+            prediction = {
+                "image_id": record["image_id"],
+                "polygons": polygons,
+                "scores": scores,
+                "texts": list(texts),
+            }
+            if record.get("text_scores") is not None:
+                text_scores = np.asarray(record["text_scores"], dtype=np.float64).reshape(-1)
+                if len(text_scores) != len(texts):
+                    raise ValueError(f"{where}: {len(texts)} texts but {len(text_scores)} scores")
+                prediction["text_scores"] = text_scores
+            if record.get("gt_readings") is not None:
+                prediction["gt_readings"] = _readings(record["gt_readings"], where)
+            self._predictions.append(prediction)
+
+    def ground_truth_by_image_id(self) -> Dict[Any, ImageGroundTruth]:
+        """The ground truth this evaluator scores, by dataset ``image_id`` (original pixels)."""
+        ground_truth, _, image_to_key, _ = self._load_ground_truth()
+        return {i: ground_truth[k] for i, k in image_to_key.items() if k in ground_truth}
+
+    def evaluate(self):
+        self._gathered = None  # one gather serves the parent's scoring and the analysis
+        try:
+            return self._evaluate()
+        finally:
+            self._gathered = None
+
+    def _gather_predictions(self):
+        if self._gathered is None:
+            self._gathered = (super()._gather_predictions(),)
+        return self._gathered[0]
+
+    def _evaluate(self):
+        results = super().evaluate()
+        if not results:  # not the main process
+            return results
+        predictions = self._gather_predictions()
+        ground_truth, _, image_to_key, gt_source = self._load_ground_truth()
+        detections = self._spotting_detections(predictions, image_to_key, gt_source)
+        text_scores, readings = {}, {}
+        for pred in predictions:
+            key = image_to_key[pred["image_id"]]
+            if "text_scores" in pred:
+                text_scores[key] = pred["text_scores"][self._scored(pred)]
+                if len(text_scores[key]) != len(detections[key]):
+                    raise RuntimeError(
+                        f"image {pred['image_id']!r}: the scored detections could not be aligned "
+                        "with their text scores"
+                    )
+            if "gt_readings" in pred:
+                readings[key] = pred["gt_readings"]
+        self.analysis = analyze_spotting(
+            ground_truth,
+            detections,
+            self._e2e_protocol,
+            criteria=self._criteria,
+            gt_readings=readings,
+            text_scores=text_scores,
+        )
+        summary = self.analysis.summary()
+        for name in ("e2e_none", "text_det"):
+            if summary["metrics"][name] != results[name]:
+                raise RuntimeError(
+                    f"spotting analysis: {name} {summary['metrics'][name]} differs from the "
+                    f"evaluator's {results[name]}"
+                )
+        if self._output_dir:
+            write_analysis_files(self._output_dir, self.analysis, summary)
+        counts = summary["counts"]
+        results = OrderedDict(results)
+        results["spotting_analysis"] = {
+            f"{kind}_{name}": value
+            for kind in ("gt", "det")
+            for name, value in counts[kind].items()
+        }
+        return results
+
+    # ------------------------------------------------------------------------------------------
+    def _scored(self, pred: Mapping[str, Any]) -> np.ndarray:
+        """bool ``(N,)``: the detections of one prediction record the parent scores."""
+        buildable = np.array([is_buildable(p) for p in pred["polygons"]], dtype=bool)
+        buildable = buildable.reshape(len(pred["polygons"]))
+        return buildable & (round_scores(pred["scores"]) >= self._score_threshold)
+
+    def _write_text_results(self, predictions: List[dict]) -> None:
+        """The parent's ``text_results.json`` plus ``text_scores`` and ``gt_readings``."""
+        records = []
+        for p in predictions:
+            record = {
+                "image_id": p["image_id"],
+                "polygons": [poly.tolist() for poly in p["polygons"]],
+                "scores": p["scores"].tolist(),
+                "texts": list(p["texts"]),
+            }
+            if "text_scores" in p:
+                record["text_scores"] = p["text_scores"].tolist()
+            if "gt_readings" in p:
+                record["gt_readings"] = p["gt_readings"]
+            records.append(record)
+        atomic_write_json(os.path.join(self._output_dir, PREDICTIONS_FILE), records)
+
+
+def _readings(readings: Any, where: Any) -> Dict[str, List[Optional[str]]]:
+    """``{name: list of str or None}`` checked, from a model output or a saved record."""
+    if not isinstance(readings, Mapping):
+        raise ValueError(f"{where}: 'gt_readings' must map a reading name to a list of readings")
+    out = {}
+    for name, texts in readings.items():
+        texts = list(texts)
+        if not all(t is None or isinstance(t, str) for t in texts):
+            raise ValueError(f"{where}: 'gt_readings[{name!r}]' must hold strings or null")
+        out[str(name)] = texts
+    return out

@@ -107,12 +107,18 @@ def test_config_loads_with_sane_invariants(config_file, tmp_path):
         assert load_charset(rc.CHARSET) and load_charset(rc.TEST_CHARSET)
     if arch != RECOGNIZER:
         assert cfg.MODEL.BACKBONE.NAME in BACKBONE_REGISTRY
-        assert cfg.MODEL.BACKBONE.NAME == "build_fasttcm_cr50_fpn_backbone"
+        assert cfg.MODEL.BACKBONE.NAME in (
+            "build_fasttcm_cr50_fpn_backbone",
+            "build_fasttcm_cr50_fpnc_backbone",
+        )
         assert len(cfg.MODEL.PIXEL_MEAN) == len(cfg.MODEL.PIXEL_STD) == 3
     if arch in (DETECTOR, SPOTTER):
         assert cfg.INPUT.DB_TARGETS  # the DB head trains on the mapper's maps
         assert cfg.MODEL.DB_HEAD.NAME in SEM_SEG_HEADS_REGISTRY
-        assert set(cfg.MODEL.DB_HEAD.IN_FEATURES) <= {"p2", "p3", "p4", "p5", "p6"}
+        fused = cfg.MODEL.BACKBONE.NAME == "build_fasttcm_cr50_fpnc_backbone"
+        outputs = {"fused"} if fused else {"p2", "p3", "p4", "p5", "p6"}
+        assert set(cfg.MODEL.DB_HEAD.IN_FEATURES) <= outputs
+        assert cfg.MODEL.DB_HEAD.FUSE_CONVS != fused  # the FPNC map is fused already
     if arch == SPOTTER:
         assert cfg.TEST.EVALUATOR_TYPE == "text_e2e"
     if arch == RRCNN:

@@ -20,9 +20,11 @@ from tests.common import QUICK_DETECTOR, load_config
 
 
 def tiny_cfg(mode: str = "fasttcm"):
-    """The detector quick schedule's backbone (FPN width 32) with 2-layer, 2-head decoders."""
+    """The detector quick schedule's backbone on FPN (width 32) with 2-layer, 2-head decoders."""
     return load_config(
         QUICK_DETECTOR,
+        "MODEL.BACKBONE.NAME",
+        "build_fasttcm_cr50_fpn_backbone",
         "MODEL.FASTTCM.MODE",
         mode,
         "MODEL.FASTTCM.DECODER_HEADS",

@@ -14,6 +14,8 @@ def tiny_cfg(freeze_text: bool = True):
     and decays that the expected group settings below are computed from."""
     return load_config(
         QUICK_DETECTOR,
+        "MODEL.BACKBONE.NAME",
+        "build_fasttcm_cr50_fpn_backbone",
         "MODEL.FPN.OUT_CHANNELS",
         16,
         "MODEL.FASTTCM.EMBED_DIM",

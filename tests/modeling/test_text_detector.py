@@ -44,6 +44,10 @@ _RESNET18_FPN = (
     [1.0, 1.0, 1.0],
     "INPUT.FORMAT",
     "BGR",
+    "MODEL.DB_HEAD.IN_FEATURES",
+    ["p2", "p3", "p4", "p5"],
+    "MODEL.DB_HEAD.FUSE_CONVS",
+    True,
 )
 # the quick schedule's FastTCM-CR50, narrower (embedding 32, 1 text layer, 16-wide decoders),
 # without dropout
@@ -62,7 +66,8 @@ _NARROW_FASTTCM = (
 
 
 def _tiny_cfg(backbone: str = "resnet"):
-    """The detector quick schedule with FPN width 16, on R18-FPN or a narrower FastTCM-CR50-FPN."""
+    """The detector quick schedule with FPN width 16 on R18-FPN, or a narrower FastTCM-CR50 on the
+    schedule's FPNC."""
     variant = _RESNET18_FPN if backbone == "resnet" else _NARROW_FASTTCM
     return load_config(QUICK_DETECTOR, "MODEL.FPN.OUT_CHANNELS", 16, *variant)
 

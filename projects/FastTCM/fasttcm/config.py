@@ -15,6 +15,7 @@ def add_fasttcm_config(cfg):
     set the values a model needs.
     """
     _add_backbone_config(cfg)
+    _add_fpnc_config(cfg)
     _add_text_detection_config(cfg)
     _add_dataset_config(cfg)
     _add_dota_config(cfg)
@@ -22,6 +23,7 @@ def add_fasttcm_config(cfg):
     _add_e2e_eval_config(cfg)
     _add_recognizer_config(cfg)
     _add_spotter_config(cfg)
+    _add_cpu_threads_config(cfg)
 
 
 def _add_backbone_config(cfg):
@@ -31,13 +33,15 @@ def _add_backbone_config(cfg):
     # fmt: off
     # cc from meta query MQ + BSM ("fasttcm"), cc = PG(I-bar) ("tcm"), no text ("none")
     _C.MODE = "fasttcm"
-    # local OpenAI RN50.pt or open_clip state dict; "" = random init (never downloaded)
+    # local OpenAI RN50.pt / open_clip state dict, or an open_clip name ("RN50-quickgelu:openai",
+    # from open_clip's cache, downloaded only if missing); "" = random init
     _C.CLIP_WEIGHTS = ""
     # Image encoder: CLIP ModifiedResNet (CR50) with TCM's dense attention pool.
     _C.IMAGE_LAYERS = [3, 4, 6, 3]  # bottleneck blocks per stage of the CR50 image encoder
     _C.IMAGE_WIDTH = 64          # stem width w; res2..res5 have 4w..32w channels (256..2048)
     _C.IMAGE_HEADS = 32          # attention-pool heads (64 channels per head at w = 64)
-    # side of the stored attention-pool positional table (CLIP: 224 / 32)
+    # S: learned attention-pool positional grid, 1 + S*S rows (official: input_resolution / 32);
+    # CLIP's 7x7 is resized to S x S once at load, S x S to H/32 x W/32 at every forward
     _C.ATTNPOOL_GRID = 7
     _C.EMBED_DIM = 1024          # D: dimension of I-bar, I and the text embedding t
     # Text encoder: frozen CLIP text transformer.
@@ -80,15 +84,31 @@ def _add_backbone_config(cfg):
     # fmt: on
 
 
+def _add_fpnc_config(cfg):
+    """MODEL.FPNC: the FPNC-exact neck of TCM-DBNet (``build_fasttcm_cr50_fpnc_backbone``)."""
+    cfg.MODEL.FPNC = CN()
+    _C = cfg.MODEL.FPNC
+    # fmt: off
+    # bottom-up levels fused, finest first (official FPNC in_channels [256, 512, 1024, 2048 + K])
+    _C.IN_FEATURES = ["res2", "res3", "res4", "res5"]
+    _C.LATERAL_CHANNELS = 256     # FPNC lateral_channels: 1x1 lateral convs, no bias, no norm
+    # FPNC out_channels: 3x3 smooth convs per level (no bias); fused F has #levels x this channels
+    _C.OUT_CHANNELS = 64
+    # fmt: on
+
+
 def _add_text_detection_config(cfg):
     """MODEL.DB_HEAD and TEST.TEXT: DBNet-style head, targets, losses, post-processing."""
     cfg.MODEL.DB_HEAD = CN()
     _C = cfg.MODEL.DB_HEAD
     # fmt: off
     _C.NAME = "FastTCMDBHead"     # SEM_SEG_HEADS_REGISTRY name of the DB head
-    # FPN levels fused DBNet-FPNC style (finest: stride 4)
+    # FPN levels fused DBNet-FPNC style (finest: stride 4); ["fused"] on the FPNC neck
     _C.IN_FEATURES = ["p2", "p3", "p4", "p5"]
-    _C.CONV_DIMS = 256            # channels of the fused feature F (CONV_DIMS / #levels per level)
+    _C.CONV_DIMS = 256            # channels of the fused feature F (DBHead in_channels)
+    # True: a 3x3 conv per input level then concat (on detectron2 FPN levels); False: the single
+    # input is already the fused F (FPNC neck, official DBHead on FPNC output)
+    _C.FUSE_CONVS = True
     _C.NORM = "BN"                # norm of the probability / threshold branches ("" for none)
     _C.K = 50.0                   # k: DB amplification, binary map B = 1 / (1 + exp(-k (P - T)))
     # Targets (make_db_targets, called by the dataset mapper).
@@ -101,6 +121,9 @@ def _add_text_detection_config(cfg):
     _C.LOSS_ALPHA = 5.0           # alpha: weight of the probability-map loss L_s (balanced BCE)
     _C.LOSS_BETA = 10.0           # beta: weight of the threshold-map loss L_t (masked L1)
     _C.NEGATIVE_RATIO = 3.0       # hard negatives per positive in L_s (OHEM 3:1)
+    # L_s on P: "bce" (official DBLoss.balance_bce_loss: BCE of sigmoid(P), log clamped at -100)
+    # or "bce_logits" (the project's BCE with logits, exact where the sigmoid saturates)
+    _C.PROB_LOSS = "bce"
     # fmt: on
 
     cfg.TEST.TEXT = CN()
@@ -109,9 +132,19 @@ def _add_text_detection_config(cfg):
     _C.MASK_THRESH = 0.3          # binarization threshold of the probability map P
     _C.MIN_TEXT_SCORE = 0.3       # minimum mean P inside a region (box score threshold)
     _C.UNCLIP_RATIO = 1.5         # r': unclip offset D' = A' r' / L' of the detected kernel
-    _C.MIN_SIZE = 3.0             # minimum short side (network-input pixels) of a detection
+    # minimum short side (network-input pixels) of a detection; "official": min_text_width, quads
+    # kept when wider than this, polygons not filtered
+    _C.MIN_SIZE = 3.0
     _C.POLYGON_TYPE = "poly"      # "poly" (arbitrary shape) or "quad" (min-area rectangle)
-    _C.MAX_CANDIDATES = 1000      # regions considered per image (largest first)
+    # regions considered per image ("project": the largest; "official": the first
+    # MAX_CANDIDATES + 1 contours in OpenCV's order, as DBParamPostprocessor's max_candidates)
+    _C.MAX_CANDIDATES = 1000
+    # "official" (TCM's DBParamPostprocessor / DBVisPostprocessor) or "project" (the contour grown
+    # half a pixel, shapely mitre unclip, at most 32 polygon vertices)
+    _C.POSTPROCESS_IMPL = "official"
+    # "official" only: arcLength_ratio, Douglas-Peucker epsilon as a fraction of the contour
+    # perimeter; <= 0: the contour as it is (use_approxPolyDP False)
+    _C.ARC_LENGTH_RATIO = 0.01
     # also give (N, H, W) bool pred_masks (for stock COCOEvaluator); "coco" evaluators use polygons
     _C.PRED_MASKS = False
     # fmt: on
@@ -146,6 +179,10 @@ def _add_dota_config(cfg):
     _C.USE_07_METRIC = True    # VOC07 11-point AP (devkit main); False = area under the PR curve
     # also report mAP on the split patches ("dota_patch", not comparable to the server)
     _C.PATCH_LEVEL = True
+    # also report COCO-style rotated AP, AP50, AP75 (pycocotools COCOeval rules; dota_coco)
+    _C.COCO_AP = True
+    # COCOeval params.maxDets for that AP: detections kept per image and class (COCO: 100)
+    _C.COCO_MAX_DETS = 100
     # fmt: on
 
 
@@ -163,6 +200,9 @@ def _add_input_and_solver_config(cfg):
     cfg.INPUT.DB_TARGETS = (
         False  # text mapper adds DB shrink/threshold maps (G_s, G_t) for training
     )
+    # DB target maker: "official" (MMOCR 0.4 DBNetTargets: Clipper offsets, cv2.fillPoly) or
+    # "shapely" (the project's exact pixel-centre raster), fasttcm.data.mappers
+    cfg.INPUT.DB_TARGETS_IMPL = "official"
     cfg.INPUT.DATASET_MAPPER_NAME = (
         "text"  # mapper registered in fasttcm.data.build: text | dota | str
     )
@@ -200,7 +240,8 @@ def _add_recognizer_config(cfg):
     cfg.MODEL.RECOGNIZER = CN()
     _C = cfg.MODEL.RECOGNIZER
     # fmt: off
-    # local OpenAI ViT-B-16.pt or open_clip ViT state dict; "" = random init (never downloaded)
+    # local OpenAI ViT-B-16.pt / open_clip ViT state dict, or an open_clip name ("ViT-B-16:openai",
+    # from open_clip's cache, downloaded only if missing); "" = random init
     _C.CLIP_WEIGHTS = ""
     # CLIP ViT image encoder (docs/recognizer.md, "Image encoder"): every token through ln_post
     # and visual.proj.
@@ -307,6 +348,9 @@ def _add_spotter_config(cfg):
     _C.MIN_POLYGON_AREA = 4.0
     # not in the papers: GT crop sides moved by U(low, high) x text height, like detections
     _C.CROP_JITTER = (0.0, 0.0)
+    # not in the papers: also train the recognizer on crops of the detector's own outlines that
+    # match a GT word (IoU > 0.5), labelled with it
+    _C.DETECTED_CROPS = False
     # fmt: on
 
     cfg.TEST.SPOTTER = CN()
@@ -316,6 +360,9 @@ def _add_spotter_config(cfg):
     cfg.TEST.SPOTTER.MIN_TEXT_SCORE = 0.0
     # rectify detections: "predicted" (two long sides) or "rectangle" (min-area)
     cfg.TEST.SPOTTER.CROP_LAYOUT = "predicted"
+    # not in the papers: framings read per detection instead of one crop, rows (top, right, bottom,
+    # left[, flip]) of side offsets in text heights of the min-area rectangle; most confident wins
+    cfg.TEST.SPOTTER.CROP_VARIANTS = []
     # fmt: on
 
     # evaluator_type used for every test set instead of the dataset metadata's; "" = the metadata's
@@ -340,3 +387,21 @@ def merge_config_file(cfg, path: str) -> None:
             f"{path}: refused a YAML tag that constructs a Python object (configs are data; only "
             f"plain YAML values are read): {str(e)[:300]}"
         ) from e
+
+
+def _add_cpu_threads_config(cfg):
+    """CPU_THREADS: thread counts on CPUs (fasttcm.utils.threads; no paper symbol).
+
+    The environment variables FASTTCM_NUM_THREADS, FASTTCM_OPENCV_THREADS and FASTTCM_NUM_WORKERS
+    override these keys.
+    """
+    cfg.CPU_THREADS = CN()
+    _C = cfg.CPU_THREADS
+    # fmt: off
+    # torch intra-op threads per process; 0 = the CPUs this process may use / processes per machine
+    _C.TORCH = 0
+    # cv2.setNumThreads; 0 = OpenCV's own default (all cores); 1 = OpenCV runs per image
+    _C.OPENCV = 1
+    # cap DATALOADER.NUM_WORKERS at the CPUs per process minus one (at least 1)
+    _C.LIMIT_WORKERS = True
+    # fmt: on

@@ -1,6 +1,8 @@
-"""DBNet training targets: shrunk text kernels and the threshold (border) map.
+"""DBNet training targets, the project's variant (``INPUT.DB_TARGETS_IMPL "shapely"``): shrunk text
+kernels and the threshold (border) map with exact geometry. The paper configs train on the
+official maps instead (:mod:`.db_targets_official`); docs/db_training_signal.md measures the two.
 
-Follows DBNet (Liao et al., AAAI 2020) and MMOCR's ``DBNetTargets``:
+Follows DBNet (Liao et al., AAAI 2020) and MMOCR's ``DBNetTargets`` in geometry:
 
 - every text polygon ``P`` (area ``A``, perimeter ``L``) is shrunk inwards by
   ``D = A * (1 - r**2) / L`` (``r`` = shrink ratio, 0.4); the kernel fills ``shrink_map``;
@@ -26,7 +28,7 @@ import shapely
 import torch
 from shapely.geometry import Polygon
 
-__all__ = ["make_db_targets", "shrink_distance"]
+__all__ = ["as_polygon_points", "check_db_target_arguments", "make_db_targets", "shrink_distance"]
 
 # Upper bound on (edges x pixels) distances held at once by the threshold-map computation.
 _MAX_DISTANCE_ELEMENTS = 1 << 22
@@ -71,7 +73,7 @@ def make_db_targets(
         ValueError: on a malformed polygon (not an (N, 2) finite array), a length mismatch
             between ``polygons`` and ``ignore``, or bad sizes/parameters.
     """
-    height, width = _check_arguments(
+    height, width = check_db_target_arguments(
         polygons, ignore, height, width, shrink_ratio, thresh_min, thresh_max
     )
 
@@ -82,7 +84,7 @@ def make_db_targets(
 
     # One iteration per polygon: each has its own local box, all pixel work inside is vectorized.
     for index, (points, is_ignored) in enumerate(zip(polygons, ignore)):
-        points = _as_points(points, index)
+        points = as_polygon_points(points, index)
         geometry = _as_geometry(points)
         if geometry is None:  # fewer than 3 points or no area: nothing to learn or mask
             continue
@@ -111,40 +113,43 @@ def make_db_targets(
     return {name: torch.from_numpy(value) for name, value in maps.items()}
 
 
-def _check_arguments(
-    polygons, ignore, height, width, shrink_ratio, thresh_min, thresh_max
+def check_db_target_arguments(
+    polygons,
+    ignore,
+    height,
+    width,
+    shrink_ratio,
+    thresh_min,
+    thresh_max,
+    where: str = "db_targets.make_db_targets",
 ) -> Tuple[int, int]:
+    """Validate the arguments shared by the DB target makers; `where` names the caller in errors.
+
+    Returns:
+        (height, width) as ints.
+    """
     if len(polygons) != len(ignore):
-        raise ValueError(
-            f"db_targets.make_db_targets: got {len(polygons)} polygons but "
-            f"{len(ignore)} ignore flags."
-        )
+        raise ValueError(f"{where}: got {len(polygons)} polygons but {len(ignore)} ignore flags.")
     if int(height) != height or int(width) != width or height <= 0 or width <= 0:
-        raise ValueError(
-            "db_targets.make_db_targets: image size must be positive integers, "
-            f"got {height}x{width}."
-        )
+        raise ValueError(f"{where}: image size must be positive integers, got {height}x{width}.")
     if not 0.0 < shrink_ratio < 1.0:
-        raise ValueError(
-            f"db_targets.make_db_targets: shrink_ratio must lie in (0, 1), got {shrink_ratio}."
-        )
+        raise ValueError(f"{where}: shrink_ratio must lie in (0, 1), got {shrink_ratio}.")
     if not thresh_min <= thresh_max:
         raise ValueError(
-            f"db_targets.make_db_targets: thresh_min ({thresh_min}) must not exceed "
-            f"thresh_max ({thresh_max})."
+            f"{where}: thresh_min ({thresh_min}) must not exceed thresh_max ({thresh_max})."
         )
     return int(height), int(width)
 
 
-def _as_points(points, index: int) -> np.ndarray:
+def as_polygon_points(points, index: int, where: str = "db_targets.make_db_targets") -> np.ndarray:
+    """Polygon `index` as a finite (N, 2) float64 array of (x, y); a clear error otherwise."""
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 2:
         raise ValueError(
-            f"db_targets.make_db_targets: polygon {index} has shape {points.shape}; "
-            "expected (N, 2) (x, y) points."
+            f"{where}: polygon {index} has shape {points.shape}; expected (N, 2) (x, y) points."
         )
     if not np.isfinite(points).all():
-        raise ValueError(f"db_targets.make_db_targets: polygon {index} has non-finite coordinates.")
+        raise ValueError(f"{where}: polygon {index} has non-finite coordinates.")
     return points
 
 

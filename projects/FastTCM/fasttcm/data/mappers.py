@@ -19,10 +19,22 @@ from detectron2.structures import Instances
 from ..structures.text import DONT_CARE_TEXT
 from .build import register_mapper
 from .db_targets import make_db_targets
+from .db_targets_official import make_db_targets_official
 from .image_mapper import ImageDatasetMapper
 from .transforms import RandomScale, TextInstanceAwareCrop, polygons_to_boxes
 
-__all__ = ["TextDatasetMapper", "build_text_train_augmentations", "build_text_test_augmentations"]
+__all__ = [
+    "DB_TARGET_IMPLEMENTATIONS",
+    "TextDatasetMapper",
+    "build_text_train_augmentations",
+    "build_text_test_augmentations",
+]
+
+# INPUT.DB_TARGETS_IMPL -> the function that makes the DB target maps of one image
+DB_TARGET_IMPLEMENTATIONS = {
+    "official": make_db_targets_official,  # MMOCR 0.4 DBNetTargets, as TCM-DBNet trains
+    "shapely": make_db_targets,  # the project's exact pixel-centre raster
+}
 
 logger = logging.getLogger(__name__)
 
@@ -69,21 +81,36 @@ class TextDatasetMapper(ImageDatasetMapper):
       float32 arrays), ``gt_texts`` (list of str) and ``gt_ignore`` (bool Tensor (N,)); instances
       that fell outside the augmented image are dropped, partly outside ones become don't-care.
     * "db_targets" (training only): float32 Tensors (H, W) "shrink_map", "shrink_mask",
-      "thresh_map", "thresh_mask" (DBNet targets, shrink ratio r).
+      "thresh_map", "thresh_mask" (DBNet targets, shrink ratio r), made by the implementation
+      ``INPUT.DB_TARGETS_IMPL`` names in :data:`DB_TARGET_IMPLEMENTATIONS`.
     """
 
     @configurable
-    def __init__(self, is_train: bool, *, db_target_kwargs: Optional[dict] = None, **kwargs):
+    def __init__(
+        self,
+        is_train: bool,
+        *,
+        db_target_kwargs: Optional[dict] = None,
+        db_targets_impl: str = "official",
+        **kwargs,
+    ):
         """
         Args:
             is_train: training mode (builds targets, keeps annotations).
-            db_target_kwargs: keyword arguments of ``make_db_targets``; None = no DB targets.
+            db_target_kwargs: keyword arguments of the DB target maker; None = no DB targets.
+            db_targets_impl: key of :data:`DB_TARGET_IMPLEMENTATIONS` ("official" or "shapely").
             kwargs: ``augmentations`` (applied in order to image and polygons), ``image_format``
                 and ``max_image_pixels`` (0: the reader's limit,
                 :func:`~fasttcm.data.pixel_limit.get_max_image_pixels`) of
                 :class:`~fasttcm.data.image_mapper.ImageDatasetMapper`.
         """
+        if db_targets_impl not in DB_TARGET_IMPLEMENTATIONS:
+            raise ValueError(
+                f"mappers.TextDatasetMapper: INPUT.DB_TARGETS_IMPL {db_targets_impl!r} is not one "
+                f"of {sorted(DB_TARGET_IMPLEMENTATIONS)}."
+            )
         self.db_target_kwargs = db_target_kwargs
+        self.make_db_targets = DB_TARGET_IMPLEMENTATIONS[db_targets_impl]
         super().__init__(is_train, **kwargs)
 
     def _log_augmentations(self, augmentations: List[T.Augmentation]) -> None:
@@ -112,6 +139,7 @@ class TextDatasetMapper(ImageDatasetMapper):
             "augmentations": augs,
             "image_format": cfg.INPUT.FORMAT,
             "db_target_kwargs": db_kwargs,
+            "db_targets_impl": cfg.INPUT.DB_TARGETS_IMPL,
             "max_image_pixels": cfg.INPUT.MAX_IMAGE_PIXELS,
         }
 
@@ -158,7 +186,7 @@ class TextDatasetMapper(ImageDatasetMapper):
         inst.gt_ignore = torch.tensor(kept_ignore, dtype=torch.bool)
         dataset_dict["instances"] = inst
         if self.db_target_kwargs is not None:
-            targets = make_db_targets(kept_polys, kept_ignore, h, w, **self.db_target_kwargs)
+            targets = self.make_db_targets(kept_polys, kept_ignore, h, w, **self.db_target_kwargs)
             dataset_dict["db_targets"] = {k: torch.as_tensor(v) for k, v in targets.items()}
         return dataset_dict
 

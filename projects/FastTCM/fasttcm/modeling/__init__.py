@@ -1,6 +1,9 @@
 """Model components. Importing this module registers them with detectron2's registries."""
 
-from .backbone import fpn  # noqa: F401  (registers build_fasttcm_cr50_fpn_backbone)
+from .backbone import (
+    fpn,  # noqa: F401  (registers build_fasttcm_cr50_fpn_backbone)
+    fpnc,  # noqa: F401  (registers build_fasttcm_cr50_fpnc_backbone)
+)
 from .meta_arch import (
     rotated_rcnn,  # noqa: F401  (registers FastTCMRotatedRCNN)
     text_detector,  # noqa: F401  (registers FastTCMTextDetector)

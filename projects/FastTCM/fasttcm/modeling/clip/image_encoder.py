@@ -5,6 +5,13 @@ The stem, the anti-aliased bottleneck stages and the attention-pool parameters a
 changes the attention pool: every one of the 1 + HW tokens is a query (CLIP queries with the mean
 token only), which yields a global vector *and* a dense embedding map, and the positional table is
 resized to the actual feature size at every forward.
+
+Positional table, as the official ``CLIPResNetWithAttention`` parametrises it: the table is learned
+on an S x S grid, S = ``attnpool_grid`` (the training input resolution / 32: 20 for 640 crops).
+CLIP's 7 x 7 table is resized to S x S once, when CLIP weights load (``weights.py``), and the
+learned S x S grid is resized bilinearly to the actual H/32 x W/32 at every forward. With S = 7
+(CLIP's 224 / 32) the load-time resize is the identity and the forward resizes CLIP's grid
+directly; at an H/32 x W/32 of S x S both give the same table.
 """
 
 from typing import Dict, Optional, Sequence, Tuple
@@ -19,7 +26,8 @@ __all__ = ["CLIPImageEncoder", "DenseAttentionPool2d", "resize_attnpool_position
 def resize_attnpool_positional_embedding(
     positional_embedding: torch.Tensor, height: int, width: int
 ) -> torch.Tensor:
-    """Resize an attention-pool positional table to a ``height x width`` grid.
+    """Resize an attention-pool positional table to a ``height x width`` grid (used once at CLIP
+    load, S_clip -> S, and at every forward, S -> H/32 x W/32).
 
     Args:
         positional_embedding: (1 + S*S, C): the mean-token row, then an S x S grid in row-major
@@ -88,10 +96,11 @@ class CLIPImageEncoder(ModifiedResNet):
 
     Stem: three 3x3 convs and an average pool (stride 4); stages ``layer1..layer4`` use anti-aliased
     bottlenecks (strides 4, 8, 16, 32). BatchNorm layers are ordinary trainable ``BatchNorm2d``.
-    The stored positional table of the attention pool is ``attnpool_grid x attnpool_grid`` (7 for
-    CLIP's 224-pixel pretraining) and is resized to the feature grid of each input. Without the
-    attention pool (``with_attention_pool=False``, for models without a text branch) ``attnpool`` is
-    None and only the stage features are computed.
+    The learned positional table of the attention pool is ``attnpool_grid x attnpool_grid`` plus the
+    mean-token row (the official choice is the training input resolution / 32; CLIP's own is 7) and
+    is resized bilinearly to the feature grid of each input. Without the attention pool
+    (``with_attention_pool=False``, for models without a text branch) ``attnpool`` is None and only
+    the stage features are computed.
     """
 
     def __init__(
@@ -110,11 +119,17 @@ class CLIPImageEncoder(ModifiedResNet):
             width: stem width; stage outputs have 4, 8, 16 and 32 times as many channels.
             heads: attention-pool heads (RN50: 32, i.e. 64 channels per head).
             output_dim: D, the joint image-text embedding dimension (RN50: 1024).
-            attnpool_grid: side of the stored attention-pool positional grid.
+            attnpool_grid: side S of the learned attention-pool positional grid (1 + S*S rows;
+                MODEL.FASTTCM.ATTNPOOL_GRID).
             with_attention_pool: build the attention pool (global and dense embeddings).
         """
         if len(layers) != 4:
             raise ValueError(f"CLIPImageEncoder needs 4 stage depths, got layers={list(layers)}")
+        if attnpool_grid < 1:
+            raise ValueError(
+                "attention-pool grid must be >= 1 (MODEL.FASTTCM.ATTNPOOL_GRID), "
+                f"got {attnpool_grid}"
+            )
         if (width * 32) % heads != 0:
             raise ValueError(f"attention-pool width {width * 32} is not divisible by heads={heads}")
         super().__init__(

@@ -13,6 +13,12 @@ CLIP names (``visual.*``, ``token_embedding.weight``, ``positional_embedding``,
 ``transformer.resblocks.*``, ``ln_final.*``, ``text_projection``) map onto
 :class:`~fasttcm.modeling.clip.image_encoder.CLIPImageEncoder` (``visual.`` stripped) and
 :class:`~fasttcm.modeling.clip.text_encoder.CLIPTextContextEncoder` (same names).
+
+The attention-pool positional table is the one entry whose shape may differ: CLIP's is 7 x 7 (plus
+the mean-token row), the model learns it on ``MODEL.FASTTCM.ATTNPOOL_GRID`` (the training input /
+32, 20 in the paper configs). Both loading paths resize it once, bilinearly, as the official code
+does at CLIP load: :func:`load_clip_weights` (``MODEL.FASTTCM.CLIP_WEIGHTS``) to the encoder's grid,
+and :func:`clip_to_detectron2_state_dict` (checkpoints for ``MODEL.WEIGHTS``) to ``attnpool_grid``.
 """
 
 import logging
@@ -25,6 +31,7 @@ import torch
 from torch import nn
 
 from .image_encoder import CLIPImageEncoder, resize_attnpool_positional_embedding
+from .pretrained import resolve_clip_weights
 from .text_encoder import CLIPTextContextEncoder
 
 __all__ = [
@@ -33,6 +40,7 @@ __all__ = [
     "is_clip_text_key",
     "load_clip_weights",
     "clip_to_detectron2_state_dict",
+    "resize_clip_attnpool_table",
 ]
 
 logger = logging.getLogger(__name__)
@@ -80,7 +88,8 @@ def read_clip_state_dict(path: str) -> Dict[str, torch.Tensor]:
     """Read a CLIP checkpoint into a float32 state dict with OpenAI/open_clip names.
 
     Args:
-        path: a local OpenAI ``RN50.pt`` (TorchScript) or an open_clip state dict file.
+        path: a local OpenAI ``RN50.pt`` (TorchScript) or an open_clip state dict file, or an
+            open_clip pretrained name such as ``"RN50-quickgelu:openai"`` (see ``pretrained.py``).
 
     Returns:
         ``{name: tensor}`` with the wrapper, ``module.`` / ``text.`` prefixes and unused scalar
@@ -91,6 +100,7 @@ def read_clip_state_dict(path: str) -> Dict[str, torch.Tensor]:
         ValueError: the file cannot be read, or holds no CLIP image or text weights. The message
             names the file.
     """
+    path = resolve_clip_weights(path)  # an open_clip name ("RN50-quickgelu:openai") -> its file
     if not os.path.isfile(path):
         raise FileNotFoundError(f"CLIP weights file {path!r} does not exist")
     if _is_torchscript_archive(path):
@@ -141,6 +151,43 @@ def read_clip_state_dict(path: str) -> Dict[str, torch.Tensor]:
     return cleaned
 
 
+def resize_clip_attnpool_table(
+    table: torch.Tensor, grid: int, *, source: str, channels: Optional[int] = None
+) -> torch.Tensor:
+    """The one-time load resize of a CLIP attention-pool positional table to a ``grid x grid`` one.
+
+    Args:
+        table: (1 + S*S, C) CLIP table (mean-token row first, then the S x S grid row-major).
+        grid: the model's learned grid side (``MODEL.FASTTCM.ATTNPOOL_GRID``).
+        source: the file and entry name, for messages.
+        channels: the model's C, checked when given.
+
+    Returns:
+        (1 + grid*grid, C): bilinear, ``align_corners=False``; `table` itself if already that size.
+
+    Raises:
+        ValueError: `table` is not (1 + S*S, C) or has another C than the model; names `source`.
+    """
+    if grid < 1:
+        raise ValueError(f"{source}: attention-pool grid must be >= 1, got {grid}")
+    if table.dim() != 2 or (channels is not None and table.shape[1] != channels):
+        expected = "(1 + S*S, C)" if channels is None else f"(1 + S*S, {channels})"
+        raise ValueError(
+            f"{source}: attention-pool positional table has shape {tuple(table.shape)}, the model "
+            f"expects {expected}; check MODEL.FASTTCM.IMAGE_WIDTH"
+        )
+    try:
+        resized = resize_attnpool_positional_embedding(table, grid, grid)
+    except ValueError as e:
+        raise ValueError(f"{source}: {e}") from e
+    if resized is not table:
+        logger.info(
+            f"Resized {source} from {tuple(table.shape)} to {tuple(resized.shape)} "
+            f"(attention-pool grid {grid}, MODEL.FASTTCM.ATTNPOOL_GRID)"
+        )
+    return resized
+
+
 def _fit_to_module(
     state_dict: Dict[str, torch.Tensor], module: nn.Module, path: str, prefix: str
 ) -> Dict[str, torch.Tensor]:
@@ -151,11 +198,12 @@ def _fit_to_module(
         if key in own and own[key].shape != value.shape:
             if key == _ATTNPOOL_POSITIONAL:
                 side = int(round((own[key].shape[0] - 1) ** 0.5))
-                logger.info(
-                    f"Resizing {prefix}{key} of {path} from {tuple(value.shape)} "
-                    f"to {tuple(own[key].shape)}"
+                value = resize_clip_attnpool_table(
+                    value,
+                    side,
+                    source=f"CLIP weights file {path!r}, '{prefix}{key}'",
+                    channels=own[key].shape[1],
                 )
-                value = resize_attnpool_positional_embedding(value, side, side)
             else:
                 raise ValueError(
                     f"CLIP weights file {path!r}: '{prefix}{key}' has shape "
@@ -237,12 +285,20 @@ def clip_to_detectron2_state_dict(
     *,
     image_prefix: str = "backbone.bottom_up.visual.",
     text_prefix: str = "backbone.bottom_up.text_encoder.",
+    attnpool_grid: Optional[int] = None,
 ) -> Dict[str, torch.Tensor]:
     """Rename a CLIP state dict (from :func:`read_clip_state_dict`) to FastTCM module names.
 
     The defaults are the names inside a meta-architecture whose ``backbone`` is
-    ``build_fasttcm_cr50_fpn_backbone``. Entries that are neither image nor text weights are
+    ``build_fasttcm_cr50_fpn_backbone`` or ``build_fasttcm_cr50_fpnc_backbone`` (both hold the
+    FastTCM backbone as ``bottom_up``). Entries that are neither image nor text weights are
     dropped.
+
+    Args:
+        attnpool_grid: the target model's ``MODEL.FASTTCM.ATTNPOOL_GRID``; when given, the
+            attention-pool positional table is resized to it here, once (detectron2's checkpointer
+            skips entries whose shape differs from the model's, so it must match). None keeps
+            the file's grid (CLIP: 7).
 
     Returns:
         ``{prefixed name: tensor}``, ready to be saved as ``{"model": ...}`` for ``MODEL.WEIGHTS``.
@@ -250,6 +306,8 @@ def clip_to_detectron2_state_dict(
     renamed = {}
     for key, value in state_dict.items():
         if key.startswith(_IMAGE_PREFIX):
+            if attnpool_grid is not None and key == _IMAGE_PREFIX + _ATTNPOOL_POSITIONAL:
+                value = resize_clip_attnpool_table(value, attnpool_grid, source=f"'{key}'")
             renamed[image_prefix + key[len(_IMAGE_PREFIX) :]] = value
         elif is_clip_text_key(key):
             renamed[text_prefix + key] = value

@@ -22,7 +22,9 @@ DB_TARGET_KEYS = ("shrink_map", "shrink_mask", "thresh_map", "thresh_mask")
 
 @META_ARCH_REGISTRY.register()
 class FastTCMTextDetector(nn.Module):
-    """Segmentation-based scene text detector (DBNet) on any detectron2 FPN backbone.
+    """Segmentation-based scene text detector (DBNet) on a detectron2 backbone: FastTCM-CR50 + FPNC
+    (``build_fasttcm_cr50_fpnc_backbone``, one fused map, the official TCM-DBNet neck), FastTCM-CR50
+    + FPN, or any other FPN; the DB head reads the features named by MODEL.DB_HEAD.IN_FEATURES.
 
     Training: normalize and pad the images (``backbone.size_divisibility``), pad the DB targets
     the same way (padding masked out), run the backbone and the DB head, return the DB losses;
@@ -48,7 +50,8 @@ class FastTCMTextDetector(nn.Module):
     ):
         """
         Args:
-            backbone: a detectron2 backbone producing the head's input features (e.g. FPN p2..p5);
+            backbone: a detectron2 backbone producing the head's input features (e.g. the FPNC
+                "fused" map or FPN p2..p5);
                 if it has ``forward_with_aux(x) -> (features, aux)``, ``aux["logits"]``
                 (B, 1, H/32, W/32) receives the auxiliary loss.
             text_head: maps ``(features, targets)`` to ``(maps, losses)``, e.g.
@@ -80,15 +83,7 @@ class FastTCMTextDetector(nn.Module):
     def from_config(cls, cfg):
         backbone = build_backbone(cfg)
         text_head = SEM_SEG_HEADS_REGISTRY.get(cfg.MODEL.DB_HEAD.NAME)(cfg, backbone.output_shape())
-        test_cfg = cfg.TEST.TEXT
-        postprocessor = DBPostprocessor(
-            mask_thresh=test_cfg.MASK_THRESH,
-            min_text_score=test_cfg.MIN_TEXT_SCORE,
-            unclip_ratio=test_cfg.UNCLIP_RATIO,
-            min_size=test_cfg.MIN_SIZE,
-            polygon_type=test_cfg.POLYGON_TYPE,
-            max_candidates=test_cfg.MAX_CANDIDATES,
-        )
+        postprocessor = DBPostprocessor.from_config(cfg)
         return {
             "backbone": backbone,
             "text_head": text_head,
@@ -122,15 +117,27 @@ class FastTCMTextDetector(nn.Module):
         """
         if not self.training:
             return self.inference(batched_inputs)
+        return self.training_losses(batched_inputs)[0]
+
+    def training_losses(
+        self, batched_inputs: List[Dict]
+    ) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
+        """The training losses of :meth:`forward`, and the DB maps they were computed from.
+
+        Returns:
+            losses: as :meth:`forward` in training.
+            maps: the head's maps, {"prob", "thresh", "binary"} each (B, 1, H_pad, W_pad) in the
+                padded network-input frame (with gradients; detach before post-processing).
+        """
         images = self.preprocess_image(batched_inputs)
         targets = self.prepare_targets(batched_inputs, images)
         features, aux = self.extract_features(images.tensor)
-        _, losses = self.text_head(features, targets)
+        maps, losses = self.text_head(features, targets)
         if self.aux_loss_weight and "logits" in aux:
             losses["loss_ilm"] = self.aux_loss_weight * self.instance_language_loss(
                 aux["logits"], targets
             )
-        return losses
+        return losses, maps
 
     def inference(self, batched_inputs: List[Dict], return_maps: bool = False) -> List[Dict]:
         """

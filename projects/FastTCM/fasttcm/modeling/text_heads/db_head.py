@@ -1,4 +1,5 @@
-"""DBNet-style text detection head on FPN features (differentiable binarization)."""
+"""DBNet-style text detection head on FPN levels or an FPNC-fused map (differentiable
+binarization)."""
 
 from typing import Callable, Dict, Optional, Tuple, Union
 
@@ -17,14 +18,25 @@ __all__ = ["FastTCMDBHead"]
 
 @SEM_SEG_HEADS_REGISTRY.register()
 class FastTCMDBHead(nn.Module):
-    """DBNet head (MMOCR ``FPNC`` fusion + ``DBHead``) on detectron2 FPN levels.
+    """DBNet head (MMOCR ``DBHead``), with an optional FPNC-like fusion of detectron2 FPN levels.
 
-    1. Fusion (DBNet-FPNC): every input level goes through a 3x3 conv to ``conv_dims / L``
-       channels (L = number of levels), is upsampled (nearest) to the finest level's resolution
-       (stride 4) and the levels are concatenated: (B, conv_dims, H/4, W/4).
-    2. Probability and threshold branches, each: conv3x3 -> conv_dims/4, norm, ReLU,
-       ConvTranspose x2, norm, ReLU, ConvTranspose x2 -> 1 channel, sigmoid. Their outputs are
-       at stride 1, i.e. the (padded) network input resolution.
+    1. Fusion, two variants (``fuse_convs``):
+
+       * True (default; on detectron2 FPN p2..p5): every input level goes through a 3x3 conv (with
+         bias, ``fuse_convs.<i>``) to ``conv_dims / L`` channels (L = number of levels), is
+         upsampled (nearest) to the finest level's resolution (stride 4) and the levels are
+         concatenated: (B, conv_dims, H/4, W/4).
+       * False (on ``build_fasttcm_cr50_fpnc_backbone``, which already fuses like MMOCR ``FPNC``):
+         the one input feature *is* the fused map, (B, conv_dims, H/4, W/4); the head has no
+         fuse convs, only the two branches, exactly as the official ``DBHead``.
+
+    2. Probability and threshold branches (``prob_branch``, ``thresh_branch``; official
+       ``binarize`` and ``threshold``), each: conv3x3 conv_dims -> conv_dims/4 (no bias when
+       normed), norm, ReLU, ConvTranspose2d(conv_dims/4, conv_dims/4, 2, 2), norm, ReLU,
+       ConvTranspose2d(conv_dims/4, 1, 2, 2), sigmoid. Their outputs are at stride 1, i.e. the
+       (padded) network input resolution. Parameter names per branch: ``0.weight`` (conv3x3),
+       ``0.norm.*`` (first norm), ``1.*`` (first transposed conv), ``2.*`` (second norm),
+       ``4.*`` (last transposed conv); official ``binarize.{0, 1, 3, 4, 6}`` in that order.
     3. Approximate binary map ``B = sigmoid(k (P - T))`` (DBNet eq. 2, ``k`` = amplification).
 
     Maps are in the padded input image's pixel frame: map pixel (i, j) is input pixel (i, j).
@@ -39,16 +51,20 @@ class FastTCMDBHead(nn.Module):
         k: float = 50.0,
         norm: Optional[Union[str, Callable]] = "BN",
         loss: Optional[nn.Module] = None,
+        fuse_convs: bool = True,
     ):
         """
         Args:
-            input_shape: channels and stride of the features to fuse (e.g. FPN p2..p5). The finest
-                one must have stride 4.
-            conv_dims: channels of the fused feature; divisible by the number of levels and by 4.
+            input_shape: channels and stride of the features to fuse (e.g. FPN p2..p5), or of the
+                one already fused map (``fuse_convs=False``). The finest one must have stride 4.
+            conv_dims: channels of the fused feature; divisible by 4, and by the number of levels
+                with fuse convs; without them, the input's channels.
             k: DB amplification factor ``k`` of the binary map.
             norm: normalization of the two branches (detectron2 ``get_norm`` name, e.g. "BN", "GN",
                 "SyncBN", or "" for none).
             loss: computes the training losses from (maps, targets); defaults to ``DBLoss()``.
+            fuse_convs: fuse the input levels with a 3x3 conv each (True), or take the single
+                input as the fused map (False: the FPNC neck, official TCM-DBNet).
         """
         super().__init__()
         if not input_shape:
@@ -70,12 +86,24 @@ class FastTCMDBHead(nn.Module):
                 "must be divisible by 4 and by the number of "
                 f"input features ({len(shapes)})."
             )
+        if not fuse_convs and (len(shapes) != 1 or shapes[0][1].channels != conv_dims):
+            raise ValueError(
+                "db_head.FastTCMDBHead: MODEL.DB_HEAD.FUSE_CONVS False takes one already fused "
+                f"feature with conv_dims={conv_dims} channels (MODEL.DB_HEAD.CONV_DIMS), got "
+                + ", ".join(f"'{name}' ({spec.channels} channels)" for name, spec in shapes)
+                + "; use IN_FEATURES ['fused'] of build_fasttcm_cr50_fpnc_backbone with "
+                "CONV_DIMS = len(MODEL.FPNC.IN_FEATURES) * MODEL.FPNC.OUT_CHANNELS."
+            )
         self.k = k
         self.loss = loss if loss is not None else DBLoss()
 
         level_dims = conv_dims // len(shapes)
-        self.fuse_convs = nn.ModuleList(
-            Conv2d(spec.channels, level_dims, kernel_size=3, padding=1) for _, spec in shapes
+        self.fuse_convs = (
+            nn.ModuleList(
+                Conv2d(spec.channels, level_dims, kernel_size=3, padding=1) for _, spec in shapes
+            )
+            if fuse_convs
+            else None
         )
         self.prob_branch = self._make_branch(conv_dims, norm)
         self.thresh_branch = self._make_branch(conv_dims, norm)
@@ -129,16 +157,21 @@ class FastTCMDBHead(nn.Module):
             "conv_dims": head_cfg.CONV_DIMS,
             "k": head_cfg.K,
             "norm": head_cfg.NORM,
+            "fuse_convs": head_cfg.FUSE_CONVS,
             "loss": DBLoss(
                 alpha=head_cfg.LOSS_ALPHA,
                 beta=head_cfg.LOSS_BETA,
                 negative_ratio=head_cfg.NEGATIVE_RATIO,
+                prob_loss=head_cfg.PROB_LOSS,
             ),
         }
 
     def fuse(self, features: Dict[str, torch.Tensor]) -> torch.Tensor:
-        """Fuse the input levels into (B, conv_dims, H/4, W/4) (DBNet-FPNC concatenation)."""
+        """Fuse the input levels into (B, conv_dims, H/4, W/4) (DBNet-FPNC concatenation); without
+        fuse convs, the one input feature as it is."""
         finest = features[self.in_features[0]]
+        if self.fuse_convs is None:
+            return finest
         levels = []
         for name, conv in zip(self.in_features, self.fuse_convs):
             x = conv(features[name])
@@ -180,7 +213,8 @@ class FastTCMDBHead(nn.Module):
     ) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
         """
         Args:
-            features: FPN features by name, each (B, C, H/s, W/s) for a padded input of H x W.
+            features: FPN features (or the FPNC "fused" map) by name, each (B, C, H/s, W/s) for a
+                padded input of H x W.
             targets: training only; (B, 1, H, W) float tensors "shrink_map", "shrink_mask",
                 "thresh_map", "thresh_mask" (see ``db_targets.make_db_targets``), padding masked
                 out.

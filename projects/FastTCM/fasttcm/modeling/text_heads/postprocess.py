@@ -1,6 +1,18 @@
 """DBNet post-processing: probability map -> text polygons (pure numpy / OpenCV / shapely).
 
-Pipeline (DBNet, MMOCR ``DBPostprocessor``), per image:
+Two variants (``variant``, config ``TEST.TEXT.POSTPROCESS_IMPL``):
+
+* ``"official"``: TCM-DBNet's ``DBParamPostprocessor`` exactly
+  (:mod:`.db_param_postprocess`): every contour (holes included), Douglas-Peucker with
+  ``arc_length_ratio``, score over the approximated polygon, Clipper unclip with round joins,
+  quads filtered by ``min_size`` (official ``min_text_width``). The results are in the official
+  frame (pixel (i, j) is the point (j, i)) and multiplied by output size / map size, as the
+  official ``resize_boundary`` does. Two things differ from the official output, neither the
+  detections nor their scores: vertices are clamped to the output image (the official ones may
+  lie up to the unclip offset outside it), and the vertex order is normalised as below.
+* ``"project"`` (the default of this class, kept as an option), described next.
+
+Pipeline of the project variant (DBNet, MMOCR ``DBPostprocessor``), per image:
 
 1. binarize the probability map at ``mask_thresh``;
 2. outer contours of the connected regions (``cv2.findContours``), largest ``max_candidates``;
@@ -17,7 +29,7 @@ Pipeline (DBNet, MMOCR ``DBPostprocessor``), per image:
 Coordinate frame: detectron2's continuous pixel frame, in which map pixel (row i, column j)
 covers ``[j, j+1) x [i, i+1)``. A region's contour (through its boundary pixels' centres) is
 grown by half a pixel to the region's outline before unclipping, so that a kernel rasterized
-with :func:`~fasttcm.modeling.text_heads.db_targets.make_db_targets` comes back at its true size.
+with :func:`~fasttcm.data.db_targets.make_db_targets` comes back at its true size.
 Polygons are returned clockwise as seen on the image (x right, y down), starting at the vertex
 nearest the top-left corner; quads are (4, 2) in that order.
 
@@ -31,9 +43,12 @@ import numpy as np
 import shapely
 from shapely.geometry import LineString, Point, Polygon
 
+from .db_param_postprocess import official_db_boundaries
+
 __all__ = ["DBPostprocessor", "order_points_clockwise", "polygons_to_masks"]
 
 POLYGON_TYPES = ("poly", "quad")
+VARIANTS = ("official", "project")
 
 
 class DBPostprocessor:
@@ -46,8 +61,14 @@ class DBPostprocessor:
         min_size: minimum short side (probability-map pixels) of a kept result.
         polygon_type: "poly" (arbitrary-shape polygons) or "quad" (minimum-area rectangles).
         max_candidates: at most this many regions (the largest) are considered per image.
-        max_polygon_points: upper bound on the vertices of a "poly" result.
-        approx_epsilon: Douglas-Peucker tolerance, as a fraction of the contour's perimeter.
+        max_polygon_points: upper bound on the vertices of a "poly" result ("project" only).
+        approx_epsilon: Douglas-Peucker tolerance, as a fraction of the contour's perimeter
+            ("project" only).
+        variant: "project" (this module's pipeline) or "official" (``DBParamPostprocessor``,
+            where ``min_size`` is ``min_text_width`` and ``max_candidates`` counts contours in
+            OpenCV's order).
+        arc_length_ratio: "official" only: Douglas-Peucker epsilon as a fraction of the contour's
+            perimeter (official ``arcLength_ratio``); <= 0 keeps the contour as it is.
     """
 
     def __init__(
@@ -61,11 +82,18 @@ class DBPostprocessor:
         max_candidates: int = 1000,
         max_polygon_points: int = 32,
         approx_epsilon: float = 0.002,
+        variant: str = "project",
+        arc_length_ratio: float = 0.01,
     ):
         if polygon_type not in POLYGON_TYPES:
             raise ValueError(
                 f"postprocess.DBPostprocessor: polygon_type must be one of {POLYGON_TYPES}, "
                 f"got {polygon_type!r}."
+            )
+        if variant not in VARIANTS:
+            raise ValueError(
+                f"postprocess.DBPostprocessor: variant (TEST.TEXT.POSTPROCESS_IMPL) must be one "
+                f"of {VARIANTS}, got {variant!r}."
             )
         if max_polygon_points < 4:
             raise ValueError(
@@ -84,6 +112,23 @@ class DBPostprocessor:
         self.max_candidates = max_candidates
         self.max_polygon_points = max_polygon_points
         self.approx_epsilon = approx_epsilon
+        self.variant = variant
+        self.arc_length_ratio = arc_length_ratio
+
+    @classmethod
+    def from_config(cls, cfg) -> "DBPostprocessor":
+        """The post-processor ``TEST.TEXT`` of a detectron2 config describes."""
+        test_cfg = cfg.TEST.TEXT
+        return cls(
+            mask_thresh=test_cfg.MASK_THRESH,
+            min_text_score=test_cfg.MIN_TEXT_SCORE,
+            unclip_ratio=test_cfg.UNCLIP_RATIO,
+            min_size=test_cfg.MIN_SIZE,
+            polygon_type=test_cfg.POLYGON_TYPE,
+            max_candidates=test_cfg.MAX_CANDIDATES,
+            variant=test_cfg.POSTPROCESS_IMPL,
+            arc_length_ratio=test_cfg.ARC_LENGTH_RATIO,
+        )
 
     def __call__(
         self, prob_map: np.ndarray, output_size: Optional[Tuple[int, int]] = None
@@ -97,7 +142,7 @@ class DBPostprocessor:
 
         Returns:
             polygons: list of (N_i, 2) float32 arrays of (x, y) in output-image pixels,
-                sorted by decreasing score; (4, 2) each in "quad" mode.
+                sorted by decreasing score (ties: detection order); (4, 2) each in "quad" mode.
             scores: (len(polygons),) float32 mean probabilities.
         """
         prob = np.asarray(prob_map, dtype=np.float32)
@@ -114,7 +159,38 @@ class DBPostprocessor:
                 f"postprocess.DBPostprocessor: output_size must be positive, got {output_size}."
             )
         scale = np.array([out_w / in_w, out_h / in_h], dtype=np.float64)
+        if self.variant == "official":
+            polygons, scores = self._official(prob, scale, out_w, out_h)
+        else:
+            polygons, scores = self._project(prob, scale, out_w, out_h)
+        order = np.argsort(-np.asarray(scores, dtype=np.float32), kind="stable")
+        return [polygons[i] for i in order], np.asarray(scores, dtype=np.float32)[order]
 
+    def _official(
+        self, prob: np.ndarray, scale: np.ndarray, out_w: int, out_h: int
+    ) -> Tuple[List[np.ndarray], list]:
+        """``DBParamPostprocessor`` boundaries, rescaled like the official ``resize_boundary``,
+        clamped to the output image."""
+        boundaries, scores = official_db_boundaries(
+            prob,
+            mask_thresh=self.mask_thresh,
+            min_text_score=self.min_text_score,
+            unclip_ratio=self.unclip_ratio,
+            min_text_width=self.min_size,
+            polygon_type=self.polygon_type,
+            max_candidates=self.max_candidates,
+            arc_length_ratio=self.arc_length_ratio,
+        )
+        polygons = [
+            order_points_clockwise((b * scale).clip(0, [out_w, out_h])).astype(np.float32)
+            for b in boundaries
+        ]
+        return polygons, scores
+
+    def _project(
+        self, prob: np.ndarray, scale: np.ndarray, out_w: int, out_h: int
+    ) -> Tuple[List[np.ndarray], list]:
+        """The project's pipeline (module docstring), in output-image pixels."""
         bitmap = (prob > self.mask_thresh).astype(np.uint8)
         contours, _ = cv2.findContours(bitmap, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         if len(contours) > self.max_candidates:
@@ -134,9 +210,7 @@ class DBPostprocessor:
                 continue
             polygons.append((polygon * scale).clip(0, [out_w, out_h]).astype(np.float32))
             scores.append(score)
-
-        order = np.argsort(-np.asarray(scores, dtype=np.float32), kind="stable")
-        return [polygons[i] for i in order], np.asarray(scores, dtype=np.float32)[order]
+        return polygons, scores
 
     def _polygon_from_contour(self, points: np.ndarray) -> Optional[np.ndarray]:
         """Contour (n, 2) int pixel indices -> unclipped (N, 2) float64 polygon in map pixels, or

@@ -6,12 +6,16 @@ output is a ``.pth`` file ``{"model": state_dict, "__author__": ..., "matching_h
 whose names are those of a FastTCM meta-architecture (``backbone.bottom_up.visual.*`` and
 ``backbone.bottom_up.text_encoder.*``), so ``MODEL.WEIGHTS`` loads it with
 ``DetectionCheckpointer``. This is an optional convenience: ``MODEL.FASTTCM.CLIP_WEIGHTS`` reads
-the CLIP file directly.
+the CLIP file directly. ``--attnpool-grid`` resizes the attention-pool table to the target's
+``MODEL.FASTTCM.ATTNPOOL_GRID`` (20 in the paper configs). ``tools/convert_checkpoint.py --from
+openai-clip`` does the same against a config (names, shapes and grid taken from the model it
+builds) and reports what it filled.
 
 Examples::
 
     tools/convert_clip_weights.py ~/models/RN50.pt output/clip_rn50_fasttcm.pth
     tools/convert_clip_weights.py open_clip_rn50.bin clip_rn50.pth --image-only --overwrite
+    tools/convert_clip_weights.py ~/models/RN50.pt clip_rn50_grid20.pth --attnpool-grid 20
 
 The output is written atomically and never replaces an existing file unless ``--overwrite``.
 """
@@ -37,6 +41,7 @@ def convert_clip_weights(
     prefix: str = "backbone.bottom_up.",
     image_only: bool = False,
     overwrite: bool = False,
+    attnpool_grid: Optional[int] = None,
 ) -> int:
     """Convert `src` (CLIP weights) into the detectron2 checkpoint `dst`.
 
@@ -47,6 +52,8 @@ def convert_clip_weights(
             FPN backbone held as ``model.backbone``).
         image_only: keep only the image encoder (for MODE "none").
         overwrite: replace `dst` if it exists.
+        attnpool_grid: resize the attention-pool positional table to this grid side (the target's
+            ``MODEL.FASTTCM.ATTNPOOL_GRID``); None keeps the file's (CLIP: 7).
 
     Returns:
         The number of tensors written.
@@ -66,6 +73,7 @@ def convert_clip_weights(
         read_clip_state_dict(src),
         image_prefix=prefix + "visual.",
         text_prefix=prefix + "text_encoder.",
+        attnpool_grid=attnpool_grid,
     )
     if image_only:
         state_dict = {k: v for k, v in state_dict.items() if k.startswith(prefix + "visual.")}
@@ -90,6 +98,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--image-only", action="store_true", help="write only the image encoder (MODE none)"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    parser.add_argument(
+        "--attnpool-grid",
+        type=int,
+        default=None,
+        help="resize the attention-pool table to this grid (MODEL.FASTTCM.ATTNPOOL_GRID)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
@@ -99,6 +113,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             prefix=args.prefix,
             image_only=args.image_only,
             overwrite=args.overwrite,
+            attnpool_grid=args.attnpool_grid,
         )
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         logger.error(str(e))

@@ -10,13 +10,16 @@ GT and PRED are folders or zip files of ``gt_<id>.txt`` / ``res_<id>.txt`` (``gt
 ``res_img_<id>.txt`` and bare ``<id>.txt`` also work). GT lines are
 ``x1,y1,...,xn,yn,transcription`` (n >= 3, ``###`` = don't care, commas allowed in the
 transcription); detection lines ``x1,y1,...,xn,yn[,score]`` (an odd count of numbers means the
-last is the score, which must lie in [0, 1]). ``--line-format icdar2015`` reads GT and
-end-to-end lines by the RRC Challenge 4 rule: 8 coordinates, then the transcription, even a
-numeric one; the default ``polygon`` rule (any number of vertices: the project's files,
-Total-Text, CTW1500, AdelaiDet's ``,####``) is described in
-``fasttcm/evaluation/protocols/text_lines.py``. The ground truth defines the image set: a missing
-result file means no detections, a result file without ground truth is an error. Malformed lines
-are reported with file and line number (exit status 1).
+last is the score, which must lie in [0, 1]). GT and end-to-end lines are read by one of two
+rules (``fasttcm/evaluation/protocols/text_lines.py``): ``polygon`` (any number of vertices: the
+project's files, Total-Text, CTW1500, AdelaiDet's ``,####``; a line of only numbers ends with a
+numeric word, ``x1,...,y4,2015``) or ``icdar2015`` (the RRC Challenge 4 rule: 8 coordinates,
+then the transcription, even ``1,000`` or ``12,ab``). The default ``--line-format auto`` picks one
+per folder: ``polygon`` when it reads every line, else ``icdar2015`` when every other line is a
+quadrilateral, else the error (rule in ``fasttcm/evaluation/protocols/submission_io.py``).
+The ground truth defines the image set: a missing result file means no detections, a result file
+without ground truth is an error. Malformed lines are reported with file and line number (exit
+status 1).
 
 The ``det_txt/`` folder written by ``TextDetEvaluator`` is a valid PRED: this script then reports
 the evaluator's numbers.
@@ -218,10 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     text = parser.add_argument_group("--task det and e2e")
     text.add_argument(
         "--line-format",
-        choices=("polygon", "icdar2015"),
-        default="polygon",
+        choices=("auto", "polygon", "icdar2015"),
+        default="auto",
         help="how GT and end-to-end lines split coordinates from the transcription: polygon "
-        "(any number of vertices, default) or icdar2015 (8 coordinates, then the transcription)",
+        "(any number of vertices), icdar2015 (8 coordinates, then the transcription) or auto "
+        "(default: polygon when it reads every line of the folder, else icdar2015 when the "
+        "folder's other lines are all quadrilaterals)",
     )
     text.add_argument(
         "--zip-max-member-mb",

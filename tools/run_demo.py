@@ -6,7 +6,8 @@ The data is generated and nothing is downloaded: every model starts from random 
 * ``--task text`` (``make demo``): the DB text detector on ``synthetic_text_{train,test}``
   (ICDAR IoU protocol).
 * ``--task dota`` (``make dota-demo``): the rotated R-CNN on ``synthetic_aerial_*`` cut into 1024
-  patches (DOTA Task-1 mAP on merged full images).
+  patches: DOTA Task-1 mAP50 (the devkit's VOC07 AP) and COCO-style rotated AP, AP50, AP75, on
+  merged full images and on the patches.
 * ``--task recognition``: the CLIP4STR recognizer on ``synthetic_words_{train,test}`` (word
   accuracy, 36-character protocol).
 * ``--task spotting`` (``make spotting-demo``): trains the detector (as ``text``) and the recognizer
@@ -31,7 +32,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO, "projects/FastTCM/configs")
@@ -39,11 +40,13 @@ CONFIGS = os.path.join(REPO, "projects/FastTCM/configs")
 
 @dataclass(frozen=True)
 class Stage:
-    """One training run: config, metric prefix in metrics.json, the keys to report."""
+    """One training run: config, metric prefix in metrics.json, the keys to report, and further
+    ``(label, prefix, keys)`` results of the same evaluation to report below them."""
 
     config: str
     prefix: str
     keys: Tuple[str, ...]
+    more: Tuple[Tuple[str, str, Tuple[str, ...]], ...] = ()
 
 
 DETECTOR = Stage(
@@ -51,10 +54,17 @@ DETECTOR = Stage(
     "text_det",
     ("precision", "recall", "hmean"),
 )
+COCO_KEYS = ("AP", "AP50", "AP75")
 ROTATED = Stage(
     os.path.join(CONFIGS, "DOTA/fasttcm_cr50_fpn_rrcnn_synthetic_aerial_cpu.yaml"),
     "dota",
     ("mAP50",),
+    # DOTAEvaluator's other results (TEST.DOTA.COCO_AP, TEST.DOTA.PATCH_LEVEL)
+    (
+        ("merged, COCO-style rotated", "dota_coco", COCO_KEYS),
+        ("patches, VOC07", "dota_patch", ("mAP50",)),
+        ("patches, COCO-style rotated", "dota_patch_coco", COCO_KEYS),
+    ),
 )
 RECOGNIZER = Stage(
     os.path.join(CONFIGS, "TextRecognition/clip4str_tiny_synthetic_cpu.yaml"),
@@ -120,6 +130,17 @@ def report(name: str, stage: Stage, metrics: Optional[dict]) -> str:
     return f"  {name} ({stage.prefix}, %): {shown}"
 
 
+def report_more(name: str, stage: Stage, out_dir: str) -> List[str]:
+    """One line per ``stage.more`` result found in `out_dir`'s metrics.json (none missing)."""
+    lines = []
+    for label, prefix, keys in stage.more:
+        metrics = last_eval(out_dir, prefix)
+        if metrics:
+            shown = "  ".join(f"{k} {metrics[k]:.2f}" for k in keys if k in metrics)
+            lines.append(f"  {name}, {label} ({prefix}, %): {shown}")
+    return lines
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--task", choices=sorted(TASKS), default="text")
@@ -168,9 +189,13 @@ def main():
                 parts["detector"],
                 "--recognizer",
                 parts["recognizer"],
+                "--config-file",
+                stage.config,
                 "--output",
                 init,
                 "--overwrite",
+                "--opts",
+                *opts,
             ]
         )
         opts = ["MODEL.WEIGHTS", init, *opts]
@@ -212,6 +237,8 @@ def main():
     for line in lines:
         print(line)
     print(report("test split", stage, metrics))
+    for line in report_more("test split", stage, out):
+        print(line)
 
 
 if __name__ == "__main__":

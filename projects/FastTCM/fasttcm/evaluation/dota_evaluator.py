@@ -32,18 +32,13 @@ from detectron2.utils.logger import create_small_table
 from ..data.datasets.dota_labels import read_dota_labels
 from ..data.dota_patch_names import parse_patch_name
 from ..utils.atomic_io import atomic_write_text
-from ..utils.geometry import poly_to_xywha, xywha_to_poly
+from ..utils.geometry import xywha_to_poly
 from .dota_merge import merge_patch_detections
 from .evaluator_base import EvaluatorBase
+from .offline_dota import evaluate_task1_coco
 from .protocols.dota_ap import ImageObjects, Task1Result, evaluate_task1
 from .protocols.dota_task1_io import ClassDetections, round_task1, write_task1_dir
-from .protocols.rotated_coco_ap import (
-    RotatedCocoResult,
-    RotatedDetections,
-    RotatedObjects,
-    coco_metrics,
-    evaluate_rotated_coco,
-)
+from .protocols.rotated_coco_ap import RotatedCocoResult, coco_metrics
 
 __all__ = ["DOTAEvaluator"]
 
@@ -104,8 +99,10 @@ class DOTAEvaluator(EvaluatorBase):
             iou_thresh: Task-1 matching threshold, IoU > this (devkit: 0.5).
             use_07_metric: VOC07 11-point AP (devkit) or area AP.
             patch_level: also score the patches against the dataset dicts.
-            coco_ap: also report COCO-style rotated AP (``dota_coco``, ``dota_patch_coco``).
-            coco_max_dets: detections per image and class the COCO-style AP keeps (COCO: 100).
+            coco_ap: also report COCO-style rotated AP (``dota_coco``, ``dota_patch_coco``;
+                ``TEST.DOTA.COCO_AP``).
+            coco_max_dets: detections per image and class the COCO-style AP keeps (COCO: 100;
+                ``TEST.DOTA.COCO_MAX_DETS``).
         """
         super().__init__(dataset_name, *args, **kwargs)
         self._class_names: List[str] = list(self._metadata.thing_classes)
@@ -124,6 +121,8 @@ class DOTAEvaluator(EvaluatorBase):
             "iou_thresh": cfg.TEST.DOTA.IOU_THRESH,
             "use_07_metric": cfg.TEST.DOTA.USE_07_METRIC,
             "patch_level": cfg.TEST.DOTA.PATCH_LEVEL,
+            "coco_ap": cfg.TEST.DOTA.COCO_AP,
+            "coco_max_dets": cfg.TEST.DOTA.COCO_MAX_DETS,
         }
 
     def process(self, inputs, outputs):
@@ -264,34 +263,10 @@ class DOTAEvaluator(EvaluatorBase):
         )
 
     def _score_coco(self, ground_truth, detections) -> RotatedCocoResult:
-        """COCO-style rotated AP of Task-1 ground truth and detections (quadrilaterals).
-
-        Quadrilaterals become XYWHA boxes (degrees, counter-clockwise) with
-        :func:`~fasttcm.utils.geometry.poly_to_xywha`; difficult ground truth is ``iscrowd``.
-        """
-        rotated_gt = {
-            name: RotatedObjects(poly_to_xywha(o.polys), o.category_ids, o.difficult)
-            for name, o in ground_truth.items()
-        }
-        per_image: Dict[str, list] = {}
-        for k, name in enumerate(self._class_names):
-            dets = detections.get(name, ClassDetections.empty())
-            boxes = poly_to_xywha(dets.polys)
-            for image in np.unique(dets.image_names):
-                sel = dets.image_names == image
-                per_image.setdefault(image, []).append(
-                    (boxes[sel], dets.scores[sel], np.full(int(sel.sum()), k))
-                )
-        rotated_dets = {
-            image: RotatedDetections(
-                np.concatenate([p[0] for p in parts]),
-                np.concatenate([p[1] for p in parts]),
-                np.concatenate([p[2] for p in parts]),
-            )
-            for image, parts in per_image.items()
-        }
-        result = evaluate_rotated_coco(
-            rotated_gt, rotated_dets, self._class_names, max_dets=self._coco_max_dets
+        """COCO-style rotated AP of Task-1 ground truth and detections (quadrilaterals), see
+        :func:`~fasttcm.evaluation.offline_dota.evaluate_task1_coco`."""
+        result = evaluate_task1_coco(
+            ground_truth, detections, self._class_names, max_dets=self._coco_max_dets
         )
         if result.num_dropped:
             logger.info(

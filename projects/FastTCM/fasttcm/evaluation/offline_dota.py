@@ -8,14 +8,23 @@ pixels of the full image. Nothing here imports detectron2.
 """
 
 import os
-from typing import Dict, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence
+
+import numpy as np
 
 from ..data.datasets.dota_labels import read_dota_labels
 from ..data.datasets.dota_meta import canonical_dota_version, dota_class_names
+from ..utils.geometry import poly_to_xywha
 from .protocols.dota_ap import ImageObjects, Task1Result, evaluate_task1
-from .protocols.dota_task1_io import read_task1_dir
+from .protocols.dota_task1_io import ClassDetections, read_task1_dir
+from .protocols.rotated_coco_ap import (
+    RotatedCocoResult,
+    RotatedDetections,
+    RotatedObjects,
+    evaluate_rotated_coco,
+)
 
-__all__ = ["load_ground_truth_dir", "evaluate_task1_dirs", "run_dota"]
+__all__ = ["load_ground_truth_dir", "evaluate_task1_dirs", "evaluate_task1_coco", "run_dota"]
 
 
 def load_ground_truth_dir(gt_dir: str, class_names: Sequence[str]) -> Dict[str, ImageObjects]:
@@ -61,6 +70,54 @@ def evaluate_task1_dirs(
     detections = read_task1_dir(pred_dir, classes)
     return evaluate_task1(
         ground_truth, detections, classes, iou_thresh=iou_thresh, use_07_metric=use_07_metric
+    )
+
+
+def evaluate_task1_coco(
+    ground_truth: Mapping[str, ImageObjects],
+    detections: Mapping[str, ClassDetections],
+    class_names: Sequence[str],
+    *,
+    max_dets: int = 100,
+    iou_thresholds: Optional[Sequence[float]] = None,
+) -> RotatedCocoResult:
+    """COCO-style rotated AP of Task-1 ground truth and detections (quadrilaterals).
+
+    Quadrilaterals ``(N, 8)`` become detectron2 XYWHA boxes (degrees, counter-clockwise) with
+    :func:`~fasttcm.utils.geometry.poly_to_xywha` (a label quadrilateral enters as its
+    minimum-area rotated rectangle); difficult ground truth is ``iscrowd`` (ignored). Rules:
+    :mod:`~fasttcm.evaluation.protocols.rotated_coco_ap`.
+
+    Args:
+        ground_truth: image name -> :class:`ImageObjects` (the image set).
+        detections: class name -> :class:`ClassDetections`; a missing class has none.
+        class_names: the classes; ground-truth ``category_ids`` index them.
+        max_dets: detections kept per image and class (COCO: 100).
+        iou_thresholds: see :func:`~.protocols.rotated_coco_ap.evaluate_rotated_coco`.
+    """
+    rotated_gt = {
+        name: RotatedObjects(poly_to_xywha(o.polys), o.category_ids, o.difficult)
+        for name, o in ground_truth.items()
+    }
+    per_image: Dict[str, list] = {}
+    for k, name in enumerate(class_names):
+        dets = detections.get(name, ClassDetections.empty())
+        boxes = poly_to_xywha(dets.polys)
+        for image in np.unique(dets.image_names):
+            sel = dets.image_names == image
+            per_image.setdefault(image, []).append(
+                (boxes[sel], dets.scores[sel], np.full(int(sel.sum()), k))
+            )
+    rotated_dets = {
+        image: RotatedDetections(
+            np.concatenate([p[0] for p in parts]),
+            np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]),
+        )
+        for image, parts in per_image.items()
+    }
+    return evaluate_rotated_coco(
+        rotated_gt, rotated_dets, class_names, max_dets=max_dets, iou_thresholds=iou_thresholds
     )
 
 

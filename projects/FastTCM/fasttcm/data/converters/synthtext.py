@@ -38,11 +38,18 @@ plus reading ``gt.mat``; on a cold disk the header reads are bound by disk laten
 Bad input: malformed ``gt.mat`` content (see :mod:`.synthtext_gt`), a duplicate image path, or a
 missing or unreadable image is a :class:`~fasttcm.data.converters.source_files.ConversionError`
 naming ``gt.mat`` and the image index (0-based position in the cell arrays) with its name;
-nothing is written then. Degenerate quadrilaterals (non-finite coordinates, or a convex hull of
-less than ``min_area`` square pixels: coincident or collinear corners) are skipped, and one
-warning gives their count and an example. Other quadrilaterals are kept as annotated
-(coordinates rounded to 0.01 px), including self-intersecting ones (the loader repairs them) and
-ones that reach outside the image.
+nothing is written then. Quadrilaterals that cannot be trained on are left out of the JSON and
+counted, each kind in one warning with its count and an example:
+
+* degenerate ones: non-finite coordinates, or a convex hull of less than ``min_area`` square
+  pixels (coincident or collinear corners);
+* ones lying entirely outside their image or degenerate after clipping to it (less than
+  :data:`~fasttcm.data.image_bounds.MIN_CLIPPED_AREA` of them inside), judged on the written
+  (rounded) corners by :mod:`fasttcm.data.image_bounds`, as the other converters and the loader
+  do; the warning also counts the images these drops leave without any word.
+
+Other quadrilaterals are kept as annotated (coordinates rounded to 0.01 px), including
+self-intersecting ones (the loader repairs them) and ones that reach partly outside the image.
 """
 
 import logging
@@ -54,7 +61,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import shapely
 
+from ..image_bounds import MIN_CLIPPED_AREA, unusable_in_image
 from .source_files import ConversionError, image_size
 from .split_output import (
     IMAGE_MODES,
@@ -174,35 +183,67 @@ def _check_unique(mat_path, images: Sequence[SynthTextImage], seen: Dict[str, in
             )
 
 
-class _DegenerateWords:
-    """Counts skipped degenerate quadrilaterals and remembers the first, for one warning."""
+class _DroppedWords:
+    """Counts skipped quadrilaterals of one kind and remembers the first, for one warning."""
 
     def __init__(self):
         self.count = 0
         self.example = None
+        self.emptied = 0  # images left without any word by these drops
+        self.emptied_example = None
 
-    def add(self, img: SynthTextImage, kept: np.ndarray) -> None:
-        if not kept.all():
-            self.count += int((~kept).sum())
+    def add(self, img: SynthTextImage, dropped: np.ndarray, note: str = "") -> None:
+        """Count the words of `img` marked in bool `dropped` (its ``(K,)`` words)."""
+        if dropped.any():
+            self.count += int(dropped.sum())
             if self.example is None:
-                k = int(np.flatnonzero(~kept)[0])
+                k = int(np.flatnonzero(dropped)[0])
                 self.example = (
-                    f"image {img.index} ({img.file_name}) word {k}: {img.quads[k].tolist()}"
+                    f"image {img.index} ({img.file_name}{note}) word {k}: {img.quads[k].tolist()}"
                 )
 
+    def add_emptied(self, img: SynthTextImage) -> None:
+        self.emptied += 1
+        if self.emptied_example is None:
+            self.emptied_example = f"image {img.index} ({img.file_name})"
 
-def _add_chunk(writer, images, sizes, min_area: float, degenerate: _DegenerateWords) -> None:
-    """Add a chunk of images to `writer`, dropping degenerate quads (one vectorized test)."""
+
+def _usable_in_images(polygons: np.ndarray, keep: np.ndarray, heights, widths) -> np.ndarray:
+    """Bool ``(M,)``: `keep` and not outside its image nor degenerate once clipped to it.
+
+    Args:
+        polygons: ``(M, 4, 2)`` corners in absolute pixels (x right, y down).
+        keep: bool ``(M,)``, the quads that passed the degenerate test (finite corners).
+        heights, widths: ``(M,)`` the size of each quad's image in pixels.
+    """
+    usable = keep.copy()
+    if keep.any():
+        geoms = shapely.polygons(polygons[keep])
+        usable[keep] = ~unusable_in_image(geoms, heights[keep], widths[keep])
+    return usable
+
+
+def _add_chunk(
+    writer, images, sizes, min_area: float, degenerate: _DroppedWords, outside: _DroppedWords
+) -> None:
+    """Add a chunk of images to `writer`, dropping degenerate quads and those outside their
+    image (vectorized over the chunk)."""
     counts = np.array([len(img.quads) for img in images])
     quads = np.concatenate([img.quads for img in images]).reshape(-1, 4, 2)
     keep = quad_hull_area(quads) >= min_area  # NaN (non-finite corners) compares False
     polygons = np.round(quads, _COORD_DECIMALS)
+    size_array = np.asarray(sizes, dtype=np.float64).reshape(-1, 2)  # (height, width) per image
+    heights, widths = np.repeat(size_array[:, 0], counts), np.repeat(size_array[:, 1], counts)
+    usable = _usable_in_images(polygons, keep, heights, widths)
     ends = np.cumsum(counts)
     for img, size, lo, hi in zip(images, sizes, ends - counts, ends):
-        kept = keep[lo:hi]
-        degenerate.add(img, kept)
-        words = [word for word, ok in zip(img.words, kept) if ok]
-        writer.add_image(img.index + 1, img.file_name, size, polygons[lo:hi][kept], words)
+        kept, ok = keep[lo:hi], usable[lo:hi]
+        degenerate.add(img, ~kept)
+        outside.add(img, kept & ~ok, f", {size[1]}x{size[0]}")
+        if kept.any() and not ok.any():
+            outside.add_emptied(img)
+        words = [word for word, good in zip(img.words, ok) if good]
+        writer.add_image(img.index + 1, img.file_name, size, polygons[lo:hi][ok], words)
 
 
 def convert(
@@ -262,7 +303,7 @@ def convert(
 
     dst.mkdir(parents=True, exist_ok=True)
     writer = TextJsonStreamWriter(json_file, f"SynthText ({split})")
-    degenerate, seen = _DegenerateWords(), {}
+    degenerate, outside, seen = _DroppedWords(), _DroppedWords(), {}
 
     def convert_images(copies: Optional[Path]) -> None:
         """Parse and size every image (copying it under `copies` unless None) into `writer`."""
@@ -277,7 +318,7 @@ def convert(
                 sizes = _read_sizes(pool, workers, mat_path, images, image_root)
                 if copies is not None:
                     _copy_images(pool, workers, images, image_root, copies)
-                _add_chunk(writer, images, sizes, min_area, degenerate)
+                _add_chunk(writer, images, sizes, min_area, degenerate, outside)
                 logger.info(
                     "SynthText: %d / %d images (%.0f s)",
                     stop,
@@ -310,6 +351,22 @@ def convert(
             min_area,
             degenerate.example,
         )
+    if outside.count:
+        left = (
+            f"; {outside.emptied} image(s) are left with no word by these drops, e.g. "
+            f"{outside.emptied_example}: they add no positive to the text loss"
+            if outside.emptied
+            else ""
+        )
+        logger.warning(
+            "%s: dropped %d word quadrilateral(s) lying outside their image or degenerate after "
+            "clipping to it (less than %g square pixel inside), e.g. %s%s",
+            mat_path,
+            outside.count,
+            MIN_CLIPPED_AREA,
+            outside.example,
+            left,
+        )
     out = SplitOutputs(
         split=split,
         json_file=str(json_file),
@@ -320,11 +377,13 @@ def convert(
         num_ignored=writer.num_ignored,
     )
     logger.info(
-        "Wrote %s: %d images, %d words (%d degenerate skipped) in %.0f s; images in %s",
+        "Wrote %s: %d images, %d words (%d degenerate and %d outside their image skipped) in "
+        "%.0f s; images in %s",
         json_file,
         out.num_images,
         out.num_annotations,
         degenerate.count,
+        outside.count,
         time.perf_counter() - start,
         image_dir,
     )

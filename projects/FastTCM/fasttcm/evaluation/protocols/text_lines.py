@@ -41,10 +41,15 @@ Lines with a transcription are read by one of two rules, :data:`LINE_FORMATS`:
 ``"icdar2015"`` (the RRC Challenge 4 files: quadrilaterals):
     The first 8 fields are the coordinates and must be numbers; everything after the 8th comma
     is the transcription, even a number or ``12,ab``. In a spotting line the 9th field is the
-    score when it is a number and more fields follow it (the RRC's confidence column; the
+    score when it is a number in [0, 1] and more fields follow it (the RRC's confidence column;
+    a number outside [0, 1] cannot be a confidence and begins the transcription, ``12,ab``; the
     project's writer quotes a transcription that starts with a number). A ``####`` that begins
     the transcription is AdelaiDet's separator (the transcription after it is stripped), in both
     rules.
+
+The file readers' ``line_format="auto"`` chooses one of the two rules for a whole set of files
+(:mod:`~fasttcm.evaluation.protocols.submission_io`): the polygon rule when it reads every line,
+the ICDAR 2015 rule when it does not and every line it reads is a quadrilateral.
 
 Error messages name the file and line and show at most :data:`MAX_ECHO_CHARS` characters of it.
 Nothing here imports detectron2.
@@ -143,6 +148,11 @@ def _score(fields: Sequence[str], index: int, where: str, line: str) -> float:
             f"{excerpt(line)}"
         )
     return score
+
+
+def _is_confidence(value: str) -> bool:
+    """Whether a field after the 8 ICDAR 2015 coordinates can be the RRC confidence."""
+    return bool(NUMBER_FIELD.match(value)) and 0.0 <= float(value) <= 1.0
 
 
 def _transcription(rest: str, where: str, line: str, column: int) -> str:
@@ -275,8 +285,8 @@ def parse_spotting_line(
     if check_line_format(line_format) == "icdar2015":
         polygon = _icdar2015_coordinates(fields, where, line, "end-to-end")
         start, score = ICDAR2015_NUM_COORDS, np.nan
-        if len(fields) > start + 1 and NUMBER_FIELD.match(fields[start]):
-            score, start = _score(fields, start, where, line), start + 1
+        if len(fields) > start + 1 and _is_confidence(fields[start]):
+            score, start = float(fields[start]), start + 1
         return polygon, score, _icdar2015_transcription(fields[start:])
     count = _num_leading_numbers(fields)
     if count == len(fields):  # the last number is the transcription (a numeric word)

@@ -18,7 +18,10 @@ from detectron2.utils.logger import log_every_n_seconds
 from ...structures.text import DONT_CARE_TEXT
 from ..recognition.clip4str import CLIP4STR, build_clip4str_recognizer
 from ..recognition.crop_jitter import jitter_side_polygons
+from ..recognition.crop_voting import framed_quads, parse_crop_variants
+from ..recognition.detection_matching import match_outlines_to_words
 from ..recognition.rectify import polygon_sampling_grids, polygon_validity, sample_crops
+from .spotter_crop_reader import SpotterCropReader
 from .text_detector import FastTCMTextDetector
 
 __all__ = ["FastTCMTextSpotter"]
@@ -29,7 +32,7 @@ _COUNT_NAMES = ("skipped_ignore", "skipped_text", "skipped_geometry", "dropped_b
 
 
 @META_ARCH_REGISTRY.register()
-class FastTCMTextSpotter(FastTCMTextDetector):
+class FastTCMTextSpotter(SpotterCropReader, FastTCMTextDetector):
     """End-to-end text spotter: :class:`FastTCMTextDetector` + a CLIP4STR recognizer
     (docs/recognizer.md).
 
@@ -84,6 +87,8 @@ class FastTCMTextSpotter(FastTCMTextDetector):
         min_text_score: float = 0.0,
         crop_jitter: Tuple[float, float] = (0.0, 0.0),
         crop_layout: str = "predicted",
+        crop_variants: Sequence[Sequence[float]] = (),
+        detected_crops: bool = False,
         **detector_kwargs,
     ):
         """
@@ -106,6 +111,15 @@ class FastTCMTextSpotter(FastTCMTextDetector):
                 and straight outlines by their rectangle, curved ones along their two long sides)
                 or "rectangle" (always the minimum-area rectangle); see
                 :mod:`~fasttcm.modeling.recognition.rectify`.
+            crop_variants: framings of each detection read at inference instead of the one
+                `crop_layout` crop, rows (top, right, bottom, left[, flip]) of side offsets in
+                text heights from the outline's minimum-area rectangle; the reading with the
+                highest confidence wins (:mod:`~fasttcm.modeling.recognition.crop_voting`).
+                Empty = one crop.
+            detected_crops: in training, also read crops of the detector's own outlines (from
+                the batch's probability maps, post-processed as at inference and cropped as at
+                inference) that match a usable ground-truth word with IoU > 0.5, labelled with
+                that word, so the recognizer learns the framing errors of its detector.
             detector_kwargs: arguments of :class:`FastTCMTextDetector`.
         """
         super().__init__(**detector_kwargs)
@@ -137,6 +151,8 @@ class FastTCMTextSpotter(FastTCMTextDetector):
                 f"got {crop_layout!r}"
             )
         self.crop_layout = crop_layout
+        self.crop_variants = parse_crop_variants(crop_variants)
+        self.detected_crops = bool(detected_crops)
         self.recognizer = recognizer
         self.input_format = input_format
         self.max_train_crops = max_train_crops
@@ -161,6 +177,8 @@ class FastTCMTextSpotter(FastTCMTextDetector):
             min_text_score=cfg.TEST.SPOTTER.MIN_TEXT_SCORE,
             crop_jitter=tuple(cfg.MODEL.SPOTTER.CROP_JITTER),
             crop_layout=cfg.TEST.SPOTTER.CROP_LAYOUT,
+            crop_variants=[list(row) for row in cfg.TEST.SPOTTER.CROP_VARIANTS],
+            detected_crops=cfg.MODEL.SPOTTER.DETECTED_CROPS,
         )
         return ret
 
@@ -180,8 +198,13 @@ class FastTCMTextSpotter(FastTCMTextDetector):
         """
         if not self.training:
             return self.inference(batched_inputs)
-        losses = super().forward(batched_inputs)
-        losses.update(self.recognition_losses(batched_inputs))
+        losses, maps = self.training_losses(batched_inputs)
+        detected = (
+            self.detected_training_crops(batched_inputs, maps["prob"])
+            if self.detected_crops
+            else None
+        )
+        losses.update(self.recognition_losses(batched_inputs, detected))
         return losses
 
     def inference(self, batched_inputs: List[Dict], return_maps: bool = False) -> List[Dict]:
@@ -281,8 +304,74 @@ class FastTCMTextSpotter(FastTCMTextDetector):
             counts,
         )
 
-    def recognition_losses(self, batched_inputs: List[Dict]) -> Dict[str, torch.Tensor]:
-        """Recognizer losses on the batch's ground-truth crops (see the class docstring).
+    @torch.no_grad()
+    def detected_training_crops(
+        self, batched_inputs: List[Dict], prob_maps: torch.Tensor
+    ) -> Tuple[torch.Tensor, List[str], int]:
+        """Crops of the detector's own outlines that found a usable ground-truth word.
+
+        Args:
+            batched_inputs: the training batch (as :meth:`forward`).
+            prob_maps: (B, 1, H_pad, W_pad) probability maps of this batch (network-input frame).
+
+        Returns:
+            crops: (M, 3, h, w) normalized RGB crops, cut as at inference (``crop_variants``'
+                first framing, else ``crop_layout``), at most ``max_train_crops``.
+            labels: the matched ground-truth words' labels.
+            num_matched: outlines matched before the cap.
+        """
+        prob = prob_maps[:, 0].detach().float().cpu().numpy()
+        polygons, labels, image_indices = [], [], []
+        for index, inputs in enumerate(batched_inputs):
+            height, width = inputs["image"].shape[-2:]
+            outlines, _ = self.postprocessor(
+                prob[index, :height, :width], output_size=(height, width)
+            )
+            instances = inputs["instances"]
+            words, word_labels = [], []
+            for polygon, text, ignore in zip(
+                instances.gt_polygons, instances.gt_texts, instances.gt_ignore.tolist()
+            ):
+                label = None if ignore else self.training_label(text)[0]
+                if label is not None:
+                    words.append(np.asarray(polygon, dtype=np.float64))
+                    word_labels.append(label)
+            for i, j in match_outlines_to_words(outlines, words):
+                polygons.append(np.asarray(outlines[i], dtype=np.float64))
+                labels.append(word_labels[j])
+                image_indices.append(index)
+        num_matched = len(polygons)
+        if num_matched > self.max_train_crops:
+            keep = torch.randperm(num_matched)[: self.max_train_crops].sort().values.tolist()
+            polygons = [polygons[i] for i in keep]
+            labels = [labels[i] for i in keep]
+            image_indices = [image_indices[i] for i in keep]
+        layout = self.crop_layout
+        if self.crop_variants and polygons:
+            polygons, _ = framed_quads(polygons, self.crop_variants[:1])
+            polygons = polygons[:: 2 if self.crop_variants[0][4] else 1]  # not the half turn
+            layout = "annotated"
+        grids, valid = polygon_sampling_grids(
+            polygons, self.recognizer.input_size, layout=layout, min_area=self.min_polygon_area
+        )
+        images = [x["image"].to(self.device) for x in batched_inputs]
+        crops = sample_crops(
+            images, grids[valid], torch.as_tensor(image_indices, dtype=torch.long)[valid]
+        )
+        kept = valid.nonzero()[:, 0].tolist()
+        return (
+            self._normalize_crops(crops, len(batched_inputs[0]["image"])),
+            [labels[i] for i in kept],
+            num_matched,
+        )
+
+    def recognition_losses(
+        self,
+        batched_inputs: List[Dict],
+        detected: Optional[Tuple[torch.Tensor, List[str], int]] = None,
+    ) -> Dict[str, torch.Tensor]:
+        """Recognizer losses on the batch's ground-truth crops (see the class docstring), plus
+        the crops of :meth:`detected_training_crops` when given.
 
         Returns:
             {"loss_rec_visual", "loss_rec_cross_modal"} (plus "loss_rec_ctc" when the recognizer
@@ -290,6 +379,11 @@ class FastTCMTextSpotter(FastTCMTextDetector):
             (connected to every trainable recognizer parameter) without a usable crop.
         """
         crops, labels, counts = self.training_crops(batched_inputs)
+        if detected is not None:
+            detected_crops, detected_labels, counts["detected_matched"] = detected
+            counts["detected_crops"] = len(detected_labels)
+            crops = torch.cat([crops, detected_crops.to(crops)])
+            labels = labels + detected_labels
         _record_counts(counts)
         if counts["skipped_geometry"]:
             log_every_n_seconds(
@@ -309,86 +403,23 @@ class FastTCMTextSpotter(FastTCMTextDetector):
         return {_spotter_loss_name(k): self.recognition_loss_weight * v for k, v in losses.items()}
 
     @torch.no_grad()
-    def recognize_polygons(
-        self,
-        batched_inputs: List[Dict],
-        polygons: Sequence[Sequence[np.ndarray]],
-        layout: Optional[str] = None,
-    ) -> Tuple[List[List[Optional[str]]], List[torch.Tensor]]:
-        """Read given polygons with the recognizer, cropped exactly as detections are cropped.
-
-        The polygons are scaled per axis from original-image pixels (``inputs["height"]``,
-        ``inputs["width"]``; the test mapper only resizes) to the pixels of each input's
-        "image", rectified from that image with `layout`, flipped to RGB when INPUT.FORMAT is
-        BGR, normalized with the recognizer's statistics and read in batches of
-        ``crop_batch_size``.
-
-        Args:
-            batched_inputs: the test loader's dicts ("image" (3, H, W), "height", "width").
-            polygons: per input, its (K_i, 2) polygons (x, y) in original-image pixels.
-            layout: a rectification layout of :mod:`~fasttcm.modeling.recognition.rectify`
-                ("annotated", "predicted", "rectangle"); None = ``crop_layout``.
-
-        Returns:
-            texts: per input, one reading per polygon; None where the polygon gives no crop.
-            scores: per input, a (N_i,) float32 CPU tensor of recognition confidences (0 where
-                the polygon gives no crop).
-        """
-        layout = self.crop_layout if layout is None else layout
-        flat, image_indices = [], []
-        for index, (inputs, polys) in enumerate(zip(batched_inputs, polygons)):
-            input_height, input_width = inputs["image"].shape[-2:]
-            height = inputs.get("height", input_height)
-            width = inputs.get("width", input_width)
-            scale = np.array([input_width / width, input_height / height], dtype=np.float64)
-            flat.extend(np.asarray(p, dtype=np.float64) * scale for p in polys)
-            image_indices.extend([index] * len(polys))
-        image_indices = torch.as_tensor(image_indices, dtype=torch.long)
-        images = [x["image"].to(self.device) for x in batched_inputs]
-        texts: List[Optional[str]] = [None] * len(flat)
-        scores = torch.zeros(len(flat))
-        for start in range(0, len(flat), self.crop_batch_size):  # bounded grid and crop memory
-            stop = min(start + self.crop_batch_size, len(flat))
-            grids, valid = polygon_sampling_grids(
-                flat[start:stop],
-                self.recognizer.input_size,
-                layout=layout,
-                min_area=self.min_polygon_area,
-            )
-            chunk = torch.arange(start, stop)[valid]
-            if len(chunk) == 0:
-                continue
-            crops = sample_crops(images, grids[valid], image_indices[chunk])
-            chunk_texts, chunk_scores = self.recognizer.recognize(
-                self._normalize_crops(crops, len(images[0]))
-            )
-            for i, text in zip(chunk.tolist(), chunk_texts):
-                texts[i] = text
-            scores[chunk] = chunk_scores.float().cpu()
-        out_texts, out_scores, start = [], [], 0
-        for polys in polygons:
-            out_texts.append(texts[start : start + len(polys)])
-            out_scores.append(scores[start : start + len(polys)])
-            start += len(polys)
-        return out_texts, out_scores
-
-    @torch.no_grad()
     def recognize_detections(self, batched_inputs: List[Dict], results: List[Dict]) -> List[Dict]:
         """Add ``texts`` and ``text_scores`` to the detector's results (see :meth:`inference`).
 
         Polygons are read by :meth:`recognize_polygons` (cropped from each input's "image");
         the returned polygons stay in original pixels.
         """
+        inputs_at_result_size = [
+            {
+                **inputs,
+                "height": r["instances"].image_size[0],
+                "width": r["instances"].image_size[1],
+            }
+            for inputs, r in zip(batched_inputs, results)
+        ]
+        polygons = [r["instances"].polygons for r in results]
         texts, text_scores = self.recognize_polygons(
-            [
-                {
-                    **inputs,
-                    "height": r["instances"].image_size[0],
-                    "width": r["instances"].image_size[1],
-                }
-                for inputs, r in zip(batched_inputs, results)
-            ],
-            [r["instances"].polygons for r in results],
+            inputs_at_result_size, polygons, vote=bool(self.crop_variants)
         )
         num_skipped = sum(t is None for image_texts in texts for t in image_texts)
         _record_counts({"inference_skipped_geometry": num_skipped})
@@ -411,16 +442,6 @@ class FastTCMTextSpotter(FastTCMTextDetector):
         return results
 
     # ---------------------------------------------------------------------------------------------
-    def _normalize_crops(self, crops: torch.Tensor, num_channels: int) -> torch.Tensor:
-        """(M, 3, h, w) crops in 0-255, INPUT.FORMAT order -> normalized RGB recognizer input."""
-        if num_channels != 3:
-            raise ValueError(
-                f"text_spotter.FastTCMTextSpotter: images must have 3 channels, got {num_channels}"
-            )
-        if self.input_format == "BGR":
-            crops = crops.flip(1)
-        return self.recognizer.normalize(crops)
-
     def _spotting_instances(
         self,
         instances: Instances,

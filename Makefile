@@ -12,13 +12,14 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt setup.py dev/build_detectron2.py dev/d2_ops_hook/*
+$(STAMP): requirements.txt requirements-dev.txt requirements-onnx.txt setup.py dev/build_detectron2.py dev/d2_ops_hook/*
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	@# setuptools < 81: detectron2.model_zoo imports pkg_resources, which setuptools 81 removed.
 	$(VPY) -m pip install --disable-pip-version-check -q --upgrade "pip>=23.2" "setuptools>=64,<81" wheel
 	@# torch first: detectron2's sdist metadata step imports it.
 	$(VPY) -m pip install --disable-pip-version-check -q torch==2.14.1 torchvision==0.29.1
-	$(VPY) -m pip install --disable-pip-version-check -q -r requirements.txt -r requirements-dev.txt
+	@# requirements-onnx.txt: the optional .[onnx] extra, installed so the ONNX tests run.
+	$(VPY) -m pip install --disable-pip-version-check -q -r requirements.txt -r requirements-dev.txt -r requirements-onnx.txt
 	$(VPY) dev/build_detectron2.py
 	$(VPY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
 	$(VPY) -c "import detectron2.modeling, detectron2.layers, fasttcm; print('[install] detectron2', __import__('detectron2').__version__, '+ fasttcm', fasttcm.__version__)"

@@ -36,17 +36,26 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     # detectron2 project convention: CamelCase folder holding snake_case packages.
+    # The YAML configs ship inside the package as `fasttcm/configs/` (data only, no code), so the
+    # predictor API finds configs by name after a regular `pip install .` as in a checkout.
     package_dir={
         "fasttcm": "projects/FastTCM/fasttcm",
+        "fasttcm.configs": "projects/FastTCM/configs",
         "fasttcm_ops": "projects/FastTCM/fasttcm_ops",
     },
-    packages=["fasttcm", "fasttcm_ops"]
+    packages=["fasttcm", "fasttcm.configs", "fasttcm_ops"]
     + [
         "fasttcm." + str(p.relative_to(ROOT / "projects/FastTCM/fasttcm")).replace("/", ".")
         for p in sorted((ROOT / "projects/FastTCM/fasttcm").rglob("*"))
         if p.is_dir() and (p / "__init__.py").exists()
     ],
-    package_data={"fasttcm": ["structures/charsets/*.txt"]},
+    package_data={
+        "fasttcm": ["structures/charsets/*.txt"],
+        "fasttcm.configs": ["*.yaml", "*/*.yaml"],
+    },
     install_requires=read_requirements("requirements.txt") + ["detectron2>=0.6"],
-    extras_require={"dev": read_requirements("requirements-dev.txt")},
+    extras_require={
+        "dev": read_requirements("requirements-dev.txt"),
+        "onnx": read_requirements("requirements-onnx.txt"),  # ONNX export + onnxruntime backend
+    },
 )

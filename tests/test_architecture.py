@@ -5,7 +5,10 @@ Layers, bottom to top (the same order as detectron2's own packages):
 * ``fasttcm_ops``, ``fasttcm.config``, ``fasttcm.utils``, ``fasttcm.structures``: the bottom;
 * ``fasttcm.data`` and ``fasttcm.modeling``: side by side, neither imports the other;
 * ``fasttcm.solver`` over modeling; ``fasttcm.evaluation`` over data (not modeling);
-* ``fasttcm.engine`` (and the package root, which only registers) over everything.
+* ``fasttcm.engine`` (and the package root, which only registers) over everything;
+* ``fasttcm.deploy`` (ONNX export, onnxruntime backend) over engine;
+* ``fasttcm.api`` (the predictor API: ``fasttcm.TextSpotter`` and friends) over everything; the
+  package root serves its names lazily.
 
 Every import is checked, at module level and inside functions, from the source text (nothing is
 imported, so a hidden edge cannot escape through an import that happens to fail).
@@ -31,6 +34,25 @@ ALLOWED: Dict[str, Set[str]] = {
         "fasttcm.solver",
         "fasttcm.evaluation",
         "fasttcm.engine",
+    },
+    "fasttcm.deploy": {
+        "bottom",
+        "fasttcm.data",
+        "fasttcm.modeling",
+        "fasttcm.solver",
+        "fasttcm.evaluation",
+        "fasttcm.engine",
+        "fasttcm.deploy",
+    },
+    "fasttcm.api": {
+        "bottom",
+        "fasttcm.data",
+        "fasttcm.modeling",
+        "fasttcm.solver",
+        "fasttcm.evaluation",
+        "fasttcm.engine",
+        "fasttcm.deploy",
+        "fasttcm.api",
     },
 }
 

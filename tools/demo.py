@@ -34,8 +34,16 @@ which about 1 GB is the interpreter with torch and the model.
 
 Images are read with the pixel limit ``INPUT.MAX_IMAGE_PIXELS`` (0: the reader's default for
 text models, the aerial limit for rotated-box models).
+
+``--backend onnxruntime --onnx DIR`` runs the graphs that ``tools/export_model.py --format onnx``
+wrote to DIR instead of the PyTorch model (``MODEL.WEIGHTS`` is then not read; ``--threads`` sets
+onnxruntime's intra-op threads); resizing, post-processing and drawing are the same, and so are
+the polygons and transcriptions (docs/deployment.md).
 """
 
+import fasttcm_ops.openmp_env  # noqa: F401  (first: OpenMP settings before torch loads)
+
+# isort: split
 import argparse
 import glob
 import json
@@ -60,6 +68,7 @@ from fasttcm.data.pixel_limit import AERIAL_MAX_IMAGE_PIXELS, config_pixel_limit
 from fasttcm.engine import FastTCMPredictor
 from fasttcm.evaluation.dota_merge import merge_patch_detections
 from fasttcm.utils.atomic_io import atomic_write_bytes, atomic_write_text
+from fasttcm.utils.threads import configure_threads
 from fasttcm.utils.visualizer import (
     FastTCMVisualizer,
     downscale_for_drawing,
@@ -104,6 +113,16 @@ def get_parser():
         "200 for 1024 patches)",
     )
     p.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime"),
+        default="torch",
+        help="run the PyTorch model, or the ONNX export given by --onnx",
+    )
+    p.add_argument("--onnx", metavar="DIR", help="ONNX export folder (--backend onnxruntime)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="onnxruntime intra-op threads (default: its own)"
+    )
+    p.add_argument(
         "--opts", default=[], nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs"
     )
     return p
@@ -140,6 +159,7 @@ def setup_cfg(args):
     add_fasttcm_config(cfg)
     merge_config_file(cfg, args.config_file)
     cfg.merge_from_list(args.opts)
+    configure_threads(cfg)  # fasttcm.utils.threads defaults (torch, OpenCV)
     cfg.freeze()
     return cfg
 
@@ -274,7 +294,14 @@ def main(argv=None):
     paths = expand_inputs(args.input)
     if not paths:
         raise SystemExit("no input images found")
-    predictor = FastTCMPredictor(cfg)  # refuses missing or incomplete weights
+    if args.backend == "onnxruntime":
+        if not args.onnx:
+            raise SystemExit("demo.py: error: --backend onnxruntime needs --onnx DIR")
+        from fasttcm.deploy import OnnxPredictor
+
+        predictor = OnnxPredictor(args.onnx, cfg=cfg, threads=args.threads)
+    else:
+        predictor = FastTCMPredictor(cfg)  # refuses missing or incomplete weights
     meta_name = (cfg.DATASETS.TEST or cfg.DATASETS.TRAIN or ["__unused"])[0]
     metadata = MetadataCatalog.get(meta_name)
     rotated = cfg.MODEL.META_ARCHITECTURE in ROTATED_BOX_ARCHITECTURES

@@ -17,6 +17,9 @@ Examples::
     tools/train_net.py --config-file CONFIG --num-gpus 8
 """
 
+import fasttcm_ops.openmp_env  # noqa: F401  (first: OpenMP settings before torch loads)
+
+# isort: split
 import logging
 import os
 
@@ -27,6 +30,7 @@ from detectron2.utils import comm
 
 from fasttcm import add_fasttcm_config, merge_config_file
 from fasttcm.engine import AtomicDetectionCheckpointer, FastTCMTrainer, launch
+from fasttcm.utils.threads import configure_threads
 
 logger = logging.getLogger("fasttcm.train_net")
 
@@ -43,6 +47,7 @@ def setup(args):
     add_fasttcm_config(cfg)
     merge_config_file(cfg, args.config_file)
     cfg.merge_from_list(args.opts)
+    configure_threads(cfg, processes=comm.get_local_size())  # fasttcm.utils.threads defaults
     if cfg.OUTPUT_DIR in ("./output", "output") and args.config_file:
         cfg.OUTPUT_DIR = default_output_dir(args.config_file)
     cfg.freeze()

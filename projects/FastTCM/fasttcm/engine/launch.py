@@ -16,6 +16,8 @@ from detectron2.engine import launch as d2_launch
 from detectron2.engine.launch import _find_free_port
 from detectron2.utils import comm
 
+from ..utils.threads import configure_threads
+
 __all__ = ["launch"]
 
 DEFAULT_TIMEOUT = timedelta(minutes=30)
@@ -79,6 +81,7 @@ def _cpu_worker(
         if i == machine_rank:
             comm._LOCAL_PROCESS_GROUP = pg
     comm.synchronize()
+    configure_threads(processes=num_per_machine)  # share the CPUs among this machine's workers
     try:
         main_func(*args)
     finally:

@@ -60,6 +60,8 @@ def read_polygon_crops(
         scores: (M,) float32 CPU confidences, 0 where the polygon gives no crop.
     """
     owners = torch.as_tensor(list(owners), dtype=torch.long)
+    if len(owners) == 0:  # no detections (with crop variants, 0 framings per polygon)
+        return [], torch.zeros(0)
     per_polygon = 1
     if crop_variants:
         polygons, owner_polygon = framed_quads(list(polygons), crop_variants)

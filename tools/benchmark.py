@@ -382,11 +382,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         tasks = list(dict.fromkeys(args.task))
     rows = []
     for task in tasks:
-        rows.extend(TASKS[task](args))
-    width = max((len(r["op"]) for r in rows), default=0)
-    for r in rows:
-        unit = "x" if r.get("unit") == "ratio" else "s"
-        print(f"{r['task']:8s} {r['op']:{width}s} {r['seconds']:8.3f} {unit}   {r['size']}")
+        task_rows = TASKS[task](args)
+        width = max((len(r["op"]) for r in task_rows), default=0)
+        for r in task_rows:  # printed per task, so a long run shows its figures as it goes
+            unit = "x" if r.get("unit") == "ratio" else "s"
+            print(f"{r['task']:8s} {r['op']:{width}s} {r['seconds']:8.3f} {unit}   {r['size']}")
+        sys.stdout.flush()
+        rows.extend(task_rows)
     if args.json_out:
         from fasttcm.utils.atomic_io import atomic_write_text
 

@@ -85,3 +85,48 @@ def test_training_step_adds_the_detected_crops_to_the_recognizer_batch(
     assert seen["labels"] == ["ab", "cd", "ab"] and seen["shape"] == (3, 3, 16, 32)
     assert counts["detected_matched"] == 1 and counts["detected_crops"] == 1
     assert {"loss_prob", "loss_rec_visual"} <= set(losses)
+
+
+def test_frozen_detector_trains_only_the_recognizer_on_its_inference_maps(monkeypatch):
+    from detectron2.modeling import build_model
+
+    from fasttcm.modeling.meta_arch.text_detector import FastTCMTextDetector
+    from tests.modeling.test_text_spotter import _tiny_cfg
+
+    cfg = _tiny_cfg()
+    cfg.MODEL.SPOTTER.FREEZE_DETECTOR = True
+    cfg.MODEL.SPOTTER.DETECTED_CROPS = True
+    torch.manual_seed(0)
+    spotter = build_model(cfg)
+    assert spotter.freeze_detector
+    trainable = {n for n, p in spotter.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith("recognizer.") for n in trainable)
+
+    spotter.train()
+    assert spotter.recognizer.training
+    assert not any(m.training for n, m in spotter.named_modules() if n and "recognizer" not in n)
+
+    inputs = _training_input([QUAD, CURVED], ["ab", "cd"], [False, False])
+    seen = {}
+
+    def spy(batched_inputs, prob_maps):  # the maps the detector gives at inference
+        seen["prob"] = prob_maps.clone()
+        return torch.zeros(0, 3, 16, 32), [], 0
+
+    monkeypatch.setattr(spotter, "detected_training_crops", spy)
+    before = {n: p.detach().clone() for n, p in spotter.named_parameters()}
+    optimizer = torch.optim.SGD([p for p in spotter.parameters() if p.requires_grad], lr=0.1)
+    with EventStorage():
+        losses = spotter([inputs])
+        assert set(losses) and all(k.startswith("loss_rec") for k in losses)
+        sum(losses.values()).backward()
+    optimizer.step()
+    changed = {n for n, p in spotter.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all(n.startswith("recognizer.") for n in changed)
+
+    spotter.eval()
+    with torch.no_grad():
+        images = spotter.preprocess_image([inputs])
+        features, _ = FastTCMTextDetector.extract_features(spotter, images.tensor)
+        maps, _ = spotter.text_head(features)
+    torch.testing.assert_close(seen["prob"], maps["prob"])

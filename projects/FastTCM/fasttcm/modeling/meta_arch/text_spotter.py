@@ -89,6 +89,7 @@ class FastTCMTextSpotter(SpotterCropReader, FastTCMTextDetector):
         crop_layout: str = "predicted",
         crop_variants: Sequence[Sequence[float]] = (),
         detected_crops: bool = False,
+        freeze_detector: bool = False,
         **detector_kwargs,
     ):
         """
@@ -120,6 +121,11 @@ class FastTCMTextSpotter(SpotterCropReader, FastTCMTextDetector):
                 the batch's probability maps, post-processed as at inference and cropped as at
                 inference) that match a usable ground-truth word with IoU > 0.5, labelled with
                 that word, so the recognizer learns the framing errors of its detector.
+            freeze_detector: train the recognizer only: the detector's parameters get
+                ``requires_grad=False`` (so the optimizer leaves them out), its modules stay in
+                eval mode (BatchNorm statistics fixed), it runs without gradients and returns no
+                losses. Its maps, and so the ``detected_crops`` outlines, are then exactly the
+                ones inference sees.
             detector_kwargs: arguments of :class:`FastTCMTextDetector`.
         """
         super().__init__(**detector_kwargs)
@@ -154,6 +160,11 @@ class FastTCMTextSpotter(SpotterCropReader, FastTCMTextDetector):
         self.crop_variants = parse_crop_variants(crop_variants)
         self.detected_crops = bool(detected_crops)
         self.recognizer = recognizer
+        self.freeze_detector = bool(freeze_detector)
+        if self.freeze_detector:
+            for name, param in self.named_parameters():
+                if not name.startswith("recognizer."):
+                    param.requires_grad_(False)
         self.input_format = input_format
         self.max_train_crops = max_train_crops
         self.recognition_loss_weight = recognition_loss_weight
@@ -179,8 +190,19 @@ class FastTCMTextSpotter(SpotterCropReader, FastTCMTextDetector):
             crop_layout=cfg.TEST.SPOTTER.CROP_LAYOUT,
             crop_variants=[list(row) for row in cfg.TEST.SPOTTER.CROP_VARIANTS],
             detected_crops=cfg.MODEL.SPOTTER.DETECTED_CROPS,
+            freeze_detector=cfg.MODEL.SPOTTER.FREEZE_DETECTOR,
         )
         return ret
+
+    def train(self, mode: bool = True):
+        """As :meth:`torch.nn.Module.train`, but with ``freeze_detector`` every module other than
+        the recognizer stays in eval mode."""
+        super().train(mode)
+        if self.freeze_detector:
+            for name, child in self.named_children():
+                if name != "recognizer":
+                    child.train(False)
+        return self
 
     # ---------------------------------------------------------------------------------------------
     def forward(self, batched_inputs: List[Dict]):
@@ -192,13 +214,20 @@ class FastTCMTextSpotter(SpotterCropReader, FastTCMTextDetector):
                 pixel frame of "image").
 
         Returns:
-            training: the detector's losses plus "loss_rec_visual", "loss_rec_cross_modal" (and
-            "loss_rec_ctc" with a CTC head).
+            training: the detector's losses (none with ``freeze_detector``) plus
+            "loss_rec_visual", "loss_rec_cross_modal" (and "loss_rec_ctc" with a CTC head).
             inference: see :meth:`inference`.
         """
         if not self.training:
             return self.inference(batched_inputs)
-        losses, maps = self.training_losses(batched_inputs)
+        if self.freeze_detector:
+            with torch.no_grad():
+                images = self.preprocess_image(batched_inputs)
+                features, _ = self.extract_features(images.tensor)
+                maps, _ = self.text_head(features)
+            losses = {}
+        else:
+            losses, maps = self.training_losses(batched_inputs)
         detected = (
             self.detected_training_crops(batched_inputs, maps["prob"])
             if self.detected_crops

@@ -171,6 +171,7 @@ def test_export_tool_prints_a_json_summary_of_a_complete_folder(spotter):
     assert summary["max_abs_diff"] and max(summary["max_abs_diff"].values()) < TOLERANCE
     manifest = read_manifest(str(spotter.dir))
     assert manifest["detector"]["postprocessor"]["mask_thresh"] == spotter.threshold
+    assert manifest["input"]["resize_backend"] == "pil"  # the test resize the exporting config used
     # the image input: dynamic batch, dynamic height and width in multiples of 32
     shape = manifest["graphs"]["detector"]["inputs"][0]["shape"]
     assert shape[1] == 3 and all(isinstance(s, str) and s.startswith("32*") for s in shape[2:])

@@ -90,12 +90,12 @@ def spotter_cfg(spotter_config: str = SPOTTER_CONFIG, recognizer_config: str = R
 
 
 def test_size(cfg, frame: Tuple[int, int] = IC15_FRAME) -> Tuple[int, int]:
-    """(height, width) of `frame` after the config's test resize (detectron2's
-    ResizeShortestEdge with INPUT.MIN_SIZE_TEST / MAX_SIZE_TEST)."""
-    from detectron2.data.transforms import ResizeShortestEdge
+    """(height, width) of `frame` after the config's test resize (the test mappers',
+    :func:`fasttcm.data.transforms.build_test_resize`: INPUT.MIN_SIZE_TEST / MAX_SIZE_TEST)."""
+    from fasttcm.data.transforms import build_test_resize
 
-    short = cfg.INPUT.MIN_SIZE_TEST
-    return ResizeShortestEdge.get_output_shape(frame[0], frame[1], short, cfg.INPUT.MAX_SIZE_TEST)
+    transform = build_test_resize(cfg).get_transform(np.empty((*frame, 1), dtype=np.uint8))
+    return transform.new_h, transform.new_w
 
 
 def parse_size(name: str, ic15: Tuple[int, int]) -> Tuple[int, int]:

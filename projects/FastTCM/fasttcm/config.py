@@ -210,6 +210,7 @@ def _add_input_and_solver_config(cfg):
     # decompression bombs (fasttcm.data.pixel_limit); 0 = the reader's default: 89.5 MP or
     # $FASTTCM_MAX_IMAGE_PIXELS for text, AERIAL_MAX_IMAGE_PIXELS (2**30) for DOTA.
     cfg.INPUT.MAX_IMAGE_PIXELS = 0
+    cfg.INPUT.RESIZE_BACKEND = "pil"  # test resize: "pil" (detectron2) | "cv2" (mmcv imresize)
     cfg.SOLVER.OPTIMIZER = (
         "SGD"  # one of SGD, ADAM, ADAMW (the official TCM configs use Adam/AdamW)
     )
@@ -351,6 +352,8 @@ def _add_spotter_config(cfg):
     # not in the papers: also train the recognizer on crops of the detector's own outlines that
     # match a GT word (IoU > 0.5), labelled with it
     _C.DETECTED_CROPS = False
+    # not in the papers: train the recognizer only, the detector fixed (no grads, eval-mode BN)
+    _C.FREEZE_DETECTOR = False
     # fmt: on
 
     cfg.TEST.SPOTTER = CN()

@@ -10,6 +10,7 @@ import torch
 from detectron2.data import transforms as T
 
 from ..data.pixel_limit import config_pixel_limit
+from ..data.transforms import build_test_resize
 from .backends import build_runner
 from .config_files import build_predictor_config
 from .images import CHANNEL_ORDERS, as_image_list, to_rgb
@@ -137,11 +138,9 @@ class Predictor:
     # ------------------------------------------------------------------------------- helpers
     def _test_resize(self) -> T.Augmentation:
         """The test mappers' resize: shorter side to ``INPUT.MIN_SIZE_TEST``, longer side at
-        most ``INPUT.MAX_SIZE_TEST``."""
+        most ``INPUT.MAX_SIZE_TEST``, pixels resized by ``INPUT.RESIZE_BACKEND``."""
         if not hasattr(self, "_resize"):
-            self._resize = T.ResizeShortestEdge(
-                self.cfg.INPUT.MIN_SIZE_TEST, self.cfg.INPUT.MAX_SIZE_TEST, "choice"
-            )
+            self._resize = build_test_resize(self.cfg)
         return self._resize
 
     def network_input(self, rgb: np.ndarray, resize: bool = True) -> torch.Tensor:

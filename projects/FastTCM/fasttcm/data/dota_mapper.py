@@ -17,6 +17,7 @@ from detectron2.structures import BoxMode
 from .build import register_mapper
 from .image_mapper import ImageDatasetMapper
 from .pixel_limit import AERIAL_MAX_IMAGE_PIXELS
+from .transforms import build_test_resize
 
 __all__ = ["DOTADatasetMapper"]
 
@@ -63,9 +64,7 @@ class DOTADatasetMapper(ImageDatasetMapper):
                 augs.append(T.RandomFlip(horizontal=True, vertical=False))
                 augs.append(T.RandomFlip(horizontal=False, vertical=True))
         else:
-            augs = [
-                T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, "choice")
-            ]
+            augs = [build_test_resize(cfg)]
         return {
             "is_train": is_train,
             "augmentations": augs,

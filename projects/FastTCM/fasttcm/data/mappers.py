@@ -21,7 +21,7 @@ from .build import register_mapper
 from .db_targets import make_db_targets
 from .db_targets_official import make_db_targets_official
 from .image_mapper import ImageDatasetMapper
-from .transforms import RandomScale, TextInstanceAwareCrop, polygons_to_boxes
+from .transforms import RandomScale, TextInstanceAwareCrop, build_test_resize, polygons_to_boxes
 
 __all__ = [
     "DB_TARGET_IMPLEMENTATIONS",
@@ -59,8 +59,9 @@ def build_text_train_augmentations(cfg) -> List[T.Augmentation]:
 
 
 def build_text_test_augmentations(cfg) -> List[T.Augmentation]:
-    """Test-time resize: shorter side to INPUT.MIN_SIZE_TEST, longer side at most MAX_SIZE_TEST."""
-    return [T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, "choice")]
+    """Test-time resize: shorter side to INPUT.MIN_SIZE_TEST, longer side at most MAX_SIZE_TEST,
+    pixels resized by INPUT.RESIZE_BACKEND (:func:`~fasttcm.data.transforms.build_test_resize`)."""
+    return [build_test_resize(cfg)]
 
 
 def _annotation_polygon(anno, file_name) -> np.ndarray:

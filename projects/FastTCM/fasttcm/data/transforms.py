@@ -1,18 +1,145 @@
-"""Polygon-aware training augmentations for scene text (detectron2 ``Augmentation`` subclasses).
+"""Polygon-aware training augmentations for scene text and the test-time resize (detectron2
+``Augmentation`` subclasses).
 
 Coordinates are absolute pixels of the image being transformed; polygons are (N, 2) float arrays
 (x, y). The augmentations only produce detectron2/fvcore ``Transform`` objects, so polygons follow
 the image through ``Transform.apply_coords`` exactly.
 """
 
-from typing import Sequence, Tuple
+from typing import Sequence, Tuple, Union
 
+import cv2
 import numpy as np
 from fvcore.transforms.transform import CropTransform, NoOpTransform, TransformList
+from PIL import Image
 
-from detectron2.data.transforms import Augmentation, ResizeTransform
+from detectron2.data.transforms import Augmentation, ResizeShortestEdge, ResizeTransform
 
-__all__ = ["RandomScale", "TextInstanceAwareCrop"]
+__all__ = [
+    "RESIZE_BACKENDS",
+    "Cv2ResizeShortestEdge",
+    "Cv2ResizeTransform",
+    "RandomScale",
+    "TextInstanceAwareCrop",
+    "build_test_resize",
+    "make_test_resize",
+]
+
+# PIL resampling filter (detectron2's ``interp`` convention) -> the cv2 interpolation flag
+_PIL_TO_CV2_INTERP = {
+    Image.NEAREST: cv2.INTER_NEAREST,
+    Image.BILINEAR: cv2.INTER_LINEAR,
+    Image.BICUBIC: cv2.INTER_CUBIC,
+    Image.LANCZOS: cv2.INTER_LANCZOS4,
+}
+# dtypes cv2.resize interpolates (every dtype works with INTER_NEAREST)
+_CV2_INTERP_DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
+
+
+class Cv2ResizeTransform(ResizeTransform):
+    """detectron2's ``ResizeTransform`` with the pixels resized by ``cv2.resize``, as mmcv's
+    ``imresize`` (cv2 backend) does in the official MMOCR test pipeline.
+
+    Frames and shapes: an image of (h, w) rows x columns, shaped (h, w) or (h, w, C) with C up
+    to cv2's 512 (1, 3 and 4 included), becomes (new_h, new_w) or (new_h, new_w, C) of the same
+    dtype.
+    Coordinates are those of detectron2's continuous frame (pixel (i, j) is the square
+    [j, j+1) x [i, i+1)); ``apply_coords`` is detectron2's: x * new_w / w, y * new_h / h. cv2's
+    INTER_LINEAR samples the source at (j' + 0.5) * w / new_w - 0.5, i.e. in that same frame, with
+    two taps per axis (no antialiasing on downscale, unlike PIL's bilinear filter).
+
+    ``interp`` keeps detectron2's convention, a PIL filter: ``Image.BILINEAR`` (default) ->
+    ``cv2.INTER_LINEAR``, ``Image.NEAREST`` (what ``apply_segmentation`` passes) ->
+    ``cv2.INTER_NEAREST``, ``Image.BICUBIC`` -> ``cv2.INTER_CUBIC``, ``Image.LANCZOS`` ->
+    ``cv2.INTER_LANCZOS4``.
+
+    dtypes: uint8, uint16, int16, float32 and float64 go to cv2 as they are; float16 is
+    interpolated in float32 and cast back; other dtypes (bool, int32, ...) only with
+    nearest-neighbour sampling.
+    """
+
+    def apply_image(self, img: np.ndarray, interp=None) -> np.ndarray:
+        """
+        Args:
+            img: (h, w) or (h, w, C) array.
+            interp: a PIL filter overriding ``self.interp``.
+
+        Returns:
+            (new_h, new_w) or (new_h, new_w, C) array of ``img``'s dtype.
+        """
+        if img.shape[:2] != (self.h, self.w):
+            raise ValueError(
+                f"Cv2ResizeTransform: image of shape {img.shape}, expected "
+                f"({self.h}, {self.w}, ...)"
+            )
+        if img.ndim not in (2, 3):
+            raise ValueError(f"Cv2ResizeTransform: expected (h, w) or (h, w, C), got {img.shape}")
+        method = interp if interp is not None else self.interp
+        if method not in _PIL_TO_CV2_INTERP:
+            raise ValueError(
+                f"Cv2ResizeTransform: no cv2 equivalent of the PIL filter {method!r} "
+                "(NEAREST, BILINEAR, BICUBIC and LANCZOS have one)"
+            )
+        flag = _PIL_TO_CV2_INTERP[method]
+        dtype = img.dtype
+        src = np.ascontiguousarray(img)
+        if flag != cv2.INTER_NEAREST and dtype not in _CV2_INTERP_DTYPES:
+            if dtype != np.float16:
+                raise TypeError(
+                    f"Cv2ResizeTransform: cv2 interpolates uint8, uint16, int16 and float "
+                    f"images, not {dtype} (use nearest-neighbour sampling)"
+                )
+            src = src.astype(np.float32)
+        out = cv2.resize(src, (self.new_w, self.new_h), interpolation=flag)
+        if img.ndim == 3 and out.ndim == 2:  # cv2 drops a single channel axis
+            out = out[:, :, None]
+        return out.astype(dtype, copy=False)
+
+    def inverse(self) -> "Cv2ResizeTransform":
+        return Cv2ResizeTransform(self.new_h, self.new_w, self.h, self.w, self.interp)
+
+
+class Cv2ResizeShortestEdge(ResizeShortestEdge):
+    """detectron2's ``ResizeShortestEdge`` (same arguments, same sampled sizes and output shape)
+    whose transforms are :class:`Cv2ResizeTransform`: the image (h, w) becomes
+    ``ResizeShortestEdge.get_output_shape(h, w, short, max_size)``, resized by cv2."""
+
+    def get_transform(self, image):
+        transform = super().get_transform(image)
+        if isinstance(transform, ResizeTransform):
+            t = transform
+            return Cv2ResizeTransform(t.h, t.w, t.new_h, t.new_w, t.interp)
+        return transform  # NoOpTransform (a short edge length of 0)
+
+
+RESIZE_BACKENDS = {"pil": ResizeShortestEdge, "cv2": Cv2ResizeShortestEdge}
+"""``INPUT.RESIZE_BACKEND`` -> the test resize augmentation: "pil" (detectron2, PIL bilinear on
+uint8) or "cv2" (cv2.resize INTER_LINEAR, as the official MMOCR pipeline)."""
+
+
+def make_test_resize(
+    short_edge_length: Union[int, Sequence[int]], max_size: int, backend: str = "pil"
+) -> ResizeShortestEdge:
+    """The test-time resize: shorter side to `short_edge_length` (an int, or lengths one of which
+    is drawn), longer side at most `max_size`, pixels resized by `backend` (a key of
+    :data:`RESIZE_BACKENDS`).
+
+    Raises:
+        ValueError: `backend` is not a key of :data:`RESIZE_BACKENDS`.
+    """
+    if backend not in RESIZE_BACKENDS:
+        raise ValueError(
+            f"INPUT.RESIZE_BACKEND must be one of {sorted(RESIZE_BACKENDS)}, got {backend!r}"
+        )
+    return RESIZE_BACKENDS[backend](short_edge_length, max_size, "choice")
+
+
+def build_test_resize(cfg) -> ResizeShortestEdge:
+    """The test-time resize of the text (detector, spotter) and DOTA test mappers and of the
+    predictors: ``INPUT.MIN_SIZE_TEST``, ``INPUT.MAX_SIZE_TEST``, ``INPUT.RESIZE_BACKEND``
+    (:func:`make_test_resize`)."""
+    i = cfg.INPUT
+    return make_test_resize(i.MIN_SIZE_TEST, i.MAX_SIZE_TEST, i.RESIZE_BACKEND)
 
 
 class RandomScale(Augmentation):

@@ -442,6 +442,7 @@ def export_onnx(
                 "format": cfg.INPUT.FORMAT,
                 "min_size_test": int(cfg.INPUT.MIN_SIZE_TEST),
                 "max_size_test": int(cfg.INPUT.MAX_SIZE_TEST),
+                "resize_backend": cfg.INPUT.RESIZE_BACKEND,
             },
             "test_config": _json_safe(cfg.TEST),
             "text_branch": _text_branch(folded, kept),

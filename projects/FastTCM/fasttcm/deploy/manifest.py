@@ -8,7 +8,8 @@ test-time resize, the exporting config's ``TEST`` section). Keys, by section:
 * top level: ``format`` ("fasttcm-onnx"), ``version``, ``task`` (:data:`TASKS`),
   ``meta_architecture``, ``opset``, ``exporter``, ``torch_version``, ``graphs`` ({name:
   {"file", "inputs", "outputs"}}, each input/output {"name", "dtype", "shape"}, symbolic
-  dimensions as strings), ``input`` ({"format", "min_size_test", "max_size_test"}),
+  dimensions as strings), ``input`` ({"format", "min_size_test", "max_size_test",
+  "resize_backend"}),
   ``test_config`` (the exporting config's ``TEST`` node as plain JSON), ``text_branch``
   ("folded", "none", or image-conditioned: the text encoder is in the graph);
 * ``detector``: ``pixel_mean``, ``pixel_std``, ``size_divisibility``, ``k``, ``pred_masks``,

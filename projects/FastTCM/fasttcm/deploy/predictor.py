@@ -12,8 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from detectron2.data import transforms as T
-
+from ..data.transforms import make_test_resize
 from .dota_model import OnnxRotatedRCNN
 from .manifest import read_manifest
 from .text_models import OnnxTextDetector, OnnxTextRecognizer, OnnxTextSpotter
@@ -114,8 +113,10 @@ class OnnxPredictor:
     """``FastTCMPredictor`` on onnxruntime: one (H, W, 3) uint8 BGR image in, the model's output
     dict (original-image pixels) out.
 
-    The test-time resize (``ResizeShortestEdge`` to INPUT.MIN_SIZE_TEST / MAX_SIZE_TEST) and
-    the channel order come from `cfg` when given, else from the export manifest.
+    The test-time resize (shorter side INPUT.MIN_SIZE_TEST, longer side at most MAX_SIZE_TEST,
+    pixels resized by INPUT.RESIZE_BACKEND) and the channel order come from `cfg` when given,
+    else from the export manifest (its ``input`` section; "pil" when it names no
+    ``resize_backend``).
 
     Args:
         directory, cfg, threads, providers: see :func:`load_onnx_model`.
@@ -134,11 +135,13 @@ class OnnxPredictor:
         settings = self.manifest["input"]
         if cfg is not None:
             min_size, max_size = cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST
+            backend = cfg.INPUT.RESIZE_BACKEND
             self.input_format = cfg.INPUT.FORMAT
         else:
             min_size, max_size = settings["min_size_test"], settings["max_size_test"]
+            backend = settings.get("resize_backend", "pil")
             self.input_format = settings["format"]
-        self.aug = T.ResizeShortestEdge([min_size, min_size], max_size)
+        self.aug = make_test_resize(min_size, max_size, backend)
         if self.input_format not in ("RGB", "BGR"):
             raise ValueError(f"INPUT.FORMAT must be RGB or BGR, got {self.input_format!r}")
 

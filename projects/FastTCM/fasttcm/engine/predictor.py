@@ -5,9 +5,9 @@ import numpy as np
 import torch
 
 from detectron2.data import MetadataCatalog
-from detectron2.data import transforms as T
 from detectron2.modeling import build_model
 
+from ..data.transforms import build_test_resize
 from .checkpoint import AtomicDetectionCheckpointer
 
 __all__ = ["FastTCMPredictor"]
@@ -35,9 +35,7 @@ class FastTCMPredictor:
         if len(cfg.DATASETS.TEST):
             self.metadata = MetadataCatalog.get(cfg.DATASETS.TEST[0])
         AtomicDetectionCheckpointer(self.model).load_trained_weights(cfg.MODEL.WEIGHTS)
-        self.aug = T.ResizeShortestEdge(
-            [cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MIN_SIZE_TEST], cfg.INPUT.MAX_SIZE_TEST
-        )
+        self.aug = build_test_resize(cfg)
         self.input_format = cfg.INPUT.FORMAT
         if self.input_format not in ("RGB", "BGR"):
             raise ValueError(f"INPUT.FORMAT must be RGB or BGR, got {self.input_format!r}")

@@ -90,18 +90,17 @@ def spotter(weights):
     return TextSpotter(QUICK_SPOTTER, weights(QUICK_SPOTTER))
 
 
+ORIENTED_OPTS = [
+    *("INPUT.MIN_SIZE_TEST", 128, "INPUT.MAX_SIZE_TEST", 128),
+    *("MODEL.RPN.PRE_NMS_TOPK_TEST", 100, "MODEL.RPN.POST_NMS_TOPK_TEST", 20),
+]
+
+
 @pytest.fixture(scope="module")
 def oriented(weights):
     """The quick rotated R-CNN at a 128-pixel test size with 20 proposals (the weights fit any
     size and count), so that the project's rotated NMS has little to do."""
-    return OrientedDetector(
-        QUICK_RRCNN,
-        weights(QUICK_RRCNN),
-        opts=[
-            *("INPUT.MIN_SIZE_TEST", 128, "INPUT.MAX_SIZE_TEST", 128),
-            *("MODEL.RPN.PRE_NMS_TOPK_TEST", 100, "MODEL.RPN.POST_NMS_TOPK_TEST", 20),
-        ],
-    )
+    return OrientedDetector(QUICK_RRCNN, weights(QUICK_RRCNN), opts=ORIENTED_OPTS)
 
 
 # ------------------------------------------------------------------------------------- README
@@ -447,3 +446,42 @@ def test_root_package_serves_the_api_lazily():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.split() == ["False", "False", "True", "True"]
+
+
+# ----------------------------------------------------------------------- optimized backends
+def test_torch_opt_and_bf16_backends_follow_the_float32_model(spotter, weights):
+    """'torch-opt' (BatchNorm folding + channels_last) gives the 'torch' maps to float rounding;
+    'torch-bf16' autocasts the networks: maps within bfloat16 precision, float32 outputs, and for
+    a rotated R-CNN only the backbone is autocast (its boxes and scores stay float32)."""
+    assert {"torch", "torch-opt", "torch-bf16"} <= set(available_backends())
+    images = spotter.network_input(_image(96, 128, seed=5))[None]
+    reference = spotter.runner.maps(images, all_maps=True)
+    opt = TextSpotter(QUICK_SPOTTER, weights(QUICK_SPOTTER), backend="torch-opt")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in opt.runner.model.modules())
+    bf16 = TextSpotter(QUICK_SPOTTER, weights(QUICK_SPOTTER), backend="torch-bf16")
+    for runner, max_diff, mean_diff in ((opt.runner, 1e-5, 1e-6), (bf16.runner, 0.1, 0.01)):
+        maps = runner.maps(images, all_maps=True)
+        for name, value in reference.items():
+            assert maps[name].dtype == np.float32 and maps[name].shape == value.shape
+            if runner is bf16.runner and name == "binary":
+                continue  # sigmoid(50 (P - T)) magnifies bfloat16's 8-bit mantissa 50 times
+            diff = np.abs(maps[name] - value)
+            assert diff.max() < max_diff and diff.mean() < mean_diff, (name, diff.max())
+    crops = torch.rand(3, 3, *spotter.runner.recognizer_input_size) * 255
+    texts, scores = bf16.runner.read(crops)
+    assert len(texts) == 3 and scores.dtype == np.float32
+
+    rgb = _image(100, 120, seed=3)
+    rotated = OrientedDetector(
+        QUICK_RRCNN, weights(QUICK_RRCNN), opts=ORIENTED_OPTS, backend="torch-bf16"
+    )
+    assert type(rotated.runner.model.backbone).__name__ == "_AutocastBackbone"
+    captured = {}
+
+    def record_feature_dtypes(module, args):  # RPN(images, features, ...)
+        captured["dtypes"] = {feature.dtype for feature in args[1].values()}
+
+    rotated.runner.model.proposal_generator.register_forward_pre_hook(record_feature_dtypes)
+    result = rotated(rgb)
+    assert captured["dtypes"] == {torch.float32}
+    assert all(isinstance(o.score, float) for o in result)

@@ -306,7 +306,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         choices=BACKENDS,
         default=None,
         help="pytorch (as the predictor runs it), pytorch-opt (BatchNorm folding + "
-        "channels_last + inference_mode), onnxruntime (the ONNX export); default: all "
+        "channels_last + inference_mode), pytorch-bf16 (pytorch-opt under bfloat16 autocast), "
+        "onnxruntime (the ONNX export); default: all "
         "available",
     )
     group.add_argument(

@@ -28,7 +28,9 @@ steps: the recognizer rows are its worst case.
 Backends: ``pytorch`` (the model as :class:`~fasttcm.engine.FastTCMPredictor` runs it, under
 ``torch.no_grad``), ``pytorch-opt`` (the same weights after
 :func:`~fasttcm.modeling.inference_optimization.optimize_for_inference`: BatchNorm folding and
-channels_last, under ``torch.inference_mode``) and ``onnxruntime`` (the same weights exported by
+channels_last, under ``torch.inference_mode``), ``pytorch-bf16`` (``pytorch-opt`` under bfloat16
+autocast, the API's ``backend="torch-bf16"``; fast where the CPU has bfloat16 matrix units) and
+``onnxruntime`` (the same weights exported by
 ``fasttcm.deploy.export_onnx`` to a temporary folder, FastTCM's text embedding folded in as a
 constant, run by ``fasttcm.deploy.OnnxTextSpotter`` with one session set per thread count; the
 DB map is replaced after the graph. Default where onnx, onnxscript and onnxruntime are
@@ -57,7 +59,7 @@ CONFIGS = REPO / "projects/FastTCM/configs"
 SPOTTER_CONFIG = "TextSpotting/fasttcm_cr50_fpn_spotter_ic15.yaml"
 RECOGNIZER_CONFIG = "TextRecognition/clip4str_tiny_synthetic_cpu.yaml"
 IC15_FRAME = (720, 1280)  # (height, width) of an ICDAR 2015 test image
-BACKENDS = ("pytorch", "pytorch-opt", "onnxruntime")
+BACKENDS = ("pytorch", "pytorch-opt", "pytorch-bf16", "onnxruntime")
 WORD_BOX = (20, 80)  # (height, width) of an injected word, pixels
 WORD_CELL = (40, 112)  # grid cell per injected word
 
@@ -183,16 +185,21 @@ class TorchRunner:
     def __init__(self, model, backend: str):
         self.model = model
         self.backend = backend
-        self.grad_mode = torch.inference_mode if backend == "pytorch-opt" else torch.no_grad
+        self.grad_mode = torch.no_grad if backend == "pytorch" else torch.inference_mode
+
+    def precision(self):
+        """bfloat16 autocast for "pytorch-bf16", else nothing."""
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.backend == "pytorch-bf16")
 
     def __call__(self, image: np.ndarray, detector_only: bool, words: Optional[int]):
         from fasttcm.modeling.meta_arch.text_detector import FastTCMTextDetector
 
-        with self.grad_mode(), injected_words(self.model, words, [image.shape[:2]]):
-            inputs = _inputs(image)
-            if detector_only:
-                return FastTCMTextDetector.inference(self.model, inputs)[0]["instances"]
-            return self.model.inference(inputs)[0]["instances"]
+        with self.grad_mode(), self.precision():
+            with injected_words(self.model, words, [image.shape[:2]]):
+                inputs = _inputs(image)
+                if detector_only:
+                    return FastTCMTextDetector.inference(self.model, inputs)[0]["instances"]
+                return self.model.inference(inputs)[0]["instances"]
 
 
 class OnnxRunner:
@@ -245,8 +252,9 @@ def onnxruntime_backend_available() -> bool:
 
 
 def default_backends() -> List[str]:
-    """pytorch and pytorch-opt, plus onnxruntime where it is available."""
-    return ["pytorch", "pytorch-opt"] + (["onnxruntime"] if onnxruntime_backend_available() else [])
+    """pytorch, pytorch-opt and pytorch-bf16, plus onnxruntime where it is available."""
+    torch_backends = ["pytorch", "pytorch-opt", "pytorch-bf16"]
+    return torch_backends + (["onnxruntime"] if onnxruntime_backend_available() else [])
 
 
 class Runners:
@@ -279,7 +287,7 @@ class Runners:
                 self._onnx = {t: OnnxRunner(export_dir, t) for t in threads}
                 continue
             model = base if backend == "pytorch" else copy.deepcopy(base)
-            if backend == "pytorch-opt":
+            if backend in ("pytorch-opt", "pytorch-bf16"):
                 from fasttcm.modeling.inference_optimization import optimize_for_inference
 
                 optimize_for_inference(model)

@@ -37,6 +37,7 @@ def test_inference_task_prints_one_json_line_of_latencies():
         "--backend",
         "pytorch",
         "pytorch-opt",
+        "pytorch-bf16",
         "--sizes",
         "128x96",
         "--threads",
@@ -58,10 +59,10 @@ def test_inference_task_prints_one_json_line_of_latencies():
     expected = {
         f"{model}/{backend}/1t/128x96"
         for model in ("detector", "spotter")
-        for backend in ("pytorch", "pytorch-opt")
+        for backend in ("pytorch", "pytorch-opt", "pytorch-bf16")
     } | {
         f"spotter/{backend}/1t/128x96/n{n}"
-        for backend in ("pytorch", "pytorch-opt")
+        for backend in ("pytorch", "pytorch-opt", "pytorch-bf16")
         for n in (0, 1)
     }
     assert set(figures) == expected

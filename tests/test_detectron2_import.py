@@ -79,3 +79,44 @@ def test_a_compiled_c_module_wins_over_the_project_ops(tmp_path):
         print("real _C used")
         """)
     assert out == "real _C used"
+
+
+def test_the_project_op_steps_aside_when_a_compiled_c_is_installed(tmp_path, monkeypatch):
+    """A compiled ``_C`` registers ``torch.ops.detectron2.nms_rotated`` itself when it loads; a
+    registration by the project first would make that load abort the process ("duplicate
+    registration"), so the project only registers when no compiled extension file is installed."""
+    import importlib.machinery
+    import importlib.util
+
+    from fasttcm_ops import nms_rotated as ops
+
+    package = tmp_path / "detectron2"
+    package.mkdir()
+    spec = importlib.machinery.ModuleSpec("detectron2", None, is_package=True)
+    spec.submodule_search_locations = [str(package)]
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: spec if name == "detectron2" else real_find_spec(name, *a),
+    )
+    assert not ops.compiled_detectron2_c_installed()
+    (package / ("_C" + importlib.machinery.EXTENSION_SUFFIXES[0])).write_bytes(b"")
+    assert ops.compiled_detectron2_c_installed()
+
+    monkeypatch.setattr(ops, "_REGISTERED_OP", None)
+    monkeypatch.setattr(ops, "_op_exists", lambda: False)
+    registered = []
+    monkeypatch.setattr(
+        ops.torch.library, "custom_op", lambda *a, **k: registered.append(a) or _NoFake()
+    )
+    ops.register_nms_rotated_op()
+    assert registered == []  # the compiled extension will provide the op
+    (package / ("_C" + importlib.machinery.EXTENSION_SUFFIXES[0])).unlink()
+    ops.register_nms_rotated_op()
+    assert len(registered) == 1 and registered[0][0] == "detectron2::nms_rotated"
+
+
+class _NoFake:
+    def register_fake(self, fn):
+        return fn

@@ -14,6 +14,10 @@ Only pairs whose bounding boxes overlap and whose areas allow the threshold are 
 IoU.
 """
 
+import importlib.machinery
+import importlib.util
+import os
+
 import torch
 from torch import Tensor
 
@@ -124,12 +128,14 @@ def register_nms_rotated_op() -> None:
     """Register :func:`nms_rotated` as ``torch.ops.detectron2.nms_rotated`` if nothing provides it.
 
     detectron2's ``layers.nms.nms_rotated`` calls that op. A compiled detectron2 ``_C`` registers it
-    itself; this registration is only made when it is absent, and it holds for the whole process.
+    itself; this registration is only made when it is absent and no compiled ``_C`` is installed
+    (registering first would make the later load of the compiled extension abort the process with
+    torch's "duplicate registration" error), and it holds for the whole process.
     The op works on every device (it is made of PyTorch operations) and has a fake implementation
     for tracing, with a data-dependent output length.
     """
     global _REGISTERED_OP
-    if _REGISTERED_OP is not None or _op_exists():
+    if _REGISTERED_OP is not None or _op_exists() or compiled_detectron2_c_installed():
         return
 
     def _impl(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
@@ -143,6 +149,26 @@ def register_nms_rotated_op() -> None:
         return boxes.new_empty((num_kept,), dtype=torch.int64)
 
     _REGISTERED_OP = op
+
+
+def compiled_detectron2_c_installed() -> bool:
+    """Whether the importable ``detectron2`` package holds a compiled ``_C`` extension file
+    (found without importing detectron2)."""
+    try:
+        spec = importlib.util.find_spec("detectron2")
+    except (ImportError, ValueError):
+        return False
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    for folder in spec.submodule_search_locations:
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        if any(name.startswith("_C.") and name.endswith(suffixes) for name in names):
+            return True
+    return False
 
 
 def _op_exists() -> bool:

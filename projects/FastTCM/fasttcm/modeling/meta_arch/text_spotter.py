@@ -2,7 +2,6 @@
 crops."""
 
 import logging
-import unicodedata
 from collections import Counter
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -15,6 +14,7 @@ from detectron2.structures import Instances
 from detectron2.utils.events import get_event_storage
 from detectron2.utils.logger import log_every_n_seconds
 
+from ...structures.charset import normalize_label
 from ...structures.text import DONT_CARE_TEXT
 from ..recognition.clip4str import CLIP4STR, build_clip4str_recognizer
 from ..recognition.crop_jitter import jitter_side_polygons
@@ -268,7 +268,7 @@ class FastTCMTextSpotter(SpotterCropReader, FastTCMTextDetector):
             text = text.strip()
         if not text:
             return None, "empty"
-        label = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+        label = normalize_label(text, remove_whitespace=False)  # NFKD, folded to ASCII
         if not label or any(c not in self._charset for c in label):
             return None, "out_of_charset"
         if len(label) > self.recognizer.max_label_length:

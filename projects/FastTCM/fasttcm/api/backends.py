@@ -155,21 +155,30 @@ class TorchRunner:
     ) -> List[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Rotated boxes of a batch, in the pixels of `output_sizes` (module docstring): the
         model's own inference, including its rescaling to the output size."""
-        inputs = [
-            {"image": image, "height": int(size[0]), "width": int(size[1])}
-            for image, size in zip(images, output_sizes)
-        ]
-        outputs = []
-        for output in self.model(inputs):
-            instances = output["instances"].to("cpu")
-            outputs.append(
-                (
-                    instances.pred_boxes.tensor.float().numpy().reshape(-1, 5),
-                    instances.scores.float().numpy(),
-                    instances.pred_classes.numpy().astype(np.int64),
-                )
+        return rotated_detections(self.model, images, output_sizes)
+
+
+def rotated_detections(
+    model, images: torch.Tensor, output_sizes: Sequence[Tuple[int, int]]
+) -> List[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A rotated R-CNN's own inference on a batch, as the runners' ``detect_rotated`` returns it:
+    per image ``(N, 5)`` XYWHA boxes (degrees, counter-clockwise) in the pixels of
+    ``output_sizes[i]``, ``(N,)`` float32 scores and int64 classes."""
+    inputs = [
+        {"image": image, "height": int(size[0]), "width": int(size[1])}
+        for image, size in zip(images, output_sizes)
+    ]
+    outputs = []
+    for output in model(inputs):
+        instances = output["instances"].to("cpu")
+        outputs.append(
+            (
+                instances.pred_boxes.tensor.float().numpy().reshape(-1, 5),
+                instances.scores.float().numpy(),
+                instances.pred_classes.numpy().astype(np.int64),
             )
-        return outputs
+        )
+    return outputs
 
 
 @register_backend("torch")

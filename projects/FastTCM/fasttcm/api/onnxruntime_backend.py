@@ -22,7 +22,7 @@ import torch
 from ..deploy.predictor import load_onnx_model
 from ..deploy.text_models import pad_pixels
 from ..utils.threads import ENV_NUM_THREADS
-from .backends import register_backend
+from .backends import register_backend, rotated_detections
 
 __all__ = ["OnnxRuntimeRunner"]
 
@@ -85,21 +85,7 @@ class OnnxRuntimeRunner:
     ) -> List[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Rotated boxes (XYWHA, degrees, counter-clockwise) in the pixels of `output_sizes`."""
         self._need("dota", "detect_rotated")
-        inputs = [
-            {"image": image, "height": int(size[0]), "width": int(size[1])}
-            for image, size in zip(images, output_sizes)
-        ]
-        outputs = []
-        for output in self.model(inputs):
-            instances = output["instances"].to("cpu")
-            outputs.append(
-                (
-                    instances.pred_boxes.tensor.numpy().reshape(-1, 5),
-                    instances.scores.numpy(),
-                    instances.pred_classes.numpy().astype(np.int64),
-                )
-            )
-        return outputs
+        return rotated_detections(self.model, images, output_sizes)
 
 
 @register_backend("onnxruntime")

@@ -10,9 +10,9 @@ import logging
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
-import torch
 
 from ..data.transforms import make_test_resize
+from ..engine.predictor import predict_image
 from .dota_model import OnnxRotatedRCNN
 from .manifest import read_manifest
 from .text_models import OnnxTextDetector, OnnxTextRecognizer, OnnxTextSpotter
@@ -147,10 +147,4 @@ class OnnxPredictor:
 
     def __call__(self, original_image: np.ndarray) -> dict:
         """As ``FastTCMPredictor.__call__``."""
-        with torch.no_grad():
-            if self.input_format == "RGB":
-                original_image = original_image[:, :, ::-1]
-            height, width = original_image.shape[:2]
-            image = self.aug.get_transform(original_image).apply_image(original_image)
-            image = torch.as_tensor(image.astype("float32").transpose(2, 0, 1))
-            return self.model([{"image": image, "height": height, "width": width}])[0]
+        return predict_image(self.model, self.aug, self.input_format, original_image)

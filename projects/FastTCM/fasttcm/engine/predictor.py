@@ -10,7 +10,19 @@ from detectron2.modeling import build_model
 from ..data.transforms import build_test_resize
 from .checkpoint import AtomicDetectionCheckpointer
 
-__all__ = ["FastTCMPredictor"]
+__all__ = ["FastTCMPredictor", "predict_image"]
+
+
+def predict_image(model, aug, input_format: str, original_image: np.ndarray) -> dict:
+    """One (H, W, 3) uint8 BGR image through the test resize `aug` and `model` (which sees
+    `input_format`, "RGB" or "BGR"); the model's output dict, in the original image's pixels."""
+    with torch.no_grad():
+        if input_format == "RGB":
+            original_image = original_image[:, :, ::-1]
+        height, width = original_image.shape[:2]
+        image = aug.get_transform(original_image).apply_image(original_image)
+        image = torch.as_tensor(image.astype("float32").transpose(2, 0, 1))
+        return model([{"image": image, "height": height, "width": width}])[0]
 
 
 class FastTCMPredictor:
@@ -47,10 +59,4 @@ class FastTCMPredictor:
             the model's output dict for this image (e.g. ``{"instances": Instances}``), in the
             original image's pixel frame.
         """
-        with torch.no_grad():
-            if self.input_format == "RGB":
-                original_image = original_image[:, :, ::-1]
-            height, width = original_image.shape[:2]
-            image = self.aug.get_transform(original_image).apply_image(original_image)
-            image = torch.as_tensor(image.astype("float32").transpose(2, 0, 1))
-            return self.model([{"image": image, "height": height, "width": width}])[0]
+        return predict_image(self.model, self.aug, self.input_format, original_image)

@@ -131,6 +131,9 @@ def test_known_breakdown(analysis):
         "missed_no_overlap": 1,  # Missed
         "missed_low_iou": 1,  # Half
         "missed_taken": 1,  # Beta: its only detection went to Alpha
+        "missed_rejected_right": 0,  # no gate-dropped detections given
+        "missed_rejected_wrong": 0,
+        "missed_by_detector": 3,
         "misread": 3,
         "misread_crop": 2,  # World (recognizer: GT crop right), Pad (geometry: padded)
         "misread_clean": 1,  # Street (recognizer: GT crop wrong too)
@@ -351,6 +354,81 @@ def test_evaluator_scores_like_the_e2e_evaluator_and_reruns_from_its_file(
         )
 
 
+# what a reading gate of 0.5 drops in image a: "Missed" found and read right, "Half" found at
+# IoU 1 and read wrong, and a background detection
+REJECTED = {
+    "a": ImageDetections.from_arrays(
+        [rect(10, 110, 110, 140), rect(130, 110, 230, 140), rect(150, 150, 190, 170)],
+        [0.6, 0.6, 0.6],
+        ["missed", "Hulf", "x"],
+    )
+}
+
+
+def test_words_dropped_by_the_reading_gate_are_not_blamed_on_the_detector(analysis):
+    gated = analyze_spotting(
+        GROUND_TRUTH,
+        DETECTIONS,
+        E2EProtocol(),
+        criteria=CRITERIA,
+        gt_readings=READINGS,
+        text_scores=TEXT_SCORES,
+        rejected=REJECTED,
+    )
+    counts = gated.counts()["gt"]
+    assert counts["missed"] == 3  # the gated spotter's output is unchanged ...
+    assert counts["missed_rejected_right"] == 1  # Missed
+    assert counts["missed_rejected_wrong"] == 1  # Half
+    assert counts["missed_by_detector"] == 1  # Beta, taken
+    assert _records(gated, "gt", "a", 4)["detail"] == "rejected_right"
+    assert _records(gated, "gt", "a", 5)["detail"] == "rejected_wrong"
+    # ... and so are the metrics and every other count
+    assert gated.e2e == analysis.e2e and gated.detection == analysis.detection
+    assert gated.counts()["det"] == analysis.counts()["det"]
+
+
+def test_evaluator_applies_the_reading_gate_as_the_spotter_would(register, analysis, tmp_path):
+    dataset = register(
+        "fasttcm_test_spotting_analysis_gate", _constructed_dataset(), evaluator_type="text_e2e"
+    )
+    gate = 0.45
+    out = tmp_path / "gated"
+    evaluator = SpottingAnalysisEvaluator(
+        dataset, output_dir=str(out), distributed=False, criteria=CRITERIA, reading_gate=gate
+    )
+    reference = TextSpottingEvaluator(dataset, output_dir=None, distributed=False)
+    for image_id, key in enumerate(DETECTIONS):
+        evaluator.process([{"image_id": image_id}], _outputs(key))
+        outputs = _outputs(key)
+        instances = outputs[0]["instances"]
+        keep = (instances.text_scores >= gate).nonzero()[:, 0].tolist()
+        gated = Instances(instances.image_size)
+        gated.polygons = [instances.polygons[i] for i in keep]
+        gated.scores = instances.scores[keep]
+        gated.texts = [instances.texts[i] for i in keep]
+        reference.process([{"image_id": image_id}], [{"instances": gated}])
+    results = evaluator.evaluate()
+    expected = reference.evaluate()
+    assert {k: results[k] for k in expected} == dict(expected)
+    counts = evaluator.analysis.counts()["gt"]
+    # the gate drops World (read "Wor", 0.4), Pad ("Pads", 0.3) and Half ("Ha", 0.2, IoU 0.4:
+    # not a match); World and Pad were misread, so they are now missed, found, read wrong
+    assert counts["missed_rejected_wrong"] == 2 and counts["missed_rejected_right"] == 0
+    assert counts["misread"] == analysis.counts()["gt"]["misread"] - 2
+    # the dropped detections are saved and a rerun from the file gives the same analysis
+    saved = json.loads((out / "text_results.json").read_text())
+    assert saved[0]["rejected"]["texts"] == ["Wor", "xx", "Ha"]
+    rerun = SpottingAnalysisEvaluator(
+        dataset, output_dir=None, distributed=False, criteria=CRITERIA
+    )
+    rerun.add_saved_predictions(saved, "text_results.json")
+    assert rerun.evaluate() == results
+    assert rerun.analysis.records == evaluator.analysis.records
+    bad = [{**saved[0], "rejected": {**saved[0]["rejected"], "texts": ["a"]}}]
+    with pytest.raises(ValueError, match="record 0, rejected: 3 polygons, 3 scores, 1 texts"):
+        rerun.add_saved_predictions(bad, "bad.json")
+
+
 @pytest.fixture
 def tiny_spotting_split(register, tmp_path):
     """One 160 x 120 noise image with a quad word, a curved (2n-point) word and a don't-care one."""
@@ -405,7 +483,12 @@ def test_cli_on_the_quick_spotter_with_random_weights(
     num_words = sum(len(d["annotations"]) for d in dicts)
     assert gt["care"] + gt["dont_care"] == num_words
     assert gt["correct"] + gt["missed"] + gt["misread"] == gt["care"]
-    assert gt["missed_no_overlap"] + gt["missed_low_iou"] + gt["missed_taken"] == gt["missed"]
+    assert (
+        gt["missed_no_overlap"] + gt["missed_low_iou"] + gt["missed_taken"]
+        == (gt["missed_by_detector"])
+    )
+    gated = gt["missed_rejected_right"] + gt["missed_rejected_wrong"]
+    assert gt["missed_by_detector"] + gated == gt["missed"]
     assert gt["misread_crop"] + gt["misread_clean"] == gt["misread"]
     saved = json.loads((out / "text_results.json").read_text())
     assert det["total"] == sum(len(r["texts"]) for r in saved)

@@ -3,10 +3,13 @@
 
 Runs a ``FastTCMTextSpotter`` over a dataset (detectron2's test loader), scores it end to end
 exactly as ``TextSpottingEvaluator`` does (same files, same figures), and splits the errors:
-words missed by the detector, words detected but misread because the crop cuts or pads them or on
-a clean crop, and false positives that carry a reading. To tell a crop misread from a clean one,
-the recognizer also reads every ground-truth word from its own polygon (in the annotated layout
-it was trained on, and in the spotter's inference layout); ``--no-gt-crops`` leaves the verdict
+words missed by the detector, words the detector found but the reading gate
+(``TEST.SPOTTER.MIN_TEXT_SCORE``) dropped (the spotter runs with the gate off and the evaluator
+applies it, so the figures are those of the gated spotter), words detected but misread because
+the crop cuts or pads them or on a clean crop, and false positives that carry a reading. To tell
+a crop misread from a clean one, the recognizer also reads every ground-truth word from its own
+polygon (in the annotated layout it was trained on, and in the spotter's inference layout);
+``--no-gt-crops`` leaves the verdict
 to geometry alone (``--min-coverage``, ``--max-excess``).
 
 It writes, under ``--output`` (default ``OUTPUT_DIR/spotting_analysis/<dataset>``), the
@@ -71,6 +74,9 @@ def _run_spotter(cfg, dataset: str, evaluator: SpottingAnalysisEvaluator, gt_cro
     model = FastTCMTrainer.build_model(cfg)
     AtomicDetectionCheckpointer(model).load_trained_weights(cfg.MODEL.WEIGHTS)
     model.eval()
+    # the evaluator applies TEST.SPOTTER.MIN_TEXT_SCORE itself (reading_gate), so that it sees
+    # the detections the gate drops
+    model.min_text_score = 0.0
     ground_truth = evaluator.ground_truth_by_image_id() if gt_crops else {}
     layouts = {VERDICT_LAYOUT: "annotated", SPOTTER_LAYOUT: model.crop_layout}
     with torch.no_grad():
@@ -156,7 +162,12 @@ def main(argv=None) -> int:
             return 1
     output_dir = args.output or os.path.join(cfg.OUTPUT_DIR, "spotting_analysis", args.dataset)
     evaluator = SpottingAnalysisEvaluator(
-        cfg, args.dataset, output_dir, distributed=False, criteria=criteria
+        cfg,
+        args.dataset,
+        output_dir,
+        distributed=False,
+        criteria=criteria,
+        reading_gate=None if saved is not None else cfg.TEST.SPOTTER.MIN_TEXT_SCORE,
     )
     if saved is not None:
         evaluator.add_saved_predictions(saved, args.predictions)

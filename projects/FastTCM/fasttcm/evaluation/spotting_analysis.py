@@ -12,7 +12,11 @@ every care detection falls in exactly one category.
 * ``correct``: matched, read right;
 * ``missed``: no detection matched it; ``detail``: ``no_overlap`` (no care detection overlaps
   it), ``low_iou`` (the best overlap has IoU <= the threshold), ``taken`` (a detection above the
-  threshold was matched to an earlier ground truth);
+  threshold was matched to an earlier ground truth), or, when the detections the spotter's
+  reading gate (``TEST.SPOTTER.MIN_TEXT_SCORE``) dropped are given (``rejected``),
+  ``rejected_right`` / ``rejected_wrong``: the detector found the word (a dropped detection
+  matches it under the protocol's matching) but the gate dropped it, with a right / wrong
+  reading. The others are the words the detector itself missed;
 * ``misread_crop``: matched, read wrong, and the crop is to blame; ``misread_clean``: matched,
   read wrong on a crop that frames the word well.
 
@@ -42,7 +46,7 @@ import numpy as np
 
 from .protocols.base import DetectionCounts, ImageDetections, ImageGroundTruth
 from .protocols.e2e import E2EImageGeometry, E2EProtocol, is_correct_transcription
-from .protocols.pair_geometry import SIDES, pair_geometry
+from .protocols.pair_geometry import SIDES, CropCriteria, pair_geometry
 from .protocols.polygons import make_ground_truth_polygons, make_polygons, repair_polygons
 
 __all__ = [
@@ -83,31 +87,6 @@ RECORD_FIELDS = (
 """Fields every record has (None where they do not apply), in CSV column order."""
 
 
-@dataclass(frozen=True)
-class CropCriteria:
-    """Geometric test of a crop: it cuts the word when ``coverage < min_coverage`` and pads it
-    when ``excess > max_excess`` (see :mod:`.protocols.pair_geometry`).
-
-    The default excess limit sits just above what padding every side of a 5:1 word by 0.35 word
-    heights gives (0.48), the widest framing the synthetic spotter's training jitter
-    (``MODEL.SPOTTER.CROP_JITTER``) shows the recognizer.
-    """
-
-    min_coverage: float = 0.9
-    max_excess: float = 0.5
-
-    def __post_init__(self):
-        for name in ("min_coverage", "max_excess"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"CropCriteria.{name} must lie in [0, 1], got {value}")
-
-    def verdict(self, coverage: float, excess: float) -> str:
-        """``"cut"``, ``"pad"``, ``"cut+pad"`` or ``"clean"``."""
-        cut, pad = coverage < self.min_coverage, excess > self.max_excess
-        return "cut+pad" if cut and pad else "cut" if cut else "pad" if pad else "clean"
-
-
 @dataclass
 class SpottingAnalysis:
     """Outcome of :func:`analyze_spotting`.
@@ -132,7 +111,11 @@ class SpottingAnalysis:
     num_images: int
 
     def counts(self) -> Dict[str, Dict[str, int]]:
-        """Category counts: ``{"gt": {...}, "det": {...}, "misread_signals": {...}}``."""
+        """Category counts: ``{"gt": {...}, "det": {...}, "misread_signals": {...}}``.
+
+        ``gt["missed_by_detector"]`` counts the missed words no detection found, gate or no gate
+        (``missed`` less ``missed_rejected_right`` and ``missed_rejected_wrong``).
+        """
         gt = [r for r in self.records if r["kind"] == "gt"]
         det = [r for r in self.records if r["kind"] == "det"]
         gt_cat = Counter(r["category"] for r in gt)
@@ -168,6 +151,11 @@ class SpottingAnalysis:
                 "missed_no_overlap": missed["no_overlap"],
                 "missed_low_iou": missed["low_iou"],
                 "missed_taken": missed["taken"],
+                "missed_rejected_right": missed["rejected_right"],
+                "missed_rejected_wrong": missed["rejected_wrong"],
+                "missed_by_detector": gt_cat["missed"]
+                - missed["rejected_right"]
+                - missed["rejected_wrong"],
                 "misread": len(misread),
                 "misread_crop": gt_cat["misread_crop"],
                 "misread_clean": gt_cat["misread_clean"],
@@ -308,8 +296,10 @@ def _analyze_image(
     criteria: CropCriteria,
     readings: Mapping[str, Sequence[Optional[str]]],
     text_scores: Optional[Sequence[float]],
+    rejected: Optional[ImageDetections] = None,
 ) -> List[Dict[str, Any]]:
-    """The records of one image (``geometry`` from ``protocol.prepare(gt, det)``)."""
+    """The records of one image (``geometry`` from ``protocol.prepare(gt, det)``; `rejected`:
+    the detections the reading gate dropped)."""
     for layout, texts in readings.items():
         if len(texts) != len(gt):
             raise ValueError(
@@ -329,6 +319,10 @@ def _analyze_image(
     # IoU of the care pairs only: the pairs the matching could use
     iou = np.where(gt_care[:, None] & det_care[None, :], e2e.iou, 0.0)
     gt_partner = {int(g): (int(d), bool(ok)) for (g, d), ok in zip(pairs, correct)}
+    gated = {}  # missed ground truth -> whether the gate-dropped detection matching it read it
+    if rejected is not None and len(rejected):
+        rejected_pairs, rejected_correct = protocol.match(protocol.prepare(gt, rejected))
+        gated = {int(g): bool(ok) for (g, _), ok in zip(rejected_pairs, rejected_correct)}
     det_partner = {d: (g, ok) for g, (d, ok) in gt_partner.items()}
 
     def scores(d: Optional[int]) -> Dict[str, Optional[float]]:
@@ -363,6 +357,8 @@ def _analyze_image(
         else:
             category = "missed"
             detail, partner = overlap(iou[g], "taken", "low_iou", "no_overlap")
+            if g in gated:
+                detail = "rejected_right" if gated[g] else "rejected_wrong"
         record = {
             "kind": "gt",
             "image": key,
@@ -433,6 +429,7 @@ def analyze_spotting(
     criteria: CropCriteria = CropCriteria(),
     gt_readings: Optional[Mapping[str, Mapping[str, Sequence[Optional[str]]]]] = None,
     text_scores: Optional[Mapping[str, Sequence[float]]] = None,
+    rejected: Optional[Mapping[str, ImageDetections]] = None,
 ) -> SpottingAnalysis:
     """Put every ground truth and detection of a dataset in one category (module docstring).
 
@@ -449,6 +446,9 @@ def analyze_spotting(
             or any other) -> the recognizer's reading of each of the image's G ground-truth
             crops (None: no crop could be made); images or names may be absent.
         text_scores: image key -> the recognition confidence of each detection.
+        rejected: image key -> the detections (with their readings) that the spotter's reading
+            gate dropped; a missed word one of them matches is put down to the gate
+            (``detail`` ``rejected_right`` / ``rejected_wrong``), not to the detector.
 
     Raises:
         ValueError: as :func:`~.protocols.e2e.evaluate_text_spotting`, or readings / scores
@@ -456,6 +456,7 @@ def analyze_spotting(
     """
     gt_readings = gt_readings or {}
     text_scores = text_scores or {}
+    rejected = rejected or {}
     records: List[Dict[str, Any]] = []
     e2e_total, det_total = DetectionCounts(), DetectionCounts()
     num_images = 0
@@ -469,6 +470,7 @@ def analyze_spotting(
             criteria,
             gt_readings.get(key, {}),
             text_scores.get(key),
+            rejected.get(key),
         )
         e2e_total += protocol.count(geometry)
         det_total += protocol.count_detection(geometry)

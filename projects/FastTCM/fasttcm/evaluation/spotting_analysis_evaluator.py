@@ -40,6 +40,12 @@ class SpottingAnalysisEvaluator(TextSpottingEvaluator):
     the recognizer's reading of each ground-truth crop of the image, in the order of the ground
     truth this evaluator scores (:meth:`ground_truth_by_image_id`).
 
+    With ``reading_gate``, the model is run without its reading gate
+    (``TEST.SPOTTER.MIN_TEXT_SCORE`` 0) and the gate is applied here: detections whose
+    ``text_scores`` fall below it are scored as the gated model would leave them (dropped), and
+    kept aside so that the analysis can tell words the gate dropped from words the detector
+    missed.
+
     **Outputs**: the parent's files (``text_results.json`` also keeps ``text_scores`` and
     ``gt_readings``, so :meth:`add_saved_predictions` can rerun everything from it) plus
     :data:`~.spotting_report.ANALYSIS_FILES`. The analysis is kept in :attr:`analysis`.
@@ -49,14 +55,24 @@ class SpottingAnalysisEvaluator(TextSpottingEvaluator):
     """
 
     @configurable
-    def __init__(self, dataset_name: str, *args, criteria: CropCriteria = CropCriteria(), **kwargs):
+    def __init__(
+        self,
+        dataset_name: str,
+        *args,
+        criteria: CropCriteria = CropCriteria(),
+        reading_gate: Optional[float] = None,
+        **kwargs,
+    ):
         """
         Args:
             dataset_name, args, kwargs: as :class:`TextSpottingEvaluator`.
             criteria: the geometric crop test of the analysis.
+            reading_gate: the spotter's ``TEST.SPOTTER.MIN_TEXT_SCORE``, applied here to outputs
+                of the same spotter run with the gate at 0 (None: outputs are scored as given).
         """
         super().__init__(dataset_name, *args, **kwargs)
         self._criteria = criteria
+        self._reading_gate = reading_gate
         self._gathered = None
         self.analysis: Optional[SpottingAnalysis] = None
 
@@ -73,6 +89,8 @@ class SpottingAnalysisEvaluator(TextSpottingEvaluator):
                 record["text_scores"] = np.asarray(scores, dtype=np.float64).reshape(-1)
             if "gt_readings" in output:
                 record["gt_readings"] = _readings(output["gt_readings"], record["image_id"])
+            if self._reading_gate is not None:
+                _apply_reading_gate(record, self._reading_gate)
 
     def add_saved_predictions(self, records: Sequence[Mapping[str, Any]], source: str) -> None:
         """Collect predictions saved in a ``text_results.json`` instead of running a model.
@@ -119,6 +137,8 @@ class SpottingAnalysisEvaluator(TextSpottingEvaluator):
                 prediction["text_scores"] = text_scores
             if record.get("gt_readings") is not None:
                 prediction["gt_readings"] = _readings(record["gt_readings"], where)
+            if record.get("rejected") is not None:
+                prediction["rejected"] = _saved_detections(record["rejected"], f"{where}, rejected")
             self._predictions.append(prediction)
 
     def ground_truth_by_image_id(self) -> Dict[Any, ImageGroundTruth]:
@@ -157,6 +177,10 @@ class SpottingAnalysisEvaluator(TextSpottingEvaluator):
                     )
             if "gt_readings" in pred:
                 readings[key] = pred["gt_readings"]
+        gated = [
+            {"image_id": p["image_id"], **p["rejected"]} for p in predictions if "rejected" in p
+        ]
+        rejected = self._spotting_detections(gated, image_to_key, gt_source) if gated else None
         self.analysis = analyze_spotting(
             ground_truth,
             detections,
@@ -164,6 +188,7 @@ class SpottingAnalysisEvaluator(TextSpottingEvaluator):
             criteria=self._criteria,
             gt_readings=readings,
             text_scores=text_scores,
+            rejected=rejected,
         )
         summary = self.analysis.summary()
         for name in ("e2e_none", "text_det"):
@@ -204,6 +229,14 @@ class SpottingAnalysisEvaluator(TextSpottingEvaluator):
                 record["text_scores"] = p["text_scores"].tolist()
             if "gt_readings" in p:
                 record["gt_readings"] = p["gt_readings"]
+            if "rejected" in p:
+                gated = p["rejected"]
+                record["rejected"] = {
+                    "polygons": [poly.tolist() for poly in gated["polygons"]],
+                    "scores": gated["scores"].tolist(),
+                    "texts": list(gated["texts"]),
+                    "text_scores": gated["text_scores"].tolist(),
+                }
             records.append(record)
         atomic_write_json(os.path.join(self._output_dir, PREDICTIONS_FILE), records)
 
@@ -219,3 +252,56 @@ def _readings(readings: Any, where: Any) -> Dict[str, List[Optional[str]]]:
             raise ValueError(f"{where}: 'gt_readings[{name!r}]' must hold strings or null")
         out[str(name)] = texts
     return out
+
+
+def _apply_reading_gate(record: Dict[str, Any], gate: float) -> None:
+    """Move the detections of one prediction record read below `gate` to ``record["rejected"]``.
+
+    Compared in float32, as the spotter compares its float32 confidences.
+    """
+    if "text_scores" not in record:
+        raise ValueError(
+            f"image {record['image_id']!r}: a reading gate needs instances.text_scores"
+        )
+    keep = record["text_scores"].astype(np.float32) >= np.float32(gate)
+    drop = np.flatnonzero(~keep)
+    record["rejected"] = {
+        "polygons": [record["polygons"][i] for i in drop],
+        "scores": record["scores"][drop],
+        "texts": [record["texts"][i] for i in drop],
+        "text_scores": record["text_scores"][drop],
+    }
+    kept = np.flatnonzero(keep)
+    record["polygons"] = [record["polygons"][i] for i in kept]
+    record["scores"] = record["scores"][kept]
+    record["texts"] = [record["texts"][i] for i in kept]
+    record["text_scores"] = record["text_scores"][kept]
+
+
+def _saved_detections(saved: Any, where: str) -> Dict[str, Any]:
+    """A saved ``rejected`` entry (polygons, scores, texts, text_scores) checked."""
+    if not isinstance(saved, Mapping):
+        raise ValueError(f"{where}: expected an object")
+    missing = [k for k in ("polygons", "scores", "texts", "text_scores") if k not in saved]
+    if missing:
+        raise ValueError(f"{where}: missing key(s) {missing}")
+    try:
+        polygons = [as_vertex_array(p) for p in saved["polygons"]]
+        scores = np.asarray(saved["scores"], dtype=np.float64).reshape(-1)
+        text_scores = np.asarray(saved["text_scores"], dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: bad polygons or scores: {e}") from e
+    texts = saved["texts"]
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise ValueError(f"{where}: 'texts' must be a list of strings")
+    if not len(polygons) == len(scores) == len(texts) == len(text_scores):
+        raise ValueError(
+            f"{where}: {len(polygons)} polygons, {len(scores)} scores, {len(texts)} texts, "
+            f"{len(text_scores)} text scores"
+        )
+    return {
+        "polygons": polygons,
+        "scores": scores,
+        "texts": list(texts),
+        "text_scores": text_scores,
+    }

@@ -35,7 +35,7 @@ from shapely.errors import GEOSException
 
 from .polygons import as_vertex_array
 
-__all__ = ["SIDES", "PairGeometry", "reading_axes", "pair_geometry"]
+__all__ = ["SIDES", "CropCriteria", "PairGeometry", "reading_axes", "pair_geometry"]
 
 SIDES = ("start", "end", "top", "bottom")
 """Names of the side offsets, in the order :attr:`PairGeometry.sides` lists them."""
@@ -154,3 +154,28 @@ def pair_geometry(gt_vertices, det_vertices, gt_polygon=None, det_polygon=None) 
             float((dv.max() - gv.max()) / height),
         )
     return PairGeometry(coverage=coverage, excess=excess, sides=sides)
+
+
+@dataclass(frozen=True)
+class CropCriteria:
+    """Geometric test of a crop: it cuts the word when ``coverage < min_coverage`` and pads it
+    when ``excess > max_excess`` (the measures of :func:`pair_geometry`).
+
+    The default excess limit sits just above what padding every side of a 5:1 word by 0.35 word
+    heights gives (0.48), the widest framing the synthetic spotter's training jitter
+    (``MODEL.SPOTTER.CROP_JITTER``) shows the recognizer.
+    """
+
+    min_coverage: float = 0.9
+    max_excess: float = 0.5
+
+    def __post_init__(self):
+        for name in ("min_coverage", "max_excess"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"CropCriteria.{name} must lie in [0, 1], got {value}")
+
+    def verdict(self, coverage: float, excess: float) -> str:
+        """``"cut"``, ``"pad"``, ``"cut+pad"`` or ``"clean"``."""
+        cut, pad = coverage < self.min_coverage, excess > self.max_excess
+        return "cut+pad" if cut and pad else "cut" if cut else "pad" if pad else "clean"

@@ -367,20 +367,24 @@ def test_spotter_gives_the_pytorch_polygons_and_texts_on_synthetic_scenes(spotte
 
 
 def test_spotter_crop_variant_voting_is_shared_by_both_backends(spotter):
-    """TEST.SPOTTER.CROP_VARIANTS runs outside the graphs: the same voting code for both."""
+    """TEST.SPOTTER.CROP_VARIANTS / CROP_SHAPES run outside the graphs: the same voting code for
+    both."""
     runtime = load_onnx_model(str(spotter.dir), threads=1)
     model = spotter.torch.model
     variants = parse_crop_variants([[0.1, 0.05, 0.1, 0.05, 1], [0.0, 0.0, 0.0, 0.0]])
     image, (height, width) = spotter.inputs[-1], SCENE_SIZES[-1]
     inputs = [{"image": image, "height": height, "width": width}]
-    saved = model.crop_variants
+    saved = model.crop_variants, model.crop_shapes
+    assert runtime.crop_shapes == model.crop_shapes  # from the manifest
     try:
         model.crop_variants = runtime.crop_variants = variants
+        model.crop_shapes = runtime.crop_shapes = ("rectangle", "band")
         ours = runtime(inputs)[0]["instances"]
         with torch.no_grad():
             theirs = model(inputs)[0]["instances"]
     finally:
-        model.crop_variants, runtime.crop_variants = saved, parse_crop_variants([])
+        model.crop_variants, model.crop_shapes = saved
+        runtime.crop_variants, runtime.crop_shapes = parse_crop_variants([]), ("rectangle",)
     assert len(ours) == len(theirs) > 0
     assert ours.texts == theirs.texts
     np.testing.assert_allclose(ours.text_scores.numpy(), theirs.text_scores.numpy(), atol=TOLERANCE)

@@ -6,7 +6,12 @@ import torch
 
 from detectron2.utils.events import EventStorage
 
-from fasttcm.modeling.recognition.crop_voting import framed_quads, parse_crop_variants
+from fasttcm.modeling.recognition.crop_voting import (
+    framed_outlines,
+    framed_quads,
+    parse_crop_shapes,
+    parse_crop_variants,
+)
 from tests.modeling.test_text_spotter import _FixedPolygons, _training_input, model  # noqa: F401
 
 RECT = np.array([[10, 20], [50, 20], [50, 30], [10, 30]], dtype=np.float64)  # 40 x 10, height 10
@@ -65,6 +70,7 @@ def test_spotter_votes_for_the_most_confident_framing(model, monkeypatch):  # no
     with torch.no_grad(), EventStorage():
         # one framing without offsets = the "rectangle" layout's crop
         monkeypatch.setattr(model, "crop_layout", "rectangle")
+        monkeypatch.setattr(model, "crop_shapes", ("rectangle",))
         single = model(inputs)[0]["instances"]
         monkeypatch.setattr(model, "crop_variants", parse_crop_variants([[0, 0, 0, 0]]))
         voted = model(inputs)[0]["instances"]
@@ -82,3 +88,27 @@ def test_spotter_votes_for_the_most_confident_framing(model, monkeypatch):  # no
         best = scores.argmax(1)
         assert voted.texts == [texts[0][i * 4 + b] for i, b in enumerate(best.tolist())]
         torch.testing.assert_close(voted.text_scores, scores.max(1).values)
+
+
+def test_spotter_votes_across_crop_shapes(model, monkeypatch):  # noqa: F811
+    original = [
+        np.array([[12, 12], [116, 16], [114, 52], [10, 48]], dtype=np.float32),
+        np.array([[20, 70], [150, 70], [150, 100], [20, 100]], dtype=np.float32),
+    ]
+    monkeypatch.setattr(model, "postprocessor", _FixedPolygons(original, [0.9, 0.8]))
+    image = _training_input([], [], [], seed=5)["image"]
+    inputs = [{"image": image, "height": 128, "width": 192}]
+    variants = parse_crop_variants([[0, 0, 0, 0], [0.2, 0.3, 0.2, 0.3, 1]])
+    monkeypatch.setattr(model, "crop_variants", variants)
+    monkeypatch.setattr(model, "crop_shapes", parse_crop_shapes(["rectangle", "band"]))
+    model.eval()
+    with torch.no_grad(), EventStorage():
+        voted = model(inputs)[0]["instances"]
+        scaled = [p.astype(np.float64) / 2 for p in original]
+        framings, owner = framed_outlines(scaled, variants, ("rectangle", "band"))
+        assert owner.tolist() == [0] * 6 + [1] * 6
+        texts, scores = model.recognize_polygons([{"image": image}], [framings], layout="annotated")
+    scores = scores[0].reshape(2, -1)
+    best = scores.argmax(1)
+    assert voted.texts == [texts[0][i * 6 + b] for i, b in enumerate(best.tolist())]
+    torch.testing.assert_close(voted.text_scores, scores.max(1).values)

@@ -366,6 +366,9 @@ def _add_spotter_config(cfg):
     # not in the papers: framings read per detection instead of one crop, rows (top, right, bottom,
     # left[, flip]) of side offsets in text heights of the min-area rectangle; most confident wins
     cfg.TEST.SPOTTER.CROP_VARIANTS = []
+    # not in the papers: shapes each CROP_VARIANTS framing is cut in, all voting: "rectangle"
+    # (min-area quad) and/or "band" (constant height along a parabola fitted to the outline)
+    cfg.TEST.SPOTTER.CROP_SHAPES = ["rectangle"]
     # fmt: on
 
     # evaluator_type used for every test set instead of the dataset metadata's; "" = the metadata's

@@ -32,7 +32,7 @@ import torch
 from detectron2.utils.logger import log_every_n_seconds
 
 from ..modeling.meta_arch.spotter_crop_reader import read_polygon_crops
-from ..modeling.recognition.crop_voting import parse_crop_variants
+from ..modeling.recognition.crop_voting import parse_crop_shapes, parse_crop_variants
 from ..modeling.text_heads.postprocess import DBPostprocessor
 from .base import LoadedImage, Predictor
 from .results import TextResult, text_result
@@ -121,6 +121,7 @@ class TextSpotter(TextDetector):
         test = self.cfg.TEST.SPOTTER
         self.crop_layout = test.CROP_LAYOUT
         self.crop_variants = parse_crop_variants(test.CROP_VARIANTS)
+        self.crop_shapes = parse_crop_shapes(test.CROP_SHAPES)
         self.crop_batch_size = int(test.CROP_BATCH_SIZE)
         self.min_text_score = float(test.MIN_TEXT_SCORE)
         self.min_polygon_area = float(spotter.MIN_POLYGON_AREA)
@@ -161,6 +162,7 @@ class TextSpotter(TextDetector):
             input_size=self.runner.recognizer_input_size,
             layout=self.crop_layout,
             crop_variants=self.crop_variants,
+            crop_shapes=self.crop_shapes,
             batch_size=self.crop_batch_size,
             min_area=self.min_polygon_area,
             bgr=self.cfg.INPUT.FORMAT == "BGR",

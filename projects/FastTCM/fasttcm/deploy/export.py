@@ -463,6 +463,7 @@ def export_onnx(
                     [float(v) for v in row[:4]] + [int(bool(row[4]))]
                     for row in getattr(model, "crop_variants", ())
                 ],
+                "crop_shapes": list(getattr(model, "crop_shapes", ("rectangle",))),
             }
         if task == "dota":
             manifest["dota"] = _export_dota(writer, model, folded_model)

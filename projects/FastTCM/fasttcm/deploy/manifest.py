@@ -17,7 +17,8 @@ test-time resize, the exporting config's ``TEST`` section). Keys, by section:
 * ``recognizer``: ``charset``, ``test_charset``, ``max_label_length``, ``text_context_length``,
   ``refine_iters``, ``input_size``, ``input_format``;
 * ``spotter``: ``input_format``, ``crop_layout``, ``min_polygon_area``, ``crop_batch_size``,
-  ``min_text_score``, ``crop_variants`` (rows top, right, bottom, left, flip);
+  ``min_text_score``, ``crop_variants`` (rows top, right, bottom, left, flip), ``crop_shapes``
+  (each framing cut as "rectangle" and/or "band"; absent in older folders = rectangle only);
 * ``dota``: ``pixel_mean``, ``pixel_std``, ``size_divisibility``, ``feature_names``,
   ``feature_shapes`` ({name: {"channels", "stride"}}), ``with_text``, ``heads`` (the file of the
   RPN and ROI head weights).

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from detectron2.structures import Boxes, Instances
 
 from ..modeling.meta_arch.spotter_crop_reader import read_polygon_crops
-from ..modeling.recognition.crop_voting import parse_crop_variants
+from ..modeling.recognition.crop_voting import parse_crop_shapes, parse_crop_variants
 from ..modeling.text_heads.postprocess import DBPostprocessor, polygons_to_masks
 from .manifest import graph_path, read_manifest
 from .recognizer_runtime import OnnxRecognizer
@@ -196,6 +196,8 @@ class OnnxTextSpotter(OnnxTextDetector):
         self.crop_batch_size = int(settings["crop_batch_size"])
         self.min_text_score = float(settings["min_text_score"])
         self.crop_variants = parse_crop_variants(settings.get("crop_variants", []))
+        # manifests written before band framings existed cut every framing as a rectangle
+        self.crop_shapes = parse_crop_shapes(settings.get("crop_shapes", ["rectangle"]))
 
     def inference(self, batched_inputs: List[Dict], return_maps: bool = False) -> List[Dict]:
         results = super().inference(batched_inputs, return_maps=return_maps)
@@ -206,7 +208,8 @@ class OnnxTextSpotter(OnnxTextDetector):
         """Add ``texts`` and ``text_scores`` (as ``FastTCMTextSpotter.recognize_detections``):
         the polygons are scaled per axis from the results' (original) pixels to each input's
         "image" and read by the spotter's own ``read_polygon_crops`` (rectification, BGR flip,
-        crop batches, ``crop_variants`` voting) with :class:`OnnxRecognizer` as the reader."""
+        crop batches, ``crop_variants`` / ``crop_shapes`` voting) with :class:`OnnxRecognizer`
+        as the reader."""
         flat, owners = [], []
         for index, (inputs, result) in enumerate(zip(batched_inputs, results)):
             height, width = result["instances"].image_size
@@ -224,6 +227,7 @@ class OnnxTextSpotter(OnnxTextDetector):
             input_size=self.recognizer.input_size,
             layout=self.crop_layout,
             crop_variants=self.crop_variants,
+            crop_shapes=self.crop_shapes,
             batch_size=self.crop_batch_size,
             min_area=self.min_polygon_area,
             bgr=self.input_format == "BGR",

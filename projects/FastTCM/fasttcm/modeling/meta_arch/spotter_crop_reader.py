@@ -3,9 +3,9 @@
 The spotter's recognizer reads crops of the input image cut along each polygon: the detector's
 outlines at inference, ground-truth polygons in the error analysis (``tools/analyze_spotting.py``).
 Both go through :meth:`SpotterCropReader.recognize_polygons`, so they are cut, flipped and
-normalized identically. With ``crop_variants``, each outline is read in several framings and the
-most confident reading wins (:func:`read_polygon_crops`). The predictor API reads with the same
-function, whatever its backend.
+normalized identically. With ``crop_variants``, each outline is read in several framings (in each
+of ``crop_shapes``) and the most confident reading wins (:func:`read_polygon_crops`). The
+predictor API reads with the same function, whatever its backend.
 """
 
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..recognition.crop_voting import Variant, framed_quads
+from ..recognition.crop_voting import Variant, framed_outlines
 from ..recognition.rectify import polygon_sampling_grids, sample_crops
 
 __all__ = ["SpotterCropReader", "read_polygon_crops"]
@@ -31,6 +31,7 @@ def read_polygon_crops(
     input_size: Tuple[int, int],
     layout: str,
     crop_variants: Sequence[Variant] = (),
+    crop_shapes: Sequence[str] = ("rectangle",),
     batch_size: int = 64,
     min_area: float = 4.0,
     bgr: bool = False,
@@ -51,6 +52,9 @@ def read_polygon_crops(
         crop_variants: framings per polygon (:mod:`~fasttcm.modeling.recognition.crop_voting`);
             the most confident reading wins (ties: the first framing). Empty = one crop in
             `layout`.
+        crop_shapes: shapes each of `crop_variants` is cut in ("rectangle", "band"; see
+            :mod:`~fasttcm.modeling.recognition.crop_voting`); all of them take part in the
+            vote.
         batch_size: crops per `read` call (bounds grid and crop memory).
         min_area: polygons below this area (pixels^2) give no crop.
         bgr: the images are BGR; crops are flipped to RGB.
@@ -64,7 +68,7 @@ def read_polygon_crops(
         return [], torch.zeros(0)
     per_polygon = 1
     if crop_variants:
-        polygons, owner_polygon = framed_quads(list(polygons), crop_variants)
+        polygons, owner_polygon = framed_outlines(list(polygons), crop_variants, crop_shapes)
         per_polygon = len(polygons) // max(len(owners), 1)
         owners = owners[torch.as_tensor(owner_polygon, dtype=torch.long)]
         layout = "annotated"
@@ -98,7 +102,7 @@ class SpotterCropReader:
     """Mixin of :class:`~.text_spotter.FastTCMTextSpotter`: reading polygons at inference.
 
     Uses the host's ``recognizer``, ``device``, ``input_format``, ``crop_layout``,
-    ``crop_variants``, ``crop_batch_size`` and ``min_polygon_area``.
+    ``crop_variants``, ``crop_shapes``, ``crop_batch_size`` and ``min_polygon_area``.
     """
 
     @torch.no_grad()
@@ -151,6 +155,7 @@ class SpotterCropReader:
             input_size=self.recognizer.input_size,
             layout=self.crop_layout if layout is None else layout,
             crop_variants=self.crop_variants if vote else (),
+            crop_shapes=self.crop_shapes,
             batch_size=self.crop_batch_size,
             min_area=self.min_polygon_area,
             bgr=self.input_format == "BGR",

@@ -18,7 +18,7 @@ from ...structures.charset import normalize_label
 from ...structures.text import DONT_CARE_TEXT
 from ..recognition.clip4str import CLIP4STR, build_clip4str_recognizer
 from ..recognition.crop_jitter import jitter_side_polygons
-from ..recognition.crop_voting import framed_quads, parse_crop_variants
+from ..recognition.crop_voting import framed_outlines, parse_crop_shapes, parse_crop_variants
 from ..recognition.detection_matching import match_outlines_to_words
 from ..recognition.rectify import polygon_sampling_grids, polygon_validity, sample_crops
 from .spotter_crop_reader import SpotterCropReader
@@ -88,6 +88,7 @@ class FastTCMTextSpotter(SpotterCropReader, FastTCMTextDetector):
         crop_jitter: Tuple[float, float] = (0.0, 0.0),
         crop_layout: str = "predicted",
         crop_variants: Sequence[Sequence[float]] = (),
+        crop_shapes: Sequence[str] = ("rectangle",),
         detected_crops: bool = False,
         freeze_detector: bool = False,
         **detector_kwargs,
@@ -117,10 +118,14 @@ class FastTCMTextSpotter(SpotterCropReader, FastTCMTextDetector):
                 text heights from the outline's minimum-area rectangle; the reading with the
                 highest confidence wins (:mod:`~fasttcm.modeling.recognition.crop_voting`).
                 Empty = one crop.
+            crop_shapes: shapes each framing of `crop_variants` is cut in, all voting:
+                "rectangle" (the quad) and/or "band" (along a parabola fitted to the outline,
+                for curved words); :mod:`~fasttcm.modeling.recognition.crop_voting`.
             detected_crops: in training, also read crops of the detector's own outlines (from
                 the batch's probability maps, post-processed as at inference and cropped as at
                 inference) that match a usable ground-truth word with IoU > 0.5, labelled with
-                that word, so the recognizer learns the framing errors of its detector.
+                that word, so the recognizer learns the framing errors of its detector. With
+                `crop_variants`, each is cut in the first framing of the first shape.
             freeze_detector: train the recognizer only: the detector's parameters get
                 ``requires_grad=False`` (so the optimizer leaves them out), its modules stay in
                 eval mode (BatchNorm statistics fixed), it runs without gradients and returns no
@@ -158,6 +163,7 @@ class FastTCMTextSpotter(SpotterCropReader, FastTCMTextDetector):
             )
         self.crop_layout = crop_layout
         self.crop_variants = parse_crop_variants(crop_variants)
+        self.crop_shapes = parse_crop_shapes(crop_shapes)
         self.detected_crops = bool(detected_crops)
         self.recognizer = recognizer
         self.freeze_detector = bool(freeze_detector)
@@ -189,6 +195,7 @@ class FastTCMTextSpotter(SpotterCropReader, FastTCMTextDetector):
             crop_jitter=tuple(cfg.MODEL.SPOTTER.CROP_JITTER),
             crop_layout=cfg.TEST.SPOTTER.CROP_LAYOUT,
             crop_variants=[list(row) for row in cfg.TEST.SPOTTER.CROP_VARIANTS],
+            crop_shapes=list(cfg.TEST.SPOTTER.CROP_SHAPES),
             detected_crops=cfg.MODEL.SPOTTER.DETECTED_CROPS,
             freeze_detector=cfg.MODEL.SPOTTER.FREEZE_DETECTOR,
         )
@@ -345,7 +352,8 @@ class FastTCMTextSpotter(SpotterCropReader, FastTCMTextDetector):
 
         Returns:
             crops: (M, 3, h, w) normalized RGB crops, cut as at inference (``crop_variants``'
-                first framing, else ``crop_layout``), at most ``max_train_crops``.
+                first framing in the first of ``crop_shapes``, else ``crop_layout``), at most
+                ``max_train_crops``.
             labels: the matched ground-truth words' labels.
             num_matched: outlines matched before the cap.
         """
@@ -377,8 +385,8 @@ class FastTCMTextSpotter(SpotterCropReader, FastTCMTextDetector):
             image_indices = [image_indices[i] for i in keep]
         layout = self.crop_layout
         if self.crop_variants and polygons:
-            polygons, _ = framed_quads(polygons, self.crop_variants[:1])
-            polygons = polygons[:: 2 if self.crop_variants[0][4] else 1]  # not the half turn
+            first = self.crop_variants[0][:4] + (False,)  # not the half turn
+            polygons, _ = framed_outlines(polygons, [first], self.crop_shapes[:1])
             layout = "annotated"
         grids, valid = polygon_sampling_grids(
             polygons, self.recognizer.input_size, layout=layout, min_area=self.min_polygon_area

@@ -11,8 +11,14 @@ the rectangle's height: ``(top, right, bottom, left)``, positive = outwards. A f
 ``flip`` also gets its 180-degree turn (corners rolled by two), which reads text that runs right
 to left on the image, i.e. upside down.
 
+Each framing comes in one or more **shapes** (``TEST.SPOTTER.CROP_SHAPES``): ``"rectangle"``,
+the quad above, and ``"band"``, a band of constant height along a parabola fitted to the outline
+(:mod:`.curve_framing`), which straightens curved words that the rectangle leaves bent. The
+offsets mean the same in both shapes (multiples of the text height, outwards).
+
 Frames: pixels (x right, y down); quads are clockwise from the top-left corner of the text, the
-"annotated" 4-point layout of :mod:`.rectify`.
+"annotated" 4-point layout of :mod:`.rectify`; bands are 2n-point polygons of the "annotated"
+layout (top side left to right, then bottom side right to left).
 """
 
 from typing import List, Sequence, Tuple, Union
@@ -20,10 +26,21 @@ from typing import List, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from .curve_framing import framed_bands
 from .polygon_batch import make_clockwise, pad_polygons, signed_areas
 from .quad_warp import min_area_rect_quads
 
-__all__ = ["Variant", "parse_crop_variants", "framed_quads"]
+__all__ = [
+    "CROP_SHAPES",
+    "Variant",
+    "framed_outlines",
+    "framed_quads",
+    "parse_crop_shapes",
+    "parse_crop_variants",
+]
+
+CROP_SHAPES = ("rectangle", "band")
+"""Framing shapes: the minimum-area rectangle's quad, or the band of :mod:`.curve_framing`."""
 
 Variant = Tuple[float, float, float, float, bool]
 
@@ -106,3 +123,54 @@ def framed_quads(
     quads = [q.numpy() for q in stacked.reshape(-1, 4, 2).cpu()]
     owner = np.repeat(np.arange(len(polygons), dtype=np.int64), per_polygon)
     return quads, owner
+
+
+def parse_crop_shapes(values: Sequence[str]) -> Tuple[str, ...]:
+    """Config list -> shapes, checked.
+
+    Raises:
+        ValueError: an empty list, a repeated shape, or one not in :data:`CROP_SHAPES`.
+    """
+    shapes = tuple(str(v) for v in values)
+    unknown = [s for s in shapes if s not in CROP_SHAPES]
+    if not shapes or unknown or len(set(shapes)) != len(shapes):
+        raise ValueError(
+            "crop_voting: TEST.SPOTTER.CROP_SHAPES must list distinct shapes out of "
+            f"{CROP_SHAPES}, got {list(values)}"
+        )
+    return shapes
+
+
+def framed_outlines(
+    polygons: Sequence[Union[np.ndarray, torch.Tensor]],
+    variants: Sequence[Variant],
+    shapes: Sequence[str] = ("rectangle",),
+) -> Tuple[List[np.ndarray], np.ndarray]:
+    """Every framing of N outlines in every shape, grouped by outline.
+
+    Args:
+        polygons: N (K_i, 2) outlines (x, y), pixels, any vertex order; K_i >= 3.
+        variants: from :func:`parse_crop_variants`.
+        shapes: from :func:`parse_crop_shapes`.
+
+    Returns:
+        framings: M polygons of the "annotated" layout (quads for "rectangle", 2n-point bands for
+            "band"): first every framing of outline 0 (the shapes in order, each with all its
+            variants as :func:`framed_quads` orders them), then outline 1, ...
+        owner: (M,) int64 index of the outline each framing belongs to.
+    """
+    if not polygons:
+        return [], np.zeros(0, dtype=np.int64)
+    per_shape = []
+    for shape in shapes:
+        framings, _ = (framed_quads if shape == "rectangle" else framed_bands)(polygons, variants)
+        per_shape.append(framings)
+    count = len(per_shape[0]) // len(polygons)  # framings per outline in each shape
+    ordered = [
+        framing
+        for i in range(len(polygons))
+        for framings in per_shape
+        for framing in framings[i * count : (i + 1) * count]
+    ]
+    owner = np.repeat(np.arange(len(polygons), dtype=np.int64), count * len(per_shape))
+    return ordered, owner

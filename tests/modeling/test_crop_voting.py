@@ -91,8 +91,11 @@ def test_spotter_votes_for_the_most_confident_framing(model, monkeypatch):  # no
 
 
 def test_spotter_votes_across_crop_shapes(model, monkeypatch):  # noqa: F811
+    angles = np.radians(np.linspace(235, 305, 12))
+    ring = np.stack([np.cos(angles), np.sin(angles)], 1)
+    arc = np.concatenate([(96, 140) + 100 * ring, (96, 140) + 75 * ring[::-1]])  # curved word
     original = [
-        np.array([[12, 12], [116, 16], [114, 52], [10, 48]], dtype=np.float32),
+        arc.astype(np.float32),
         np.array([[20, 70], [150, 70], [150, 100], [20, 100]], dtype=np.float32),
     ]
     monkeypatch.setattr(model, "postprocessor", _FixedPolygons(original, [0.9, 0.8]))
@@ -107,7 +110,9 @@ def test_spotter_votes_across_crop_shapes(model, monkeypatch):  # noqa: F811
         scaled = [p.astype(np.float64) / 2 for p in original]
         framings, owner = framed_outlines(scaled, variants, ("rectangle", "band"))
         assert owner.tolist() == [0] * 6 + [1] * 6
+        assert [len(f) for f in framings[6:]] == [4] * 3 + [0] * 3  # straight: no bands
         texts, scores = model.recognize_polygons([{"image": image}], [framings], layout="annotated")
+        assert texts[0][3] is not None and texts[0][9] is None
     scores = scores[0].reshape(2, -1)
     best = scores.argmax(1)
     assert voted.texts == [texts[0][i * 6 + b] for i, b in enumerate(best.tolist())]

@@ -6,12 +6,13 @@ import torch
 from shapely.geometry import Polygon
 
 from fasttcm.modeling.recognition.crop_voting import (
+    BAND_MIN_BEND,
     framed_outlines,
     framed_quads,
     parse_crop_shapes,
     parse_crop_variants,
 )
-from fasttcm.modeling.recognition.curve_framing import framed_bands
+from fasttcm.modeling.recognition.curve_framing import band_bends, framed_bands
 from fasttcm.modeling.recognition.rectify import polygon_sampling_grids, sample_crops
 
 CENTRE = np.array([160.0, 160.0])
@@ -106,11 +107,20 @@ def test_framed_outlines_groups_every_shape_by_outline():
     quads, _ = framed_quads(outlines, variants)
     bands, _ = framed_bands(outlines, variants)
     assert owner.tolist() == [0] * 6 + [1] * 6
-    expected = quads[:3] + bands[:3] + quads[3:] + bands[3:]
+    # the straight outline (1) gets no bands: empty framings, which give no crop
+    expected = quads[:3] + bands[:3] + quads[3:] + [np.zeros((0, 2))] * 3
     for got, want in zip(framings, expected):
         np.testing.assert_array_equal(got, want)
     only_bands, _ = framed_outlines(outlines, variants, ("band",))
-    assert len(only_bands) == 6 and all(len(b) == 32 for b in only_bands)
+    assert [len(b) for b in only_bands] == [32] * 3 + [0] * 3
+
+
+def test_bends_tell_curved_outlines_from_straight_ones():
+    rect = np.array([[10, 30], [110, 30], [110, 50], [10, 50]], dtype=np.float64)
+    tilted = rect @ np.array([[0.8, 0.6], [-0.6, 0.8]])  # rotated by about 37 degrees
+    bends = band_bends([rect, tilted, _arc_band(250, 290), _arc_band()])
+    assert bends[0] < 0.01 and bends[1] < 0.01
+    assert BAND_MIN_BEND < bends[2] < bends[3]  # a 40-degree and a 90-degree sector
 
 
 @pytest.mark.parametrize("shapes", [[], ["band", "band"], ["curve"]])

@@ -367,7 +367,8 @@ def _add_spotter_config(cfg):
     # left[, flip]) of side offsets in text heights of the min-area rectangle; most confident wins
     cfg.TEST.SPOTTER.CROP_VARIANTS = []
     # not in the papers: shapes each CROP_VARIANTS framing is cut in, all voting: "rectangle"
-    # (min-area quad) and/or "band" (constant height along a parabola fitted to the outline)
+    # (min-area quad) and/or "band" (constant height along a parabola fitted to the outline;
+    # cut only for outlines that bend)
     cfg.TEST.SPOTTER.CROP_SHAPES = ["rectangle"]
     # fmt: on
 

@@ -36,6 +36,7 @@ spotter), so it is not used.
 Frames: pixels of the image the outlines were found in (x right, y down).
 """
 
+from dataclasses import dataclass
 from typing import List, Sequence, Tuple, Union
 
 import numpy as np
@@ -44,13 +45,14 @@ import torch
 from .polygon_batch import EPS, make_clockwise, pad_polygons, signed_areas
 from .quad_warp import min_area_rect_quads
 
-__all__ = ["framed_bands"]
+__all__ = ["band_bends", "framed_bands"]
 
 Variant = Tuple[float, float, float, float, bool]
 
 _NUM_SAMPLES = 128  # contour points the centre line is fitted to
 _HEIGHT_CAP = 1.5  # band height <= this x the minimum-area rectangle's height
 _DEGREE = 2  # the centre line is a parabola
+_POWERS = torch.arange(_DEGREE + 1, dtype=torch.float64)
 _RIDGE = 1e-9  # keeps the 3x3 normal equations solvable for degenerate outlines
 
 
@@ -70,6 +72,94 @@ def _resample_closed(points: torch.Tensor, lengths: torch.Tensor, num: int) -> t
     a = start.gather(1, which[..., None].expand(n, num, 2))
     b = stop.gather(1, which[..., None].expand(n, num, 2))
     return a + fraction * (b - a)
+
+
+@dataclass
+class _CentreLines:
+    """Parabola centre lines of N outlines in their minimum-area rectangles' frames (float64)."""
+
+    origin: torch.Tensor  # (N, 2) the rectangle's top-left corner, pixels
+    unit_along: torch.Tensor  # (N, 2) reading direction
+    unit_down: torch.Tensor  # (N, 2) towards the text's bottom
+    length: torch.Tensor  # (N,) the rectangle's long side, pixels
+    coef: torch.Tensor  # (N, D + 1) v(x) = sum_k coef_k (x - 1/2)^k, v in pixels
+    x_start: torch.Tensor  # (N,) the band's ends, in units of `length`
+    x_end: torch.Tensor
+    band_height: torch.Tensor  # (N,) pixels
+
+    def offsets(self, xq: torch.Tensor) -> torch.Tensor:
+        """(N, P) positions along the rectangle -> (N, P) centre-line offsets across, pixels."""
+        return ((xq - 0.5)[..., None] ** _POWERS.to(xq) * self.coef[:, None]).sum(-1)
+
+    def points(self, xq: torch.Tensor) -> torch.Tensor:
+        """(N, P) positions -> (N, P, 2) image points of the centre line."""
+        return (
+            self.origin[:, None]
+            + (xq * self.length[:, None])[..., None] * self.unit_along[:, None]
+            + self.offsets(xq)[..., None] * self.unit_down[:, None]
+        )
+
+    def normals(self, xq: torch.Tensor) -> torch.Tensor:
+        """(N, P) positions -> (N, P, 2) unit normals of the centre line, towards the bottom."""
+        powers = _POWERS.to(xq)
+        slope = (xq - 0.5)[..., None] ** (powers[1:] - 1) * self.coef[:, None, 1:] * powers[1:]
+        slope = slope.sum(-1)  # dv/dx
+        tangent = self.length[:, None, None] * self.unit_along[:, None]
+        tangent = tangent + slope[..., None] * self.unit_down[:, None]
+        tangent = tangent / tangent.norm(dim=-1, keepdim=True).clamp_min(EPS)
+        return torch.stack([-tangent[..., 1], tangent[..., 0]], dim=-1)  # turned 90 deg clockwise
+
+
+def _fit_centre_lines(polygons: Sequence[Union[np.ndarray, torch.Tensor]]) -> _CentreLines:
+    """Steps 1 to 4 of the module docstring for N outlines."""
+    points, lengths, _ = pad_polygons(polygons, None)
+    area = signed_areas(points, lengths)
+    points = make_clockwise(points, lengths, area)
+    rect = min_area_rect_quads(points).double()  # (N, 4, 2) TL, TR, BR, BL
+    origin = rect[:, 0]
+    along, down = rect[:, 1] - origin, rect[:, 3] - origin
+    length = along.norm(dim=-1).clamp_min(EPS)  # (N,)
+    height = down.norm(dim=-1).clamp_min(EPS)
+    unit_along, unit_down = along / length[:, None], down / height[:, None]
+
+    samples = _resample_closed(points, lengths, _NUM_SAMPLES) - origin[:, None]
+    x = (samples * unit_along[:, None]).sum(-1) / length[:, None]  # (N, S), ~[0, 1]
+    v = (samples * unit_down[:, None]).sum(-1)  # (N, S) pixels
+    design = (x - 0.5)[..., None] ** _POWERS  # (N, S, D + 1), centred for conditioning
+    eye = torch.eye(_DEGREE + 1, dtype=x.dtype)
+    normal_matrix = design.transpose(1, 2) @ design + _RIDGE * eye
+    coef = torch.linalg.solve(normal_matrix, design.transpose(1, 2) @ v[..., None])[..., 0]
+
+    def extent(mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        big = torch.finfo(x.dtype).max
+        lo, hi = torch.where(mask, x, big).amin(1), torch.where(mask, x, -big).amax(1)
+        empty = ~mask.any(1)
+        return torch.where(empty, x.amin(1), lo), torch.where(empty, x.amax(1), hi)
+
+    lines = _CentreLines(
+        origin, unit_along, unit_down, length, coef, x.amin(1), x.amax(1), length.new_zeros(())
+    )
+    residual = v - lines.offsets(x)
+    # the band's ends: where its end caps cross the centre line (contour points close to it)
+    x_start, x_end = extent(residual.abs() < 0.25 * height[:, None])
+    on_line = torch.linspace(0, 1, 33, dtype=x.dtype)
+    line = lines.points(x_start[:, None] + on_line * (x_end - x_start)[:, None])
+    line_length = (line[:, 1:] - line[:, :-1]).norm(dim=-1).sum(1).clamp_min(EPS)
+    band_height = torch.minimum(area.abs() / line_length, _HEIGHT_CAP * height)
+    lines.x_start, lines.x_end, lines.band_height = x_start, x_end, band_height
+    return lines
+
+
+def band_bends(polygons: Sequence[Union[np.ndarray, torch.Tensor]]) -> np.ndarray:
+    """(N,) how far each outline's centre line bends: the parabola's sag over the band's extent
+    (its middle against its ends, pixels) divided by the band's height. About 0 for straight
+    text; a word on a 60-degree arc of radius 4 text heights sags by about half its height."""
+    if not polygons:
+        return np.zeros(0)
+    lines = _fit_centre_lines(polygons)
+    half = 0.5 * (lines.x_end - lines.x_start)
+    sag = lines.coef[:, 2].abs() * half * half
+    return (sag / lines.band_height.clamp_min(EPS)).numpy()
 
 
 def framed_bands(
@@ -96,65 +186,16 @@ def framed_bands(
         return [], np.zeros(0, dtype=np.int64)
     if num_points < 3:
         raise ValueError(f"curve_framing: num_points must be >= 3, got {num_points}")
-    points, lengths, _ = pad_polygons(polygons, None)
-    area = signed_areas(points, lengths)
-    points = make_clockwise(points, lengths, area)
-    rect = min_area_rect_quads(points).double()  # (N, 4, 2) TL, TR, BR, BL
-    origin = rect[:, 0]
-    along, down = rect[:, 1] - origin, rect[:, 3] - origin
-    length = along.norm(dim=-1).clamp_min(EPS)  # (N,)
-    height = down.norm(dim=-1).clamp_min(EPS)
-    unit_along, unit_down = along / length[:, None], down / height[:, None]
-
-    samples = _resample_closed(points, lengths, _NUM_SAMPLES) - origin[:, None]
-    x = (samples * unit_along[:, None]).sum(-1) / length[:, None]  # (N, S), ~[0, 1]
-    v = (samples * unit_down[:, None]).sum(-1)  # (N, S) pixels
-    powers = torch.arange(_DEGREE + 1, dtype=x.dtype)
-    design = (x - 0.5)[..., None] ** powers  # (N, S, D + 1), centred for conditioning
-    eye = torch.eye(_DEGREE + 1, dtype=x.dtype)
-    normal_matrix = design.transpose(1, 2) @ design + _RIDGE * eye
-    coef = torch.linalg.solve(normal_matrix, design.transpose(1, 2) @ v[..., None])[..., 0]
-
-    def curve_v(c: torch.Tensor, xq: torch.Tensor) -> torch.Tensor:  # (N, P) offsets, pixels
-        return ((xq - 0.5)[..., None] ** powers * c[:, None]).sum(-1)
-
-    def curve(c: torch.Tensor, xq: torch.Tensor) -> torch.Tensor:  # (N, P, 2) image points
-        return (
-            origin[:, None]
-            + (xq * length[:, None])[..., None] * unit_along[:, None]
-            + curve_v(c, xq)[..., None] * unit_down[:, None]
-        )
-
-    def normal(c: torch.Tensor, xq: torch.Tensor) -> torch.Tensor:  # unit, towards the bottom
-        slope = ((xq - 0.5)[..., None] ** (powers[1:] - 1) * c[:, None, 1:] * powers[1:]).sum(-1)
-        tangent = length[:, None, None] * unit_along[:, None]
-        tangent = tangent + slope[..., None] * unit_down[:, None]
-        tangent = tangent / tangent.norm(dim=-1, keepdim=True).clamp_min(EPS)
-        return torch.stack([-tangent[..., 1], tangent[..., 0]], dim=-1)  # turned 90 deg clockwise
-
-    def extent(mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        big = torch.finfo(x.dtype).max
-        lo, hi = torch.where(mask, x, big).amin(1), torch.where(mask, x, -big).amax(1)
-        empty = ~mask.any(1)
-        return torch.where(empty, x.amin(1), lo), torch.where(empty, x.amax(1), hi)
-
-    residual = v - curve_v(coef, x)
-    # the band's ends: where its end caps cross the centre line (contour points close to it)
-    x_start, x_end = extent(residual.abs() < 0.25 * height[:, None])
-    on_line = torch.linspace(0, 1, 33, dtype=x.dtype)
-    line = curve(coef, x_start[:, None] + on_line * (x_end - x_start)[:, None])
-    line_length = (line[:, 1:] - line[:, :-1]).norm(dim=-1).sum(1).clamp_min(EPS)
-    band_height = torch.minimum(area.abs() / line_length, _HEIGHT_CAP * height)
-
-    steps = torch.linspace(0, 1, num_points, dtype=x.dtype)
+    lines = _fit_centre_lines(polygons)
+    steps = torch.linspace(0, 1, num_points, dtype=torch.float64)
     framings = []
     for top, right, bottom, left, flip in variants:
-        first = x_start - left * band_height / length
-        last = x_end + right * band_height / length
+        first = lines.x_start - left * lines.band_height / lines.length
+        last = lines.x_end + right * lines.band_height / lines.length
         xq = first[:, None] + steps * (last - first)[:, None]
-        middle, across = curve(coef, xq), normal(coef, xq)
-        up_reach = (0.5 + top) * band_height
-        down_reach = (0.5 + bottom) * band_height
+        middle, across = lines.points(xq), lines.normals(xq)
+        up_reach = (0.5 + top) * lines.band_height
+        down_reach = (0.5 + bottom) * lines.band_height
         top_side = middle - up_reach[:, None, None] * across
         bottom_side = middle + down_reach[:, None, None] * across
         band = torch.cat([top_side, bottom_side.flip(1)], dim=1)  # (N, 2 num_points, 2)

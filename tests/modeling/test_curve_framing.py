@@ -127,3 +127,21 @@ def test_bends_tell_curved_outlines_from_straight_ones():
 def test_bad_crop_shapes_are_refused(shapes):
     with pytest.raises(ValueError, match="CROP_SHAPES"):
         parse_crop_shapes(shapes)
+
+
+def test_min_area_rectangles_match_opencv_on_random_and_curved_outlines():
+    """The rectangles come from the convex hull's edges only; their areas equal OpenCV's."""
+    import cv2
+
+    from fasttcm.modeling.recognition.polygon_batch import pad_polygons, signed_areas
+    from fasttcm.modeling.recognition.quad_warp import min_area_rect_quads
+
+    rng = np.random.default_rng(0)
+    outlines = [rng.normal(size=(int(rng.integers(3, 40)), 2)) * 50 for _ in range(60)]
+    outlines += [_arc_band(a, a + 80, 30) for a in range(200, 300, 20)]
+    points, _, _ = pad_polygons(outlines)
+    quads = min_area_rect_quads(points)
+    areas = signed_areas(quads, torch.full((len(outlines),), 4)).abs().numpy()
+    for outline, area in zip(outlines, areas):
+        (_, _), (w, h), _ = cv2.minAreaRect(outline.astype(np.float32))
+        assert area == pytest.approx(w * h, rel=1e-4, abs=1e-3)

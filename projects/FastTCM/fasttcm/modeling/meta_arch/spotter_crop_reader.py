@@ -74,12 +74,14 @@ def read_polygon_crops(
         layout = "annotated"
     texts: List[Optional[str]] = [None] * len(polygons)
     scores = torch.zeros(len(polygons))
-    for start in range(0, len(polygons), batch_size):
-        stop = min(start + batch_size, len(polygons))
+    # framings a shape leaves out (empty polygons) take no place in the recognizer's batches
+    candidates = [i for i, polygon in enumerate(polygons) if len(polygon) >= 3]
+    for start in range(0, len(candidates), batch_size):
+        batch = candidates[start : start + batch_size]
         grids, valid = polygon_sampling_grids(
-            polygons[start:stop], input_size, layout=layout, min_area=min_area
+            [polygons[i] for i in batch], input_size, layout=layout, min_area=min_area
         )
-        chunk = torch.arange(start, stop)[valid]
+        chunk = torch.as_tensor(batch, dtype=torch.long)[valid]
         if len(chunk) == 0:
             continue
         crops = sample_crops(images, grids[valid], owners[chunk])

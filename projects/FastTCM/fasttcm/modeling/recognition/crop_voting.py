@@ -174,7 +174,7 @@ def framed_outlines(
     """
     if not polygons:
         return [], np.zeros(0, dtype=np.int64)
-    curved = band_bends(polygons) > BAND_MIN_BEND
+    curved = band_bends(polygons) > BAND_MIN_BEND if "band" in shapes else None
     per_shape = []
     for shape in shapes:
         framings, owner = (framed_quads if shape == "rectangle" else framed_bands)(

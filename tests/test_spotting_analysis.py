@@ -110,8 +110,8 @@ def _records(analysis, kind, image, index):
     return record
 
 
-@pytest.fixture(scope="module")
-def analysis():
+def _analyze(**kwargs):
+    """The constructed case through analyze_spotting (plus `kwargs`)."""
     return analyze_spotting(
         GROUND_TRUTH,
         DETECTIONS,
@@ -119,7 +119,13 @@ def analysis():
         criteria=CRITERIA,
         gt_readings=READINGS,
         text_scores=TEXT_SCORES,
+        **kwargs,
     )
+
+
+@pytest.fixture(scope="module")
+def analysis():
+    return _analyze()
 
 
 def test_known_breakdown(analysis):
@@ -366,15 +372,7 @@ REJECTED = {
 
 
 def test_words_dropped_by_the_reading_gate_are_not_blamed_on_the_detector(analysis):
-    gated = analyze_spotting(
-        GROUND_TRUTH,
-        DETECTIONS,
-        E2EProtocol(),
-        criteria=CRITERIA,
-        gt_readings=READINGS,
-        text_scores=TEXT_SCORES,
-        rejected=REJECTED,
-    )
+    gated = _analyze(rejected=REJECTED)
     counts = gated.counts()["gt"]
     assert counts["missed"] == 3  # the gated spotter's output is unchanged ...
     assert counts["missed_rejected_right"] == 1  # Missed

@@ -107,38 +107,16 @@ class SpottingAnalysisEvaluator(TextSpottingEvaluator):
             raise ValueError(f"{source}: expected a JSON list of per-image records")
         for i, record in enumerate(records):
             where = f"{source}, record {i}"
-            if not isinstance(record, dict):
-                raise ValueError(f"{where}: expected an object")
-            missing = [k for k in ("image_id", "polygons", "scores", "texts") if k not in record]
-            if missing:
-                raise ValueError(f"{where}: missing key(s) {missing}")
-            try:
-                polygons = [as_vertex_array(p) for p in record["polygons"]]
-                scores = np.asarray(record["scores"], dtype=np.float64).reshape(-1)
-            except (TypeError, ValueError) as e:
-                raise ValueError(f"{where}: bad polygons or scores: {e}") from e
-            texts = record["texts"]
-            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-                raise ValueError(f"{where}: 'texts' must be a list of strings")
-            if not len(polygons) == len(scores) == len(texts):
-                raise ValueError(
-                    f"{where}: {len(polygons)} polygons, {len(scores)} scores, {len(texts)} texts"
-                )
-            prediction = {
-                "image_id": record["image_id"],
-                "polygons": polygons,
-                "scores": scores,
-                "texts": list(texts),
-            }
-            if record.get("text_scores") is not None:
-                text_scores = np.asarray(record["text_scores"], dtype=np.float64).reshape(-1)
-                if len(text_scores) != len(texts):
-                    raise ValueError(f"{where}: {len(texts)} texts but {len(text_scores)} scores")
-                prediction["text_scores"] = text_scores
+            detections = _saved_detections(record, where)  # also checks it is an object
+            if "image_id" not in record:
+                raise ValueError(f"{where}: missing key(s) ['image_id']")
+            prediction = {"image_id": record["image_id"], **detections}
             if record.get("gt_readings") is not None:
                 prediction["gt_readings"] = _readings(record["gt_readings"], where)
             if record.get("rejected") is not None:
-                prediction["rejected"] = _saved_detections(record["rejected"], f"{where}, rejected")
+                prediction["rejected"] = _saved_detections(
+                    record["rejected"], f"{where}, rejected", require_text_scores=True
+                )
             self._predictions.append(prediction)
 
     def ground_truth_by_image_id(self) -> Dict[Any, ImageGroundTruth]:
@@ -278,30 +256,35 @@ def _apply_reading_gate(record: Dict[str, Any], gate: float) -> None:
     record["text_scores"] = record["text_scores"][kept]
 
 
-def _saved_detections(saved: Any, where: str) -> Dict[str, Any]:
-    """A saved ``rejected`` entry (polygons, scores, texts, text_scores) checked."""
+def _saved_detections(saved: Any, where: str, require_text_scores: bool = False) -> Dict[str, Any]:
+    """Saved detections (``polygons``, ``scores``, ``texts``, optionally ``text_scores``) checked
+    and as the evaluator keeps them (vertex arrays, float64 arrays, a list of str).
+
+    Raises:
+        ValueError: not of that form, naming `where`.
+    """
     if not isinstance(saved, Mapping):
         raise ValueError(f"{where}: expected an object")
-    missing = [k for k in ("polygons", "scores", "texts", "text_scores") if k not in saved]
+    required = ("polygons", "scores", "texts") + (("text_scores",) if require_text_scores else ())
+    missing = [k for k in required if k not in saved]
     if missing:
         raise ValueError(f"{where}: missing key(s) {missing}")
     try:
         polygons = [as_vertex_array(p) for p in saved["polygons"]]
         scores = np.asarray(saved["scores"], dtype=np.float64).reshape(-1)
-        text_scores = np.asarray(saved["text_scores"], dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: bad polygons or scores: {e}") from e
     texts = saved["texts"]
     if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
         raise ValueError(f"{where}: 'texts' must be a list of strings")
-    if not len(polygons) == len(scores) == len(texts) == len(text_scores):
+    if not len(polygons) == len(scores) == len(texts):
         raise ValueError(
-            f"{where}: {len(polygons)} polygons, {len(scores)} scores, {len(texts)} texts, "
-            f"{len(text_scores)} text scores"
+            f"{where}: {len(polygons)} polygons, {len(scores)} scores, {len(texts)} texts"
         )
-    return {
-        "polygons": polygons,
-        "scores": scores,
-        "texts": list(texts),
-        "text_scores": text_scores,
-    }
+    detections = {"polygons": polygons, "scores": scores, "texts": list(texts)}
+    if saved.get("text_scores") is not None:
+        text_scores = np.asarray(saved["text_scores"], dtype=np.float64).reshape(-1)
+        if len(text_scores) != len(texts):
+            raise ValueError(f"{where}: {len(texts)} texts but {len(text_scores)} scores")
+        detections["text_scores"] = text_scores
+    return detections

@@ -127,8 +127,9 @@ def framed_quads(
 
 
 BAND_MIN_BEND = 0.08
-"""Bands are cut only for outlines whose centre line bends by more than this many band heights
-(:func:`~.curve_framing.band_bends`); a straighter outline's band is its rectangle again. On
+"""With both shapes, bands are cut only for outlines whose centre line bends by more than this
+many band heights (:func:`~.curve_framing.band_bends`); a straighter outline's band is its
+rectangle again. On
 synthetic_spotting_val about 60 % of the detections of curved words and 15 % of the others bend
 more; cutting bands for all outlines, or above 0.03, gave the same end-to-end hmean within 0.4
 points (two spotters) at up to twice the reading cost."""
@@ -167,20 +168,23 @@ def framed_outlines(
     Returns:
         framings: M polygons of the "annotated" layout (quads for "rectangle", 2n-point bands for
             "band"): first every framing of outline 0 (the shapes in order, each with all its
-            variants as :func:`framed_quads` orders them), then outline 1, ... The band framings
-            of a straight outline (bending by at most :data:`BAND_MIN_BEND`) are empty (0, 2)
-            arrays, which give no crop: its band would be its rectangle again.
+            variants as :func:`framed_quads` orders them), then outline 1, ... When both shapes
+            are read, the band framings of a straight outline (bending by at most
+            :data:`BAND_MIN_BEND`) are empty (0, 2) arrays, which give no crop: its band would
+            be its rectangle again.
         owner: (M,) int64 index of the outline each framing belongs to.
     """
     if not polygons:
         return [], np.zeros(0, dtype=np.int64)
-    curved = band_bends(polygons) > BAND_MIN_BEND if "band" in shapes else None
+    # with rectangles read as well, a straight outline's band (its rectangle again) is not cut
+    skip_straight = "band" in shapes and "rectangle" in shapes
+    curved = band_bends(polygons) > BAND_MIN_BEND if skip_straight else None
     per_shape = []
     for shape in shapes:
         framings, owner = (framed_quads if shape == "rectangle" else framed_bands)(
             polygons, variants
         )
-        if shape == "band":  # a straight outline's band is its rectangle again: not cut
+        if shape == "band" and skip_straight:
             framings = [f if curved[o] else _NO_FRAMING for f, o in zip(framings, owner)]
         per_shape.append(framings)
     count = len(per_shape[0]) // len(polygons)  # framings per outline in each shape

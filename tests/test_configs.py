@@ -25,6 +25,7 @@ from detectron2.utils.events import EventStorage
 
 from fasttcm.data.build import MAPPER_REGISTRY, build_mapper
 from fasttcm.data.db_targets import make_db_targets
+from fasttcm.data.mappers import db_target_kwargs
 from fasttcm.engine import build_lr_scheduler, build_optimizer
 from fasttcm.structures.charset import load_charset
 from tests.common import (
@@ -147,16 +148,8 @@ def _image(seed):
 
 
 def _db_targets(cfg, polygons):
-    db = cfg.MODEL.DB_HEAD
     targets = make_db_targets(
-        polygons,
-        [False] * len(polygons),
-        HEIGHT,
-        WIDTH,
-        shrink_ratio=db.SHRINK_RATIO,
-        thresh_min=db.THRESH_MIN,
-        thresh_max=db.THRESH_MAX,
-        min_text_size=db.MIN_TEXT_SIZE,
+        polygons, [False] * len(polygons), HEIGHT, WIDTH, **db_target_kwargs(cfg)
     )
     return {k: torch.as_tensor(v) for k, v in targets.items()}
 

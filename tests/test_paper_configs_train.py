@@ -18,7 +18,7 @@ from detectron2.modeling import build_model
 from detectron2.structures import Instances
 from detectron2.utils.events import EventStorage
 
-from fasttcm.data.mappers import DB_TARGET_IMPLEMENTATIONS
+from fasttcm.data.mappers import DB_TARGET_IMPLEMENTATIONS, db_target_kwargs
 from fasttcm.modeling.backbone import FastTCMFPNC
 from tests.common import config_id, get_paper_config_files, load_config
 
@@ -34,17 +34,7 @@ WORD = np.array([[10, 20], [90, 22], [89, 50], [9, 48]], dtype=np.float32)
 def _training_input(cfg):
     """One image with one word, its DB targets made as the config's mapper makes them."""
     make_targets = DB_TARGET_IMPLEMENTATIONS[cfg.INPUT.DB_TARGETS_IMPL]
-    db = cfg.MODEL.DB_HEAD
-    targets = make_targets(
-        [WORD],
-        [False],
-        HEIGHT,
-        WIDTH,
-        shrink_ratio=db.SHRINK_RATIO,
-        thresh_min=db.THRESH_MIN,
-        thresh_max=db.THRESH_MAX,
-        min_text_size=db.MIN_TEXT_SIZE,
-    )
+    targets = make_targets([WORD], [False], HEIGHT, WIDTH, **db_target_kwargs(cfg))
     instances = Instances((HEIGHT, WIDTH))
     instances.gt_polygons = [WORD]
     instances.gt_texts = ["paper"]

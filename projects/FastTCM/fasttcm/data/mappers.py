@@ -28,6 +28,7 @@ __all__ = [
     "TextDatasetMapper",
     "build_text_train_augmentations",
     "build_text_test_augmentations",
+    "db_target_kwargs",
 ]
 
 # INPUT.DB_TARGETS_IMPL -> the function that makes the DB target maps of one image
@@ -69,6 +70,18 @@ def _annotation_polygon(anno, file_name) -> np.ndarray:
     if not seg or len(seg[0]) < 6 or len(seg[0]) % 2:
         raise ValueError(f"{file_name}: annotation without a valid polygon: {anno}")
     return np.asarray(seg[0], dtype=np.float64).reshape(-1, 2)
+
+
+def db_target_kwargs(cfg) -> dict:
+    """The keyword arguments of the DB target makers (:data:`DB_TARGET_IMPLEMENTATIONS`) that
+    ``MODEL.DB_HEAD`` sets: shrink ratio, threshold-map range and minimum text size."""
+    h = cfg.MODEL.DB_HEAD
+    return dict(
+        shrink_ratio=h.SHRINK_RATIO,
+        thresh_min=h.THRESH_MIN,
+        thresh_max=h.THRESH_MAX,
+        min_text_size=h.MIN_TEXT_SIZE,
+    )
 
 
 @register_mapper("text")
@@ -126,15 +139,7 @@ class TextDatasetMapper(ImageDatasetMapper):
             augs = [TextInstanceAwareCrop(cfg.INPUT.TEXT_AUG.CROP_SIZE, min_crop_side_ratio=1.0)]
         else:
             augs = build_text_test_augmentations(cfg)
-        db_kwargs = None
-        if is_train and cfg.INPUT.DB_TARGETS:
-            h = cfg.MODEL.DB_HEAD
-            db_kwargs = dict(
-                shrink_ratio=h.SHRINK_RATIO,
-                thresh_min=h.THRESH_MIN,
-                thresh_max=h.THRESH_MAX,
-                min_text_size=h.MIN_TEXT_SIZE,
-            )
+        db_kwargs = db_target_kwargs(cfg) if is_train and cfg.INPUT.DB_TARGETS else None
         return {
             "is_train": is_train,
             "augmentations": augs,

@@ -236,8 +236,8 @@ def _add_e2e_eval_config(cfg):
 
 
 def _add_recognizer_config(cfg):
-    """MODEL.RECOGNIZER, INPUT.STR_AUG, SOLVER.RECOGNIZER and TEST.STR: CLIP4STR
-    (docs/recognizer.md)."""
+    """MODEL.RECOGNIZER, INPUT.STR_AUG, INPUT.STR_WORD_CROP, SOLVER.RECOGNIZER and TEST.STR:
+    CLIP4STR (docs/recognizer.md)."""
     cfg.MODEL.RECOGNIZER = CN()
     _C = cfg.MODEL.RECOGNIZER
     # fmt: off
@@ -318,6 +318,16 @@ def _add_recognizer_config(cfg):
     _C.MAX_SHEAR = (0.9, 0.2)     # (shear-x, shear-y) at magnitude 10
     # (x, y) translation as a fraction of the crop size at magnitude 10
     _C.MAX_TRANSLATE = (0.1, 0.3)
+    # fmt: on
+
+    # Words cut from scene images (recognition datasets of text_word_crops.py), training only.
+    cfg.INPUT.STR_WORD_CROP = CN()
+    # fmt: off
+    # not in CLIP4STR: (low, high) side offsets in word heights (positive = outwards), as a
+    # spotter's MODEL.SPOTTER.CROP_JITTER; (0, 0) = cut along the annotated polygon
+    cfg.INPUT.STR_WORD_CROP.JITTER = (0.0, 0.0)
+    # rectify.py layouts drawn uniformly per crop: "annotated" and/or "rectangle"
+    cfg.INPUT.STR_WORD_CROP.LAYOUTS = ["annotated"]
     # fmt: on
 
     cfg.TEST.STR = CN()

@@ -1,7 +1,13 @@
 """Data pipeline of the scene-text recognizer: read a word crop, augment (training), resize.
 
 Input dicts come from :mod:`fasttcm.data.datasets.str_lmdb` (``"lmdb_path"`` + ``"image_key"``)
-or name an image file (``"file_name"``); both carry ``"text"`` and ``"image_id"``. The output::
+or name an image file (``"file_name"``); both carry ``"text"`` and ``"image_id"``. A dict that also
+has ``"word_polygon"`` (:mod:`fasttcm.data.datasets.text_word_crops`: a word of a scene image)
+is first cut from its scene: in training its sides move outwards by random multiples of the
+word's height drawn from ``INPUT.STR_WORD_CROP.JITTER`` and it is rectified in a layout drawn
+from ``INPUT.STR_WORD_CROP.LAYOUTS``, as the text spotter cuts crops
+(:mod:`fasttcm.modeling.recognition.rectify`); at test time it is rectified as annotated. The
+crop is sampled at the recognizer's input size. The output::
 
     {"image": (3, H, W) uint8 Tensor in INPUT.FORMAT order, (H, W) = MODEL.RECOGNIZER.IMAGE_SIZE,
      "text": str, "image_id": ..., "height": h, "width": w}   # h, w: size of the stored crop
@@ -28,6 +34,8 @@ from PIL import Image
 from detectron2.config import configurable
 from detectron2.utils.logger import log_every_n_seconds
 
+from ..modeling.recognition.crop_jitter import jitter_side_polygons
+from ..modeling.recognition.rectify import LAYOUTS, polygon_sampling_grids, sample_crops
 from .build import register_mapper
 from .converters.str_lmdb import decode_image_bytes
 
@@ -228,6 +236,8 @@ class STRDatasetMapper:
         image_size: Tuple[int, int],
         image_format: str = "RGB",
         augmentation: Optional[WordCropRandAugment] = None,
+        word_crop_jitter: Tuple[float, float] = (0.0, 0.0),
+        word_crop_layouts: Sequence[str] = ("annotated",),
     ):
         """
         Args:
@@ -235,11 +245,30 @@ class STRDatasetMapper:
             image_size: (H, W) the crops are resized to.
             image_format: "RGB" or "BGR" channel order of the output.
             augmentation: applied to training crops before resizing.
+            word_crop_jitter: (low, high) range of the side offsets of words cut from scenes in
+                training, in units of the word's height (positive = outwards).
+            word_crop_layouts: rectification layouts a training word cut from a scene is drawn
+                from (uniformly); "annotated" follows its polygon, "rectangle" warps its
+                minimum-area rectangle (curved words stay curved, as in a spotter's box crops).
         """
         if image_format not in ("RGB", "BGR"):
             raise ValueError(
                 f"STRDatasetMapper: image_format must be RGB or BGR, got {image_format!r}"
             )
+        low, high = (float(v) for v in word_crop_jitter)
+        if low > high:
+            raise ValueError(
+                f"STRDatasetMapper: word_crop_jitter must be (low, high) with low <= high, got "
+                f"{tuple(word_crop_jitter)}"
+            )
+        unknown = [layout for layout in word_crop_layouts if layout not in LAYOUTS]
+        if not word_crop_layouts or unknown:
+            raise ValueError(
+                f"STRDatasetMapper: word_crop_layouts must name layouts among {LAYOUTS}, got "
+                f"{tuple(word_crop_layouts)}"
+            )
+        self.word_crop_jitter = (low, high)
+        self.word_crop_layouts = tuple(word_crop_layouts)
         self.is_train = is_train
         self.image_size = tuple(int(v) for v in image_size)
         self.image_format = image_format
@@ -263,6 +292,8 @@ class STRDatasetMapper:
             "image_size": tuple(cfg.MODEL.RECOGNIZER.IMAGE_SIZE),
             "image_format": cfg.INPUT.FORMAT,
             "augmentation": augmentation,
+            "word_crop_jitter": tuple(cfg.INPUT.STR_WORD_CROP.JITTER),
+            "word_crop_layouts": tuple(cfg.INPUT.STR_WORD_CROP.LAYOUTS),
         }
 
     def read_bytes(self, dataset_dict: Dict) -> bytes:
@@ -277,8 +308,40 @@ class STRDatasetMapper:
         except OSError:
             return b""
 
+    def cut_word(self, scene: np.ndarray, polygon) -> Optional[np.ndarray]:
+        """The rectified crop of a word of a scene image (see the module docstring).
+
+        Args:
+            scene: (H_s, W_s, 3) uint8 RGB scene image.
+            polygon: (K, 2) word polygon (x, y) in absolute pixels of `scene`, annotated layout.
+
+        Returns:
+            (h, w, 3) uint8 RGB crop, (h, w) = ``image_size``; None for a polygon that cannot be
+            rectified (fewer than 3 vertices, non-finite, or no area).
+        """
+        polygon = np.asarray(polygon, dtype=np.float64)
+        if polygon.ndim != 2 or polygon.shape[1] != 2 or len(polygon) < 3:
+            return None
+        layout = "annotated"
+        if self.is_train:
+            # np.random: detectron2 seeds it per data-loader worker
+            rng = np.random.default_rng(np.random.randint(2**31 - 1))
+            if self.word_crop_jitter != (0.0, 0.0):
+                polygon = jitter_side_polygons([polygon], *self.word_crop_jitter, rng)[0][0]
+            layout = self.word_crop_layouts[int(rng.integers(len(self.word_crop_layouts)))]
+        grids, valid = polygon_sampling_grids(
+            [polygon], self.image_size, layout=layout, min_area=1.0
+        )
+        if not bool(valid[0]):
+            return None
+        image = torch.from_numpy(np.ascontiguousarray(scene.transpose(2, 0, 1)))
+        crop = sample_crops(image[None], grids, torch.zeros(1, dtype=torch.long))[0]
+        return crop.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+
     def __call__(self, dataset_dict: Dict) -> Optional[Dict]:
         image = decode_image_bytes(self.read_bytes(dataset_dict), "RGB")
+        if image is not None and "word_polygon" in dataset_dict:
+            image = self.cut_word(image, dataset_dict["word_polygon"])
         height, width = self.image_size
         out = {"text": dataset_dict.get("text", ""), "image_id": dataset_dict.get("image_id")}
         if image is None:

@@ -17,6 +17,7 @@ Layout under the root (default ``./datasets``; see ``datasets/README.md``)::
     synthtext/{train.json,train_images/}     SynthText pretraining set (no evaluation GT)
     synthetic_text/{train,test}/             generated on first load (no download)
     synthetic_text/spotting_{train,test,val}/  the same, single words only (spotting splits)
+    synthetic_text/word_scenes_train/        more such scenes, for their words (see below)
 
     dota10/{train,val,test}/{images,labelTxt}          dota10_{train,val,test}
     dota10_split/{ss1024,ms1024}/{train,val,trainval,test}/{images,labelTxt}
@@ -27,6 +28,10 @@ Layout under the root (default ``./datasets``; see ``datasets/README.md``)::
 
     str_lmdb/{train/{real,synth},val,test/<benchmark>}/  STR LMDB splits (PARSeq's tree)
     synthetic_words/{train,test}/                       word-crop LMDBs, generated on first load
+
+The words of the spotting scenes are also recognition datasets, cut on the fly from the scenes
+(:mod:`~fasttcm.data.datasets.text_word_crops`): ``synthetic_spotting_{train,val,test}_words``
+and ``synthetic_scene_words_train`` (the words of ``synthetic_word_scenes_train``).
 
 DOTA splits are cut with ``tools/dota_split.py`` and the configs in ``datasets/dota_split_configs``;
 the synthetic aerial splits are generated (and cut) on first load. DOTA test splits have no labels:
@@ -53,6 +58,7 @@ from .synthetic_splits import (
     load_synthetic_text_split,
     load_synthetic_words_split,
 )
+from .text_word_crops import register_text_word_crops
 from .text_registration import register_text_images, register_text_instances, text_split_metadata
 
 __all__ = [
@@ -62,6 +68,8 @@ __all__ = [
     "SYNTHETIC_AERIAL_SPLITS",
     "STR_LMDB_SPLITS",
     "SYNTHETIC_WORDS_SPLITS",
+    "SYNTHETIC_WORD_SCENE_SPLITS",
+    "SYNTHETIC_SCENE_WORD_SPLITS",
     "register_all_text",
     "register_all_dota",
     "register_all_str",
@@ -103,6 +111,19 @@ SYNTHETIC_SPOTTING_SPLITS = {
     "synthetic_spotting_val": ("spotting_val", 100, 4),
 }
 SYNTHETIC_SPOTTING_OPTIONS = {"line_prob": 0.0}  # SceneTextOptions overrides: no multi-word lines
+# name -> (split, number of images, seed) of more scenes like the spotting splits, generated for
+# their words: the recognizer of the spotting schedule trains on crops cut from them
+SYNTHETIC_WORD_SCENE_SPLITS = {
+    "synthetic_word_scenes_train": ("word_scenes_train", 4000, 5),
+}
+# name -> text split: recognition datasets of the words of a scene split, cut on the fly
+# (text_word_crops.py); evaluator_type "str"
+SYNTHETIC_SCENE_WORD_SPLITS = {
+    "synthetic_scene_words_train": "synthetic_word_scenes_train",
+    "synthetic_spotting_train_words": "synthetic_spotting_train",
+    "synthetic_spotting_val_words": "synthetic_spotting_val",
+    "synthetic_spotting_test_words": "synthetic_spotting_test",
+}
 
 
 def _split_paths(root: str, dataset: str, split: str):
@@ -173,8 +194,13 @@ def register_all_text(root: str) -> None:
 
     for name, (split, num_images, seed) in SYNTHETIC_TEXT_SPLITS.items():
         _register_synthetic_text(root, name, split, num_images, seed, None)
-    for name, (split, num_images, seed) in SYNTHETIC_SPOTTING_SPLITS.items():
-        _register_synthetic_text(root, name, split, num_images, seed, SYNTHETIC_SPOTTING_OPTIONS)
+    for splits in (SYNTHETIC_SPOTTING_SPLITS, SYNTHETIC_WORD_SCENE_SPLITS):
+        for name, (split, num_images, seed) in splits.items():
+            _register_synthetic_text(
+                root, name, split, num_images, seed, SYNTHETIC_SPOTTING_OPTIONS
+            )
+    for name, source in SYNTHETIC_SCENE_WORD_SPLITS.items():
+        register_text_word_crops(name, source)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -154,3 +154,13 @@ def test_unusable_polygons_and_bad_settings(tmp_path):
         _mapper(True, jitter=(0.3, 0.1))
     with pytest.raises(ValueError, match="word_crop_layouts"):
         _mapper(True, layouts=("bent",))
+
+
+def test_builtin_word_splits_name_registered_sources():
+    from fasttcm.data.datasets.builtin import SYNTHETIC_SCENE_WORD_SPLITS
+
+    registered = set(DatasetCatalog.list())
+    for name, source in SYNTHETIC_SCENE_WORD_SPLITS.items():
+        assert {name, source} <= registered
+        meta = MetadataCatalog.get(name)
+        assert (meta.evaluator_type, meta.source_dataset) == ("str", source)

@@ -10,7 +10,7 @@ from ``INPUT.STR_WORD_CROP.LAYOUTS``, as the text spotter cuts crops
 crop is sampled at the recognizer's input size. The output::
 
     {"image": (3, H, W) uint8 Tensor in INPUT.FORMAT order, (H, W) = MODEL.RECOGNIZER.IMAGE_SIZE,
-     "text": str, "image_id": ..., "height": h, "width": w}   # h, w: size of the stored crop
+     "text": str, "image_id": ..., "height": h, "width": w}  # h, w: the stored or cut crop
 
 Crops are squashed to (H, W) with PIL's bicubic resize, as the official ``T.Resize`` on a PIL
 image (antialiased when shrinking). Training crops first go through :class:`WordCropRandAugment`

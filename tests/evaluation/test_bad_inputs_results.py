@@ -15,9 +15,9 @@ from fasttcm.evaluation.protocols.lexicon import (
     read_pair_list,
     split_pair_line,
 )
+from fasttcm.evaluation.protocols.result_files import format_spotting_det_line
 from fasttcm.evaluation.protocols.submission_io import (
     SubmissionFormatError,
-    format_spotting_det_line,
     parse_detections,
     parse_ground_truth,
     parse_spotting_detections,

@@ -7,17 +7,19 @@ import numpy as np
 import pytest
 
 from fasttcm.data.converters.icdar_gt import format_icdar_gt_line
+from fasttcm.evaluation.protocols.result_files import (
+    format_det_line,
+    round_scores,
+    write_sample_zip,
+)
 from fasttcm.evaluation.protocols.submission_io import (
     SubmissionFormatError,
-    format_det_line,
     list_sample_files,
     parse_detections,
     parse_ground_truth,
     read_detections,
     read_ground_truth,
-    round_scores,
     sample_key,
-    write_sample_zip,
 )
 from fasttcm.utils.atomic_io import replace_dir_atomic
 

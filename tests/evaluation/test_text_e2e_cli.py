@@ -9,9 +9,9 @@ import zipfile
 import numpy as np
 import pytest
 
+from fasttcm.evaluation.protocols.result_files import format_spotting_det_line
 from fasttcm.evaluation.protocols.submission_io import (
     SubmissionFormatError,
-    format_spotting_det_line,
     parse_spotting_detections,
 )
 

@@ -17,7 +17,7 @@ from detectron2.config import configurable
 from ..utils.atomic_io import atomic_write_json
 from .protocols.base import ImageGroundTruth
 from .protocols.polygons import as_vertex_array, is_buildable
-from .protocols.submission_io import round_scores
+from .protocols.result_files import round_scores
 from .spotting_analysis import CropCriteria, SpottingAnalysis, analyze_spotting
 from .spotting_report import write_analysis_files
 from .text_e2e_evaluator import TextSpottingEvaluator

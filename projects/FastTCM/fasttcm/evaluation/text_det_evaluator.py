@@ -21,15 +21,13 @@ from ..utils.atomic_io import atomic_write_json, replace_dir_atomic
 from .evaluator_base import EvaluatorBase
 from .protocols.base import ImageDetections, ImageGroundTruth, TextDetProtocol
 from .protocols.polygons import as_vertex_array, is_buildable
-from .protocols.submission_io import (
+from .protocols.result_files import (
     SCORE_DECIMALS,
     detection_file_name,
     format_det_line,
-    list_sample_files,
-    parse_ground_truth,
     round_scores,
-    sample_key,
 )
+from .protocols.submission_io import list_sample_files, parse_ground_truth, sample_key
 from .protocols.text_det import (
     MMOCR_SCORE_THRESHOLDS,
     build_text_det_protocol,

@@ -28,11 +28,7 @@ from .protocols.lexicon import (
     build_lexicon_corrector,
 )
 from .protocols.polygons import is_buildable
-from .protocols.submission_io import (
-    SCORE_DECIMALS,
-    format_spotting_det_line,
-    round_scores,
-)
+from .protocols.result_files import SCORE_DECIMALS, format_spotting_det_line, round_scores
 from .text_det_evaluator import TextDetEvaluator, _polygons_and_scores
 
 __all__ = ["TextSpottingEvaluator"]

@@ -1,10 +1,9 @@
-"""Read ICDAR-style per-image text files (``gt_<id>.txt``, ``res_<id>.txt``); write ``res`` lines.
+"""Read ICDAR-style per-image text files (``gt_<id>.txt``, ``res_<id>.txt``).
 
 Files are read from a folder or a zip archive (members anywhere in the archive; their base names
-count); :func:`write_sample_zip` writes a zip of them atomically (folders of them are written
-with :func:`fasttcm.utils.atomic_io.replace_dir_atomic`). Ground-truth lines are written by
-:func:`fasttcm.data.converters.icdar_gt.format_icdar_gt_line`, which quotes a transcription
-exactly when the reader below would otherwise change it.
+count). Result lines and zips are written by :mod:`~fasttcm.evaluation.protocols.result_files`;
+ground-truth lines by :func:`fasttcm.data.converters.icdar_gt.format_icdar_gt_line`, which quotes a
+transcription exactly when the reader below would otherwise change it.
 
 **File names and sample keys.** ``gt_<id>.txt``, ``gt_img_<id>.txt`` and a bare ``<id>.txt`` (the
 converted Total-Text/CTW1500 zips use ``0000001.txt``) all give the key ``<id>``; detections
@@ -58,15 +57,13 @@ import os
 import re
 import zipfile
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 import shapely
 
-from ...data.converters.icdar_gt import ADELAIDET_SEPARATOR, NUMBER_FIELD, quote_transcription
-from ...utils.atomic_io import atomic_open
 from .base import ImageDetections, ImageGroundTruth
-from .polygons import as_vertex_array, make_polygons
+from .polygons import make_polygons
 from .text_lines import (
     SubmissionFormatError,
     excerpt,
@@ -85,13 +82,8 @@ __all__ = [
     "parse_detections",
     "read_ground_truth",
     "read_detections",
-    "format_det_line",
-    "detection_file_name",
-    "round_scores",
-    "write_sample_zip",
     "parse_spotting_detections",
     "read_spotting_detections",
-    "format_spotting_det_line",
     "FILE_LINE_FORMATS",
     "QUADRILATERAL_SHARE",
     "choose_line_format",
@@ -100,9 +92,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-SCORE_DECIMALS = 6
-"""Scores are written (and, by the evaluator, scored) with this many decimals."""
 
 FILE_LINE_FORMATS = ("auto", "polygon", "icdar2015")
 """``line_format`` values of the file readers: "auto" chooses one of the two line rules per set."""
@@ -403,54 +392,6 @@ def _read_sample_files(
     return {k: parse(f.text, f.where) for k, f in files.items()}
 
 
-def _format_number(value: float) -> str:
-    value = float(value)
-    return str(int(value)) if value.is_integer() else repr(value)
-
-
-def _format_score(score: float) -> str:
-    text = f"{float(score):.{SCORE_DECIMALS}f}".rstrip("0")
-    return text + "0" if text.endswith(".") else text
-
-
-def round_scores(scores) -> np.ndarray:
-    """The scores as they read back from a file written by :func:`format_det_line`."""
-    return np.array([float(_format_score(s)) for s in np.asarray(scores).reshape(-1)])
-
-
-def format_det_line(polygon, score: Optional[float] = None, *, integer_coords: bool = True) -> str:
-    """One detection line ``x1,y1,...,xn,yn[,score]``.
-
-    Args:
-        polygon: ``(N, 2)`` vertices (absolute pixels).
-        score: appended with :data:`SCORE_DECIMALS` decimals (trailing zeros dropped) if given.
-        integer_coords: truncate coordinates toward zero with ``int()``, as AdelaiDet does before
-            writing its result files.
-    """
-    points = as_vertex_array(polygon).reshape(-1)
-    if integer_coords:
-        fields = [str(int(v)) for v in points]
-    else:
-        fields = [_format_number(v) for v in points]
-    if score is not None and not np.isnan(score):
-        fields.append(_format_score(score))
-    return ",".join(fields)
-
-
-def detection_file_name(key: str) -> str:
-    """``res_<key>.txt``."""
-    return f"res_{key}.txt"
-
-
-def write_sample_zip(path: str, files: Mapping[str, str]) -> None:
-    """Write ``{file name: content}`` into a zip archive at `path`, atomically."""
-
-    with atomic_open(path, "wb") as f:
-        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for name, text in files.items():
-                archive.writestr(name, text.encode("utf-8"))
-
-
 # ------------------------------------------------------------------------------------------------
 # End-to-end spotting detections: a transcription after the (optional) score.
 
@@ -487,36 +428,3 @@ def read_spotting_detections(
         k: parse_spotting_detections(f.text, f.where, line_format=line_format)
         for k, f in files.items()
     }
-
-
-def _quote_transcription(text: str) -> str:
-    """`text`, quoted with RRC escaping when a reader could take it apart or change it."""
-    if (
-        '"' in text
-        or text != text.strip()
-        or text.startswith("####")
-        or ADELAIDET_SEPARATOR in text
-        or NUMBER_FIELD.match(text.split(",", 1)[0])
-    ):
-        return quote_transcription(text)
-    return text
-
-
-def format_spotting_det_line(
-    polygon, score: Optional[float], text: str, *, integer_coords: bool = True
-) -> str:
-    """One spotting line ``x1,y1,...,xn,yn,score,transcription`` (read by the RRC IC15 parser).
-
-    Without a score (None or NaN) the line is ``x1,y1,...,xn,yn,transcription``.
-
-    Args:
-        polygon: ``(N, 2)`` vertices (absolute pixels).
-        score: written with :data:`SCORE_DECIMALS` decimals.
-        text: the transcription, quoted when needed (see :func:`_quote_transcription`).
-        integer_coords: truncate coordinates toward zero with ``int()`` (AdelaiDet).
-    """
-    return (
-        format_det_line(polygon, score, integer_coords=integer_coords)
-        + ","
-        + _quote_transcription(text)
-    )

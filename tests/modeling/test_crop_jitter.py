@@ -1,10 +1,10 @@
-"""Random side offsets of annotated polygons (fasttcm.modeling.recognition.crop_jitter)."""
+"""Random side offsets of annotated polygons (fasttcm.structures.rectification.crop_jitter)."""
 
 import numpy as np
 import pytest
 from shapely.geometry import Polygon
 
-from fasttcm.modeling.recognition.crop_jitter import jitter_side_polygons
+from fasttcm.structures.rectification.crop_jitter import jitter_side_polygons
 
 
 class _Fixed:

@@ -13,7 +13,7 @@ from fasttcm.modeling.recognition.crop_voting import (
     parse_crop_variants,
 )
 from fasttcm.modeling.recognition.curve_framing import band_bends, framed_bands
-from fasttcm.modeling.recognition.rectify import polygon_sampling_grids, sample_crops
+from fasttcm.structures.rectification.rectify import polygon_sampling_grids, sample_crops
 
 CENTRE = np.array([160.0, 160.0])
 INNER, OUTER = 80.0, 100.0
@@ -133,8 +133,8 @@ def test_min_area_rectangles_match_opencv_on_random_and_curved_outlines():
     """The rectangles come from the convex hull's edges only; their areas equal OpenCV's."""
     import cv2
 
-    from fasttcm.modeling.recognition.polygon_batch import pad_polygons, signed_areas
-    from fasttcm.modeling.recognition.quad_warp import min_area_rect_quads
+    from fasttcm.structures.rectification.polygon_batch import pad_polygons, signed_areas
+    from fasttcm.structures.rectification.quad_warp import min_area_rect_quads
 
     rng = np.random.default_rng(0)
     outlines = [rng.normal(size=(int(rng.integers(3, 40)), 2)) * 50 for _ in range(60)]

@@ -1,4 +1,4 @@
-"""Polygon rectification (fasttcm.modeling.recognition.rectify) against analytic warps and
+"""Polygon rectification (fasttcm.structures.rectification.rectify) against analytic warps and
 OpenCV."""
 
 import math
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from fasttcm.modeling.recognition.quad_warp import quad_homographies
-from fasttcm.modeling.recognition.rectify import (
+from fasttcm.structures.rectification.quad_warp import quad_homographies
+from fasttcm.structures.rectification.rectify import (
     RectifiedCrops,
     polygon_sampling_grids,
     polygon_validity,

@@ -8,7 +8,7 @@ from detectron2.utils.events import EventStorage
 
 from fasttcm.modeling.recognition.crop_voting import framed_quads, parse_crop_variants
 from fasttcm.modeling.recognition.detection_matching import match_outlines_to_words
-from fasttcm.modeling.recognition.rectify import rectify_polygons
+from fasttcm.structures.rectification.rectify import rectify_polygons
 from tests.modeling.test_text_spotter import (  # noqa: F401
     CURVED,
     QUAD,

@@ -19,9 +19,9 @@ from fasttcm.data.db_targets import make_db_targets
 from fasttcm.evaluation import TextDetEvaluator, TextSpottingEvaluator, build_evaluator
 from fasttcm.modeling.meta_arch.text_detector import FastTCMTextDetector
 from fasttcm.modeling.meta_arch.text_spotter import FastTCMTextSpotter
-from fasttcm.modeling.recognition.crop_jitter import jitter_side_polygons
-from fasttcm.modeling.recognition.rectify import rectify_polygons
 from fasttcm.solver import build_param_groups
+from fasttcm.structures.rectification.crop_jitter import jitter_side_polygons
+from fasttcm.structures.rectification.rectify import rectify_polygons
 from tests.common import QUICK_SPOTTER, load_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -326,7 +326,8 @@ def _add_recognizer_config(cfg):
     # not in CLIP4STR: (low, high) side offsets in word heights (positive = outwards), as a
     # spotter's MODEL.SPOTTER.CROP_JITTER; (0, 0) = cut along the annotated polygon
     cfg.INPUT.STR_WORD_CROP.JITTER = (0.0, 0.0)
-    # rectify.py layouts drawn uniformly per crop: "annotated" and/or "rectangle"
+    # layouts of structures/rectification/rectify.py drawn uniformly per crop: "annotated"
+    # and/or "rectangle"
     cfg.INPUT.STR_WORD_CROP.LAYOUTS = ["annotated"]
     # fmt: on
 

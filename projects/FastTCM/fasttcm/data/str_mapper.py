@@ -6,7 +6,7 @@ has ``"word_polygon"`` (:mod:`fasttcm.data.datasets.text_word_crops`: a word of 
 is first cut from its scene: in training its sides move outwards by random multiples of the
 word's height drawn from ``INPUT.STR_WORD_CROP.JITTER`` and it is rectified in a layout drawn
 from ``INPUT.STR_WORD_CROP.LAYOUTS``, as the text spotter cuts crops
-(:mod:`fasttcm.modeling.recognition.rectify`); at test time it is rectified as annotated. The
+(:mod:`fasttcm.structures.rectification.rectify`); at test time it is rectified as annotated. The
 crop is sampled at the recognizer's input size. The output::
 
     {"image": (3, H, W) uint8 Tensor in INPUT.FORMAT order, (H, W) = MODEL.RECOGNIZER.IMAGE_SIZE,
@@ -34,8 +34,8 @@ from PIL import Image
 from detectron2.config import configurable
 from detectron2.utils.logger import log_every_n_seconds
 
-from ..modeling.recognition.crop_jitter import jitter_side_polygons
-from ..modeling.recognition.rectify import LAYOUTS, polygon_sampling_grids, sample_crops
+from ..structures.rectification.crop_jitter import jitter_side_polygons
+from ..structures.rectification.rectify import LAYOUTS, polygon_sampling_grids, sample_crops
 from .build import register_mapper
 from .converters.str_lmdb import decode_image_bytes
 

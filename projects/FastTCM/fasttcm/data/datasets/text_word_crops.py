@@ -15,7 +15,7 @@ One dataset dict per kept word::
 
 Polygons keep the source dataset's vertex order (4 points clockwise from the top-left corner, or
 2n points: n along the top edge, then n along the bottom edge), which is what
-:func:`~fasttcm.modeling.recognition.rectify.polygon_sampling_grids` calls the "annotated" layout.
+:func:`~fasttcm.structures.rectification.rectify.polygon_sampling_grids` calls the "annotated" layout.
 Don't-care words (``ignore`` or ``"###"``) and labels the filter rejects are skipped and counted.
 """
 

@@ -13,8 +13,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ...structures.rectification.rectify import polygon_sampling_grids, sample_crops
 from ..recognition.crop_voting import Variant, framed_outlines
-from ..recognition.rectify import polygon_sampling_grids, sample_crops
 
 __all__ = ["SpotterCropReader", "read_polygon_crops"]
 
@@ -47,7 +47,7 @@ def read_polygon_crops(
         owners: M image indices.
         read: the recognizer on RGB 0-255 crops (it normalizes them itself).
         input_size: (h, w) of the recognizer's crops.
-        layout: rectification layout (:mod:`~fasttcm.modeling.recognition.rectify`) used
+        layout: rectification layout (:mod:`~fasttcm.structures.rectification.rectify`) used
             without `crop_variants`.
         crop_variants: framings per polygon (:mod:`~fasttcm.modeling.recognition.crop_voting`);
             the most confident reading wins (ties: the first framing). Empty = one crop in

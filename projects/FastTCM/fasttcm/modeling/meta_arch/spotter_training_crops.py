@@ -2,7 +2,7 @@
 
 Two sources, both cut from the network-input image of a training batch and labelled with the
 ground-truth word: the ground-truth polygons themselves (optionally with jittered sides,
-:mod:`~fasttcm.modeling.recognition.crop_jitter`), and the detector's own outlines of the batch
+:mod:`~fasttcm.structures.rectification.crop_jitter`), and the detector's own outlines of the batch
 that match a usable word (``MODEL.SPOTTER.DETECTED_CROPS``), cut as inference cuts them.
 """
 
@@ -13,11 +13,15 @@ import numpy as np
 import torch
 
 from ...structures.charset import normalize_label
+from ...structures.rectification.crop_jitter import jitter_side_polygons
+from ...structures.rectification.rectify import (
+    polygon_sampling_grids,
+    polygon_validity,
+    sample_crops,
+)
 from ...structures.text import DONT_CARE_TEXT
-from ..recognition.crop_jitter import jitter_side_polygons
 from ..recognition.crop_voting import framed_outlines
 from ..recognition.detection_matching import match_outlines_to_words
-from ..recognition.rectify import polygon_sampling_grids, polygon_validity, sample_crops
 
 __all__ = ["SpotterTrainingCrops", "CROP_COUNT_NAMES"]
 

@@ -28,9 +28,9 @@ class FastTCMTextSpotter(SpotterTrainingCrops, SpotterCropReader, FastTCMTextDet
     """End-to-end text spotter: :class:`FastTCMTextDetector` + a CLIP4STR recognizer
     (docs/recognizer.md).
 
-    The detector and the recognizer share no features: the recognizer reads crops of the input
-    image rectified along each text polygon (:mod:`fasttcm.modeling.recognition.rectify`), squashed
-    to its input size and normalized with its own pixel statistics (``recognizer.normalize``,
+    The detector and the recognizer share no features: the recognizer reads crops of the input image
+    rectified along each text polygon (:mod:`fasttcm.structures.rectification.rectify`), squashed to
+    its input size and normalized with its own pixel statistics (``recognizer.normalize``,
     ``MODEL.RECOGNIZER.PIXEL_MEAN/STD``), in RGB whatever ``INPUT.FORMAT`` is.
 
     **Training** returns the detector's losses plus the recognizer's permutation-LM losses
@@ -46,7 +46,7 @@ class FastTCMTextSpotter(SpotterTrainingCrops, SpotterCropReader, FastTCMTextDet
     ``min_polygon_area``). At most ``max_train_crops`` crops per batch are used (a random subset,
     ``spotter/dropped_by_cap``). With ``crop_jitter = (low, high)`` other than (0, 0), each side of
     a ground-truth polygon is first moved by ``U(low, high)`` times its height
-    (:mod:`~fasttcm.modeling.recognition.crop_jitter`), so the recognizer learns to read the
+    (:mod:`~fasttcm.structures.rectification.crop_jitter`), so the recognizer learns to read the
     imprecise framing of detected polygons.
 
     **Inference** detects polygons (original-image pixels), maps them back to the network input by
@@ -104,7 +104,7 @@ class FastTCMTextSpotter(SpotterTrainingCrops, SpotterCropReader, FastTCMTextDet
             crop_layout: how detected outlines are rectified at inference: "predicted" (quads
                 and straight outlines by their rectangle, curved ones along their two long sides)
                 or "rectangle" (always the minimum-area rectangle); see
-                :mod:`~fasttcm.modeling.recognition.rectify`.
+                :mod:`~fasttcm.structures.rectification.rectify`.
             crop_variants: framings of each detection read at inference instead of the one
                 `crop_layout` crop, rows (top, right, bottom, left[, flip]) of side offsets in
                 text heights from the outline's minimum-area rectangle; the reading with the

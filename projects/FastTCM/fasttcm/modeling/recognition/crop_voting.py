@@ -5,11 +5,11 @@ first or last character, or leaves a margin. One crop commits to that framing. T
 instead read K framings of each detection and keep the reading the recognizer is most sure of
 (``TEST.SPOTTER.CROP_VARIANTS``); the framings are made here.
 
-Each framing starts from the outline's minimum-area rectangle (long side = reading direction,
-as the "rectangle" layout of :mod:`.rectify` uses) and moves its four sides by fixed multiples of
-the rectangle's height: ``(top, right, bottom, left)``, positive = outwards. A framing listed with
-``flip`` also gets its 180-degree turn (corners rolled by two), which reads text that runs right
-to left on the image, i.e. upside down.
+Each framing starts from the outline's minimum-area rectangle (long side = reading direction, as the
+"rectangle" layout of :mod:`~fasttcm.structures.rectification.rectify` uses) and moves its four
+sides by fixed multiples of the rectangle's height: ``(top, right, bottom, left)``, positive =
+outwards. A framing listed with ``flip`` also gets its 180-degree turn (corners rolled by two),
+which reads text that runs right to left on the image, i.e. upside down.
 
 Each framing comes in one or more **shapes** (``TEST.SPOTTER.CROP_SHAPES``): ``"rectangle"``,
 the quad above, and ``"band"``, a band of constant height along a parabola fitted to the outline
@@ -18,8 +18,8 @@ are cut only for outlines that bend (:data:`BAND_MIN_BEND`). The offsets mean th
 shapes (multiples of the text height, outwards).
 
 Frames: pixels (x right, y down); quads are clockwise from the top-left corner of the text, the
-"annotated" 4-point layout of :mod:`.rectify`; bands are 2n-point polygons of the "annotated"
-layout (top side left to right, then bottom side right to left).
+"annotated" 4-point layout of :mod:`~fasttcm.structures.rectification.rectify`; bands are 2n-point
+polygons of the "annotated" layout (top side left to right, then bottom side right to left).
 """
 
 from typing import List, Sequence, Tuple, Union
@@ -27,9 +27,9 @@ from typing import List, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from ...structures.rectification.polygon_batch import make_clockwise, pad_polygons, signed_areas
+from ...structures.rectification.quad_warp import min_area_rect_quads
 from .curve_framing import band_bends, framed_bands
-from .polygon_batch import make_clockwise, pad_polygons, signed_areas
-from .quad_warp import min_area_rect_quads
 
 __all__ = [
     "CROP_SHAPES",

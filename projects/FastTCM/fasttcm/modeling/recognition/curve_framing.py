@@ -8,9 +8,10 @@ module frames each outline as a band instead:
 1. the contour is resampled at 128 points, evenly by arc length, so that the two long sides
    outweigh the end caps;
 2. the points are expressed in the frame of the outline's minimum-area rectangle: ``x`` along the
-   reading direction (long side, oriented as :func:`~.quad_warp.min_area_rect_quads` does, so
-   vertical text reads top to bottom), normalised by the rectangle's length, and ``v`` across it
-   (pixels, towards the text's bottom);
+   reading direction (long side, oriented as
+   :func:`~fasttcm.structures.rectification.quad_warp.min_area_rect_quads` does, so vertical text
+   reads top to bottom), normalised by the rectangle's length, and ``v`` across it (pixels, towards
+   the text's bottom);
 3. a parabola ``v(x) = c0 + c1 (x - 1/2) + c2 (x - 1/2)^2`` fitted to all points by least squares
    is the centre line (the top and bottom sides pull it from both sides); the band runs between
    the points where the end caps cross it (the extent in ``x`` of the contour points within a
@@ -20,11 +21,11 @@ module frames each outline as a band instead:
 5. the framing moves the band's sides outwards by multiples of that height, as the quad
    framings do: ``(top, right, bottom, left)``; the ends are extended along the parabola.
 
-The result is a 2n-point polygon in the "annotated" layout of :mod:`.rectify` (n points along
-the top side left to right, then n along the bottom side right to left), which the two-sided
-warp reads column by column on lines normal to the centre line. A straight outline gives a
-rectangle up to noise. ``flip`` framings add the band turned by 180 degrees (sides swapped),
-for text that runs right to left on the image.
+The result is a 2n-point polygon in the "annotated" layout of
+:mod:`~fasttcm.structures.rectification.rectify` (n points along the top side left to right, then n
+along the bottom side right to left), which the two-sided warp reads column by column on lines
+normal to the centre line. A straight outline gives a rectangle up to noise. ``flip`` framings add
+the band turned by 180 degrees (sides swapped), for text that runs right to left on the image.
 
 On a strongly bent word the parabola comes out flatter than the true centre line (the outer side
 is longer, so it has more of the samples, and it alone reaches the extreme ``x``): on an ideal
@@ -42,8 +43,13 @@ from typing import List, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .polygon_batch import EPS, make_clockwise, pad_polygons, signed_areas
-from .quad_warp import min_area_rect_quads
+from ...structures.rectification.polygon_batch import (
+    EPS,
+    make_clockwise,
+    pad_polygons,
+    signed_areas,
+)
+from ...structures.rectification.quad_warp import min_area_rect_quads
 
 __all__ = ["band_bends", "framed_bands"]
 

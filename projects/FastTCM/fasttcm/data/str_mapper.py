@@ -35,7 +35,7 @@ from detectron2.config import configurable
 from detectron2.utils.logger import log_every_n_seconds
 
 from ..structures.rectification.crop_jitter import jitter_side_polygons
-from ..structures.rectification.rectify import LAYOUTS, polygon_sampling_grids, sample_crops
+from ..structures.rectification.rectify import LAYOUTS, rectify_polygons
 from .build import register_mapper
 from .converters.str_lmdb import decode_image_bytes
 
@@ -329,14 +329,11 @@ class STRDatasetMapper:
             if self.word_crop_jitter != (0.0, 0.0):
                 polygon = jitter_side_polygons([polygon], *self.word_crop_jitter, rng)[0][0]
             layout = self.word_crop_layouts[int(rng.integers(len(self.word_crop_layouts)))]
-        grids, valid = polygon_sampling_grids(
-            [polygon], self.image_size, layout=layout, min_area=1.0
-        )
-        if not bool(valid[0]):
-            return None
         image = torch.from_numpy(np.ascontiguousarray(scene.transpose(2, 0, 1)))
-        crop = sample_crops(image[None], grids, torch.zeros(1, dtype=torch.long))[0]
-        return crop.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+        cut = rectify_polygons(image[None], [polygon], [0], self.image_size, layout=layout)
+        if cut.num_skipped:
+            return None
+        return cut.crops[0].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
     def __call__(self, dataset_dict: Dict) -> Optional[Dict]:
         image = decode_image_bytes(self.read_bytes(dataset_dict), "RGB")

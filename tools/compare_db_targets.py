@@ -49,7 +49,7 @@ from detectron2.data import DatasetCatalog
 from fasttcm import add_fasttcm_config, merge_config_file
 from fasttcm.data.db_targets import make_db_targets
 from fasttcm.data.db_targets_official import make_db_targets_official
-from fasttcm.data.mappers import TextDatasetMapper
+from fasttcm.data.mappers import TextDatasetMapper, db_target_kwargs
 
 DEFAULT_CONFIG = "projects/FastTCM/configs/TextDetection/fasttcm_cr50_fpn_dbnet_synthetic_cpu.yaml"
 BINARY_MAPS = ("shrink_map", "shrink_mask", "thresh_mask")
@@ -113,16 +113,6 @@ def compare_one(
     )
 
 
-def _target_kwargs(cfg) -> dict:
-    h = cfg.MODEL.DB_HEAD
-    return dict(
-        shrink_ratio=h.SHRINK_RATIO,
-        thresh_min=h.THRESH_MIN,
-        thresh_max=h.THRESH_MAX,
-        min_text_size=h.MIN_TEXT_SIZE,
-    )
-
-
 def _image_polygons(mapper, record: dict, seed: int, augment: bool):
     """(polygons, ignore flags, height, width) of one dataset record as training sees it."""
     if not augment:
@@ -161,7 +151,7 @@ def main(argv=None) -> dict:
     if not records:
         raise SystemExit(f"compare_db_targets: dataset {args.dataset!r} has no images.")
 
-    kwargs = _target_kwargs(cfg)
+    kwargs = db_target_kwargs(cfg)
     rows = {"as_is": [], "aligned": []}
     sizes = set()
     for index, record in enumerate(records):

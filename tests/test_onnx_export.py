@@ -155,6 +155,7 @@ def test_export_tool_prints_a_json_summary_of_a_complete_folder(spotter):
         "recognizer_text",
         "recognizer_visual_decoder",
         "recognizer_cross_decoder",
+        "recognizer_ctc",  # the quick spotter's confidences use its CTC head
     )
     assert summary["task"] == "spotter" and summary["format"] == "onnx"
     assert isinstance(summary["opset"], int) and summary["opset"] >= 17
@@ -167,10 +168,12 @@ def test_export_tool_prints_a_json_summary_of_a_complete_folder(spotter):
         "outputs": ["prob", "thresh"],
     }
     assert summary["graphs"]["recognizer_visual_decoder"]["outputs"] == ["logits"]
+    assert summary["graphs"]["recognizer_ctc"]["outputs"] == ["log_probs"]
     assert summary["text_branch"] == "folded"
     assert summary["max_abs_diff"] and max(summary["max_abs_diff"].values()) < TOLERANCE
     manifest = read_manifest(str(spotter.dir))
     assert manifest["detector"]["postprocessor"]["mask_thresh"] == spotter.threshold
+    assert manifest["recognizer"]["ctc_confidence_weight"] == 0.5
     assert manifest["input"]["resize_backend"] == "pil"  # the test resize the exporting config used
     # the image input: dynamic batch, dynamic height and width in multiples of 32
     shape = manifest["graphs"]["detector"]["inputs"][0]["shape"]
@@ -314,6 +317,16 @@ def test_recognizer_logits_and_strings_match_pytorch(spotter):
     expected_texts, expected_scores = recognizer.recognize(recognizer.normalize(crops))
     assert texts == expected_texts and len(set(texts)) > 1
     assert float((scores - expected_scores).abs().max()) < TOLERANCE
+    torch.testing.assert_close(scores, expected_scores, rtol=1e-3, atol=0.0)  # tiny ones too
+    # the confidences include the CTC head's support (weight 0.5): its graph gives the head's
+    # log-probabilities, which the shared ctc_weighted_confidences turns into the same scores
+    assert runtime.ctc_graph is not None and recognizer.ctc_confidence_weight == 0.5
+    with torch.no_grad():
+        memory = recognizer.clip_model.encode_image(recognizer.normalize(crops))
+        head = recognizer.ctc_head(memory, recognizer.clip_model.visual.grid_size)
+    graph = next(iter(runtime.ctc_graph(image_tokens=memory.numpy()).values()))
+    assert graph.shape == tuple(head.shape) == (8, 6, recognizer.tokenizer.num_classes)
+    assert float((torch.from_numpy(graph) - head).abs().max()) < TOLERANCE
 
 
 def test_recognizer_backend_reads_word_crops_like_the_recognizer_architecture(spotter):

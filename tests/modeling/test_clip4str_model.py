@@ -383,6 +383,86 @@ def test_ctc_loss_is_reported_and_trains_the_image_encoder():
     )
 
 
+def _brute_force_ctc_probability(probs: torch.Tensor, target) -> float:
+    """Sum over every path of T classes (blank 0) that collapses to `target`."""
+    import itertools
+
+    steps, classes = probs.shape
+    total = 0.0
+    for path in itertools.product(range(classes), repeat=steps):
+        collapsed = [c for i, c in enumerate(path) if c != 0 and (i == 0 or path[i - 1] != c)]
+        if collapsed == list(target):
+            total += float(torch.prod(probs[torch.arange(steps), torch.tensor(path)]))
+    return total
+
+
+def test_ctc_string_probability_sums_every_alignment():
+    from fasttcm.modeling.recognition.ctc_aux import ctc_string_probabilities
+
+    torch.manual_seed(1)
+    log_probs = torch.randn(4, 5, 3).log_softmax(-1)  # T = 4 steps, 5 strings, blank + 2 chars
+    strings = [(1,), (1, 2), (1, 1), (), (2, 1, 2, 1, 2)]  # the last needs 5 steps: impossible
+    targets = torch.tensor([list(t) + [0] * (5 - len(t)) for t in strings])
+    lengths = torch.tensor([len(t) for t in strings])
+    got = ctc_string_probabilities(log_probs, targets, lengths)
+    probs = log_probs.exp()
+    expected = [_brute_force_ctc_probability(probs[:, b], t) for b, t in enumerate(strings)]
+    torch.testing.assert_close(got, torch.tensor(expected), rtol=1e-5, atol=1e-7)
+    assert got[3] > 0 and got[4] == 0  # the empty string is all blanks; "21212" fits no 4 steps
+    assert ctc_string_probabilities(log_probs[:, :0], targets[:0], lengths[:0]).shape == (0,)
+
+
+def test_ctc_weighted_confidence_reads_the_string_up_to_eos():
+    from fasttcm.modeling.recognition.ctc_aux import (
+        ctc_string_probabilities,
+        ctc_weighted_confidences,
+    )
+
+    torch.manual_seed(2)
+    log_probs = torch.randn(4, 2, 3).log_softmax(-1)
+    # decoder probabilities over (EOS, a, b): string 0 reads "ab" then EOS, string 1 "b" then EOS
+    probs = torch.full((2, 4, 3), 0.1)
+    for b, ids in enumerate([(1, 2, 0, 1), (2, 0, 2, 2)]):
+        probs[b, torch.arange(4), torch.tensor(ids)] = 0.8
+    scores = torch.tensor([0.5, 0.25])
+    got = ctc_weighted_confidences(scores, probs, log_probs, weight=0.5, eos_id=0)
+    support = ctc_string_probabilities(
+        log_probs, torch.tensor([[1, 2], [2, 0]]), torch.tensor([2, 1])
+    )
+    torch.testing.assert_close(got, scores * support.sqrt())
+    assert torch.equal(ctc_weighted_confidences(scores, probs, log_probs, weight=0.0), scores)
+
+
+def test_ctc_confidence_multiplies_the_decoder_confidence_and_needs_the_head():
+    from fasttcm.modeling.recognition.ctc_aux import ctc_string_probabilities
+
+    torch.manual_seed(0)
+    # 8 CTC columns: every reading of at most 3 characters has alignments
+    settings = dict(PATCH_EMBED="conv", PATCH_SIZE=(8, 4), CTC_LOSS_WEIGHT=1.0, REFINE_ITERS=0)
+    settings["MAX_LABEL_LENGTH"] = 3
+    plain = build_clip4str_recognizer(tiny_cfg(**settings)).eval()
+    weighted = build_clip4str_recognizer(tiny_cfg(CTC_CONFIDENCE_WEIGHT=0.5, **settings)).eval()
+    weighted.load_state_dict(plain.state_dict())
+    images = torch.randn(3, 3, 16, 32)
+    texts, scores = plain.recognize(images)
+    weighted_texts, weighted_scores = weighted.recognize(images)
+    assert weighted_texts == texts  # the reading is the decoder's; only its confidence changes
+    with torch.no_grad():
+        memory = plain.clip_model.encode_image(images)
+        log_probs = plain.ctc_head(memory, plain.clip_model.visual.grid_size)
+    # the string's probability under the head (checked against enumeration above), by its ids
+    ids = [plain.tokenizer.encode([text])[0, 1 : 1 + len(text)] for text in texts]
+    targets = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True)
+    lengths = torch.tensor([len(text) for text in texts])
+    support = ctc_string_probabilities(log_probs, targets, lengths)
+    assert ((support > 0) & (support < 1)).all()
+    torch.testing.assert_close(weighted_scores, scores * support.sqrt(), rtol=1e-4, atol=1e-8)
+    with pytest.raises(ValueError, match="CTC_LOSS_WEIGHT"):
+        build_clip4str_recognizer(tiny_cfg(CTC_CONFIDENCE_WEIGHT=0.5))
+    with pytest.raises(ValueError, match="ctc_confidence_weight must be >= 0"):
+        build_clip4str_recognizer(tiny_cfg(CTC_CONFIDENCE_WEIGHT=-1.0, **settings))
+
+
 def test_refinement_without_random_orders_is_warned_about(caplog):
     """perm_num <= 2 trains only the canonical / reverse contexts; refinement then reads an
     unseen one."""

@@ -292,6 +292,8 @@ def _add_recognizer_config(cfg):
     _C.CROSS_LOSS_WEIGHT = 1.0    # cross_loss_w: weight of loss_cross_modal
     # not in CLIP4STR: auxiliary CTC on the image-token columns (from-scratch towers); 0 = off
     _C.CTC_LOSS_WEIGHT = 0.0
+    # not in CLIP4STR: w, reading confidence = p_decoder x P_CTC(reading)^w (needs the CTC head)
+    _C.CTC_CONFIDENCE_WEIGHT = 0.0
     _C.REFINE_ITERS = 1           # refine_iters: cloze refinement passes of predict-and-refine
     # Normalization (0-255 RGB). Official train/val: CLIP statistics; official test.py: 0.5/0.5, so
     # its published accuracies come from (x - 0.5) / 0.5 inputs (docs/design_choices.md).

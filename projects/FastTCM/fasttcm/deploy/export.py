@@ -4,7 +4,8 @@ What each task exports (graph names, :mod:`fasttcm.deploy.graphs` for their inpu
 
 * "detector": ``detector`` (pixels -> DB probability and threshold maps);
 * "recognizer": ``recognizer_image``, ``recognizer_text``, ``recognizer_visual_decoder``,
-  ``recognizer_cross_decoder`` (decoding runs outside, see :mod:`.recognizer_runtime`);
+  ``recognizer_cross_decoder`` (decoding runs outside, see :mod:`.recognizer_runtime`), and
+  ``recognizer_ctc`` when the confidences use the CTC head (``CTC_CONFIDENCE_WEIGHT`` > 0);
 * "spotter": both of the above;
 * "dota": ``features`` (pixels -> FPN p2..p6 and the class text embeddings).
 
@@ -40,6 +41,7 @@ from .graphs import (
     DecoderGraph,
     DetectorGraph,
     FeatureGraph,
+    RecognizerCTCGraph,
     RecognizerImageGraph,
     RecognizerTextGraph,
     fold_text_embeddings,
@@ -271,12 +273,22 @@ def _export_recognizer(writer: _GraphWriter, recognizer: nn.Module, input_format
             torch.arange(1, context),
         )
         writer.export(name, DecoderGraph(decoder), args, names, ["logits"], shapes)
+    if recognizer.ctc_confidence_weight > 0:  # the confidences need the CTC head too
+        writer.export(
+            "recognizer_ctc",
+            RecognizerCTCGraph(recognizer),
+            (image_tokens,),
+            ["image_tokens"],
+            ["log_probs"],
+            {"image_tokens": {0: dynamic}},
+        )
     return {
         "charset": recognizer.charset,
         "test_charset": recognizer.text_adapter.charset,
         "max_label_length": int(recognizer.max_label_length),
         "text_context_length": int(recognizer.text_context_length),
         "refine_iters": int(recognizer.refine_iters),
+        "ctc_confidence_weight": float(recognizer.ctc_confidence_weight),
         "input_size": [int(height), int(width)],
         "input_format": input_format,
     }

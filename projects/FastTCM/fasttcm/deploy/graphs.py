@@ -10,7 +10,9 @@ inside the graphs, so every graph takes pixels in 0-255.
   text embeddings the rotated ROI heads read);
 * :class:`RecognizerImageGraph`: crops (N, 3, h, w) -> CLIP4STR image tokens (N, S, D);
 * :class:`RecognizerTextGraph`: BPE ids (N, L) -> CLIP4STR text tokens (N, L, D);
-* :class:`DecoderGraph`: one call of a CLIP4STR character decoder (visual or cross-modal).
+* :class:`DecoderGraph`: one call of a CLIP4STR character decoder (visual or cross-modal);
+* :class:`RecognizerCTCGraph`: image tokens (N, S, D) -> the CTC head's column log-probabilities
+  (exported when the recognizer's confidences use them).
 
 :func:`fold_text_embeddings` replaces the FastTCM text branch of a model copy by its cached
 output, a constant, so that no text encoder is exported or run at inference.
@@ -29,6 +31,7 @@ __all__ = [
     "DecoderGraph",
     "DetectorGraph",
     "FeatureGraph",
+    "RecognizerCTCGraph",
     "RecognizerImageGraph",
     "RecognizerTextGraph",
     "fold_text_embeddings",
@@ -183,6 +186,19 @@ class RecognizerImageGraph(nn.Module):
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
         return self.clip_model.encode_image(self.normalize(crops))
+
+
+class RecognizerCTCGraph(nn.Module):
+    """CLIP4STR's auxiliary CTC head: image tokens (N, S, D) -> log-probabilities (T, N, C), T the
+    columns of the patch grid (:class:`~fasttcm.modeling.recognition.ctc_aux.ColumnCTCHead`)."""
+
+    def __init__(self, recognizer: nn.Module):
+        super().__init__()
+        self.ctc_head = recognizer.ctc_head
+        self.grid = tuple(int(g) for g in recognizer.clip_model.visual.grid_size)
+
+    def forward(self, image_tokens: torch.Tensor) -> torch.Tensor:
+        return self.ctc_head(image_tokens, self.grid)
 
 
 class RecognizerTextGraph(nn.Module):

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..modeling.clip.tokenizer import bpe_tokenizer
+from ..modeling.recognition.ctc_aux import ctc_weighted_confidences
 from ..modeling.recognition.decoding import autoregressive_decode, refine_decode
 from ..modeling.recognition.tokenizer import CharsetTokenizer
 from ..structures.charset import CharsetAdapter
@@ -31,7 +32,9 @@ RECOGNIZER_GRAPHS = (
     "recognizer_visual_decoder",
     "recognizer_cross_decoder",
 )
-"""Graph names of a recognizer export (see :mod:`fasttcm.deploy.graphs`)."""
+"""Graph names of a recognizer export (see :mod:`fasttcm.deploy.graphs`); an export whose
+confidences use the CTC head (manifest ``ctc_confidence_weight`` > 0) also has
+``recognizer_ctc``."""
 
 
 def _array(tensor: torch.Tensor) -> np.ndarray:
@@ -127,6 +130,17 @@ class OnnxRecognizer:
         self.max_label_length = int(settings["max_label_length"])
         self.text_context_length = int(settings["text_context_length"])
         self.refine_iters = int(settings["refine_iters"])
+        # exports written before the CTC confidence have no such key: decoder confidences
+        self.ctc_confidence_weight = float(settings.get("ctc_confidence_weight", 0.0))
+        self.ctc_graph = (
+            OnnxGraph(
+                graph_path(directory, manifest, "recognizer_ctc"),
+                threads=threads,
+                providers=providers,
+            )
+            if self.ctc_confidence_weight > 0
+            else None
+        )
         self.input_size: Tuple[int, int] = tuple(int(s) for s in settings["input_size"])
 
     @property
@@ -168,6 +182,10 @@ class OnnxRecognizer:
             (N, L, C) float32 logits of the cross-modal decoder (L = max_label_length + 1 with
             refinement).
         """
+        return self._decode(crops)[0]
+
+    def _decode(self, crops: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward`, also returning the image tokens (N, S, D) it decoded from."""
         ids = dict(bos_id=self.tokenizer.bos_id, eos_id=self.tokenizer.eos_id)
         memory = self.encode_image(crops)
         logits_v = autoregressive_decode(
@@ -193,7 +211,7 @@ class OnnxRecognizer:
             logits_c = refine_decode(
                 self.cross_decoder, cross_memory, logits_c, self.num_steps, **ids
             )
-        return logits_c
+        return logits_c, memory
 
     __call__ = forward
 
@@ -201,7 +219,18 @@ class OnnxRecognizer:
         """Strings, confidences (N,) and per-character scores, as ``CLIP4STR.predict``."""
         if crops.shape[0] == 0:
             return [], torch.zeros(0), []
-        texts, char_scores, scores = self.tokenizer.decode(self.forward(crops).softmax(-1))
+        logits, memory = self._decode(crops)
+        probs = logits.softmax(-1)
+        texts, char_scores, scores = self.tokenizer.decode(probs)
+        if self.ctc_graph is not None:
+            log_probs = self.ctc_graph(image_tokens=_array(memory))
+            scores = ctc_weighted_confidences(
+                scores,
+                probs,
+                torch.from_numpy(next(iter(log_probs.values()))),
+                self.ctc_confidence_weight,
+                self.tokenizer.eos_id,
+            )
         return texts, scores, char_scores
 
     def recognize(self, crops: torch.Tensor) -> Tuple[List[str], torch.Tensor]:

@@ -32,7 +32,7 @@ from ...structures.charset import CharsetAdapter, load_charset
 from ..clip.tokenizer import bpe_tokenizer
 from ..clip.vision_text_model import CLIPVisionTextModel
 from ..clip.vision_text_weights import load_clip4str_clip_weights
-from .ctc_aux import ColumnCTCHead
+from .ctc_aux import ColumnCTCHead, ctc_weighted_confidences
 from .decoder import CharacterDecoder
 from .decoding import autoregressive_decode, refine_decode
 from .plm import generate_permutations, permutation_attention_masks
@@ -76,6 +76,7 @@ class CLIP4STR(nn.Module):
         image_detach: bool = True,
         cross_loss_weight: float = 1.0,
         ctc_loss_weight: float = 0.0,
+        ctc_confidence_weight: float = 0.0,
     ):
         """
         Args:
@@ -96,6 +97,9 @@ class CLIP4STR(nn.Module):
             ctc_loss_weight: weight of the auxiliary CTC loss on the image-token columns
                 (:class:`ColumnCTCHead`; not in CLIP4STR, for towers trained from random weights);
                 0 (default) builds no CTC head.
+            ctc_confidence_weight: w; at inference a reading's confidence is the decoder's
+                times the CTC head's probability of that string to the power w (0 = the
+                decoder's alone; needs the CTC head, ``ctc_loss_weight > 0``).
         """
         super().__init__()
         self.clip_model = clip_model
@@ -139,6 +143,14 @@ class CLIP4STR(nn.Module):
             if ctc_loss_weight > 0
             else None
         )
+        if ctc_confidence_weight < 0:
+            raise ValueError(f"ctc_confidence_weight must be >= 0, got {ctc_confidence_weight}")
+        if ctc_confidence_weight > 0 and self.ctc_head is None:
+            raise ValueError(
+                f"ctc_confidence_weight={ctc_confidence_weight} needs the CTC head, which is "
+                "built only with ctc_loss_weight > 0 (MODEL.RECOGNIZER.CTC_LOSS_WEIGHT)"
+            )
+        self.ctc_confidence_weight = float(ctc_confidence_weight)
         self.register_buffer(
             "pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32).view(-1, 1, 1), False
         )
@@ -210,6 +222,7 @@ class CLIP4STR(nn.Module):
             "image_detach": rc.IMAGE_DETACH,
             "cross_loss_weight": rc.CROSS_LOSS_WEIGHT,
             "ctc_loss_weight": rc.CTC_LOSS_WEIGHT,
+            "ctc_confidence_weight": rc.CTC_CONFIDENCE_WEIGHT,
         }
 
     # ---------------------------------------------------------------------------------------------
@@ -388,6 +401,10 @@ class CLIP4STR(nn.Module):
             (B, L, C) logits of the cross-modal decoder; L = max_label_length + 1 when
             ``refine_iters > 0``.
         """
+        return self._decode(images)[0]
+
+    def _decode(self, images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward`, also returning the image tokens F_img (B, S, D) it decoded from."""
         ids = dict(bos_id=self.tokenizer.bos_id, eos_id=self.tokenizer.eos_id)
         memory = self.clip_model.encode_image(images)
         logits_v = autoregressive_decode(
@@ -413,7 +430,7 @@ class CLIP4STR(nn.Module):
             logits_c = refine_decode(
                 self.cross_decoder, cross_memory, logits_c, self.num_steps, **ids
             )
-        return logits_c
+        return logits_c, memory
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> Tuple[List[str], torch.Tensor, List[torch.Tensor]]:
@@ -424,10 +441,20 @@ class CLIP4STR(nn.Module):
 
         Returns:
             texts (N strings over the training charset), scores (N,), char_scores (N tensors).
+            With ``ctc_confidence_weight`` w > 0 a score is the decoder's confidence times the
+            CTC head's probability of the same string to the power w
+            (:func:`~.ctc_aux.ctc_weighted_confidences`); char_scores stay the decoder's.
         """
         if images.shape[0] == 0:
             return [], images.new_zeros(0), []
-        texts, char_scores, scores = self.tokenizer.decode(self(images).softmax(-1))
+        logits, memory = self._decode(images)
+        probs = logits.softmax(-1)
+        texts, char_scores, scores = self.tokenizer.decode(probs)
+        if self.ctc_confidence_weight > 0:
+            log_probs = self.ctc_head(memory, self.clip_model.visual.grid_size)
+            scores = ctc_weighted_confidences(
+                scores, probs, log_probs, self.ctc_confidence_weight, self.tokenizer.eos_id
+            )
         return texts, scores, char_scores
 
     def recognize(self, images: torch.Tensor) -> Tuple[List[str], torch.Tensor]:
@@ -437,7 +464,8 @@ class CLIP4STR(nn.Module):
 
         Returns:
             (N strings over the training charset, (N,) confidences: the product of the
-            per-character maximum probabilities, EOS included).
+            per-character maximum probabilities, EOS included, times the CTC support of
+            :meth:`predict` when ``ctc_confidence_weight`` > 0).
         """
         texts, scores, _ = self.predict(images)
         return texts, scores

@@ -9,6 +9,14 @@ word for every crop). A CTC loss on the token columns gives every token a direct
 character target from the first step (as in hybrid CTC-attention recognizers), so the tokens become
 character evidence the decoders' attention can find. It only adds a loss term; inference and the
 decoders are unchanged, and it is off unless ``MODEL.RECOGNIZER.CTC_LOSS_WEIGHT > 0``.
+
+At inference the trained head is a second reader of the same image tokens. Its probability of
+the decoders' reading, summed over all CTC alignments (:func:`ctc_string_probabilities`), can
+sharpen the reading's confidence (:func:`ctc_weighted_confidences`, as hybrid CTC-attention
+speech recognizers rescore attention hypotheses with CTC): a reading the column classifier does
+not support, e.g. a character the decoders' language prior added or dropped, loses confidence.
+The spotter's framing vote and reading gate use that confidence
+(``MODEL.RECOGNIZER.CTC_CONFIDENCE_WEIGHT``).
 """
 
 from typing import Tuple
@@ -17,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ColumnCTCHead"]
+__all__ = ["ColumnCTCHead", "ctc_string_probabilities", "ctc_weighted_confidences"]
 
 
 class ColumnCTCHead(nn.Module):
@@ -84,3 +92,67 @@ class ColumnCTCHead(nn.Module):
             zero_infinity=True,
         )
         return loss / lengths.sum().clamp(min=1)
+
+
+def ctc_string_probabilities(
+    log_probs: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor
+) -> torch.Tensor:
+    """P_CTC(y | x) of given strings: the probability of each, summed over its CTC alignments.
+
+    Args:
+        log_probs: (T, B, C) log-probabilities of :meth:`ColumnCTCHead.forward` (blank = 0).
+        targets: (B, L) character ids (1..C-1) of the strings; entries at or beyond a string's
+            length are ignored.
+        lengths: (B,) string lengths (<= L; 0 = the empty string, all blanks).
+
+    Returns:
+        (B,) float32 probabilities in [0, 1]; 0 for a string no alignment of T steps produces
+        (more characters, counting a blank between equal neighbours, than T).
+    """
+    batch = targets.shape[0]
+    if batch == 0:
+        return log_probs.new_zeros(0, dtype=torch.float32)
+    inside = torch.arange(targets.shape[1], device=targets.device)[None] < lengths[:, None]
+    targets = torch.where(inside, targets, torch.ones_like(targets))  # padding: any valid id
+    input_lengths = torch.full((batch,), log_probs.shape[0], dtype=torch.long)
+    nll = F.ctc_loss(
+        log_probs.float(),
+        targets.long(),
+        input_lengths.to(targets.device),
+        lengths.long(),
+        blank=0,
+        reduction="none",
+        zero_infinity=False,
+    )
+    return torch.exp(-nll)  # an impossible alignment has nll = inf -> 0
+
+
+def ctc_weighted_confidences(
+    scores: torch.Tensor,
+    probs: torch.Tensor,
+    log_probs: torch.Tensor,
+    weight: float,
+    eos_id: int = 0,
+) -> torch.Tensor:
+    """Decoder confidences times the CTC head's probability of the same readings, ``** weight``.
+
+    Args:
+        scores: (B,) confidences of the greedy readings of `probs` (product of the per-character
+            maximum probabilities, EOS included, as ``CharsetTokenizer.decode`` gives them).
+        probs: (B, L, C) the decoder's class probabilities; the reading is their argmax up to
+            the first EOS (``eos_id``), as ``CharsetTokenizer.decode`` reads it.
+        log_probs: (T, B, C) the CTC head's log-probabilities of the same crops.
+        weight: w >= 0; 0 returns `scores` unchanged.
+
+    Returns:
+        (B,) ``scores * P_CTC(reading) ** weight``.
+    """
+    if weight == 0 or scores.numel() == 0:
+        return scores
+    ids = probs.argmax(dim=-1)  # (B, L)
+    is_eos = ids == eos_id
+    lengths = torch.where(
+        is_eos.any(dim=1), is_eos.int().argmax(dim=1), ids.new_tensor(ids.shape[1])
+    )
+    support = ctc_string_probabilities(log_probs, ids, lengths).to(scores)
+    return scores * support.pow(weight)

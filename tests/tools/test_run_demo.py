@@ -45,7 +45,8 @@ def test_spotting_demo_recognizer_matches_the_recognition_demo(run_demo):
 
     recognition = recognizer_settings(run_demo.TASKS["recognition"][0].config)
     spotting = recognizer_settings(run_demo.TASKS["spotting"][0].config)
-    assert {k: v for k, v in spotting.items() if recognition[k] != v} == {}
+    differ = {k: v for k, v in spotting.items() if recognition[k] != v}
+    assert set(differ) <= {"CTC_CONFIDENCE_WEIGHT"}, differ  # scores readings, not weights
 
 
 def test_last_evaluation_is_read_from_metrics_json(run_demo, tmp_path):

@@ -28,7 +28,7 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 import torch
@@ -37,6 +37,7 @@ from torch import nn
 from ..modeling.clip.tokenizer import bpe_tokenizer
 from ..modeling.text_heads.postprocess import DBPostprocessor
 from .dota_model import HEADS_FILE, heads_state_dict
+from .graph_writer import GraphWriter
 from .graphs import (
     DecoderGraph,
     DetectorGraph,
@@ -114,78 +115,6 @@ def _postprocessor_arguments(postprocessor: DBPostprocessor) -> Dict[str, Any]:
     return arguments
 
 
-def _graph_signature(proto) -> Dict[str, List[Dict[str, Any]]]:
-    """Input and output names, element types and shapes (ints or symbolic names) of a graph."""
-    import onnx
-
-    def describe(values):
-        out = []
-        for value in values:
-            tensor_type = value.type.tensor_type
-            shape = [
-                d.dim_param if d.HasField("dim_param") else int(d.dim_value)
-                for d in tensor_type.shape.dim
-            ]
-            dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
-            out.append({"name": value.name, "dtype": str(np.dtype(dtype)), "shape": shape})
-        return out
-
-    return {"inputs": describe(proto.graph.input), "outputs": describe(proto.graph.output)}
-
-
-class _GraphWriter:
-    """Exports graphs into one folder and records their signatures and opset."""
-
-    def __init__(
-        self, folder: str, opset: Optional[int], progress: Optional[Callable[[str], None]] = None
-    ):
-        self.folder = folder
-        self.opset = opset
-        self.progress = progress
-        self.graphs: Dict[str, Dict[str, Any]] = {}
-        self.opsets = set()
-
-    def export(
-        self,
-        name: str,
-        module: nn.Module,
-        args: Tuple[torch.Tensor, ...],
-        input_names: List[str],
-        output_names: List[str],
-        dynamic_shapes: Dict[str, Dict[int, Any]],
-    ) -> None:
-        try:
-            import onnxscript  # noqa: F401  (the dynamo exporter needs it)
-        except ImportError as e:
-            raise ImportError(
-                "fasttcm.deploy: ONNX export needs onnx and onnxscript; install them with "
-                "`pip install .[onnx]`"
-            ) from e
-        start = time.perf_counter()
-        module.eval()
-        with torch.no_grad():
-            program = torch.onnx.export(
-                module,
-                args,
-                None,
-                dynamo=True,
-                input_names=input_names,
-                output_names=output_names,
-                dynamic_shapes=dynamic_shapes,
-                opset_version=self.opset,
-                verbose=False,
-            )
-        file_name = f"{name}.onnx"
-        program.save(os.path.join(self.folder, file_name))
-        proto = program.model_proto
-        self.opsets.update(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
-        self.graphs[name] = {"file": file_name, **_graph_signature(proto)}
-        message = f"exported {file_name} in {time.perf_counter() - start:.1f}s"
-        logger.info(message)
-        if self.progress is not None:
-            self.progress(message)
-
-
 def _random_pixels(shape, seed: int = 0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     return torch.rand(shape, generator=generator) * 255.0
@@ -197,7 +126,7 @@ def _text_branch(folded: int, kept: int) -> str:
     return "folded" if folded else "none"
 
 
-def _export_detector(writer: _GraphWriter, model: nn.Module, folded_model: nn.Module) -> Dict:
+def _export_detector(writer: GraphWriter, model: nn.Module, folded_model: nn.Module) -> Dict:
     divisibility = int(model.backbone.size_divisibility) or 32
     rows = torch.export.Dim("rows", min=1, max=_MAX_SIDE_STEPS)
     cols = torch.export.Dim("cols", min=1, max=_MAX_SIDE_STEPS)
@@ -220,7 +149,7 @@ def _export_detector(writer: _GraphWriter, model: nn.Module, folded_model: nn.Mo
     }
 
 
-def _export_recognizer(writer: _GraphWriter, recognizer: nn.Module, input_format: str) -> Dict:
+def _export_recognizer(writer: GraphWriter, recognizer: nn.Module, input_format: str) -> Dict:
     dynamic = torch.export.Dim.DYNAMIC
     height, width = recognizer.input_size
     crops = _random_pixels((2, 3, height, width))
@@ -294,7 +223,7 @@ def _export_recognizer(writer: _GraphWriter, recognizer: nn.Module, input_format
     }
 
 
-def _export_dota(writer: _GraphWriter, model: nn.Module, folded_model: nn.Module) -> Dict:
+def _export_dota(writer: GraphWriter, model: nn.Module, folded_model: nn.Module) -> Dict:
     divisibility = int(model.backbone.size_divisibility) or 32
     feature_names = list(model.backbone.output_shape())
     example = _random_pixels((2, 3, 2 * divisibility, 3 * divisibility))
@@ -442,7 +371,7 @@ def export_onnx(
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.new-", dir=parent)
     try:
-        writer = _GraphWriter(tmp, opset, progress)
+        writer = GraphWriter(tmp, opset, progress)
         manifest: Dict[str, Any] = {
             "format": FORMAT,
             "version": VERSION,

@@ -417,20 +417,24 @@ def test_ctc_weighted_confidence_reads_the_string_up_to_eos():
         ctc_string_probabilities,
         ctc_weighted_confidences,
     )
+    from fasttcm.modeling.recognition.tokenizer import CharsetTokenizer
 
     torch.manual_seed(2)
+    tokenizer = CharsetTokenizer("ab")  # ids: EOS 0, a 1, b 2
     log_probs = torch.randn(4, 2, 3).log_softmax(-1)
     # decoder probabilities over (EOS, a, b): string 0 reads "ab" then EOS, string 1 "b" then EOS
     probs = torch.full((2, 4, 3), 0.1)
     for b, ids in enumerate([(1, 2, 0, 1), (2, 0, 2, 2)]):
         probs[b, torch.arange(4), torch.tensor(ids)] = 0.8
-    scores = torch.tensor([0.5, 0.25])
-    got = ctc_weighted_confidences(scores, probs, log_probs, weight=0.5, eos_id=0)
+    texts, _, scores = tokenizer.decode(probs)
+    _, ids, lengths = tokenizer.greedy_ids(probs)
+    assert texts == ["ab", "b"] and lengths.tolist() == [2, 1]
+    got = ctc_weighted_confidences(scores, ids, lengths, log_probs, weight=0.5)
     support = ctc_string_probabilities(
         log_probs, torch.tensor([[1, 2], [2, 0]]), torch.tensor([2, 1])
     )
     torch.testing.assert_close(got, scores * support.sqrt())
-    assert torch.equal(ctc_weighted_confidences(scores, probs, log_probs, weight=0.0), scores)
+    assert torch.equal(ctc_weighted_confidences(scores, ids, lengths, log_probs, 0.0), scores)
 
 
 def test_ctc_confidence_multiplies_the_decoder_confidence_and_needs_the_head():

@@ -223,13 +223,14 @@ class OnnxRecognizer:
         probs = logits.softmax(-1)
         texts, char_scores, scores = self.tokenizer.decode(probs)
         if self.ctc_graph is not None:
+            _, ids, lengths = self.tokenizer.greedy_ids(probs)
             log_probs = self.ctc_graph(image_tokens=_array(memory))
             scores = ctc_weighted_confidences(
                 scores,
-                probs,
+                ids,
+                lengths,
                 torch.from_numpy(next(iter(log_probs.values()))),
                 self.ctc_confidence_weight,
-                self.tokenizer.eos_id,
             )
         return texts, scores, char_scores
 

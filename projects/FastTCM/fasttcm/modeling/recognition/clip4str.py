@@ -451,9 +451,10 @@ class CLIP4STR(nn.Module):
         probs = logits.softmax(-1)
         texts, char_scores, scores = self.tokenizer.decode(probs)
         if self.ctc_confidence_weight > 0:
+            _, ids, lengths = self.tokenizer.greedy_ids(probs)
             log_probs = self.ctc_head(memory, self.clip_model.visual.grid_size)
             scores = ctc_weighted_confidences(
-                scores, probs, log_probs, self.ctc_confidence_weight, self.tokenizer.eos_id
+                scores, ids, lengths, log_probs, self.ctc_confidence_weight
             )
         return texts, scores, char_scores
 

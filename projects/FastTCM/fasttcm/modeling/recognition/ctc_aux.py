@@ -129,18 +129,17 @@ def ctc_string_probabilities(
 
 def ctc_weighted_confidences(
     scores: torch.Tensor,
-    probs: torch.Tensor,
+    ids: torch.Tensor,
+    lengths: torch.Tensor,
     log_probs: torch.Tensor,
     weight: float,
-    eos_id: int = 0,
 ) -> torch.Tensor:
     """Decoder confidences times the CTC head's probability of the same readings, ``** weight``.
 
     Args:
-        scores: (B,) confidences of the greedy readings of `probs` (product of the per-character
-            maximum probabilities, EOS included, as ``CharsetTokenizer.decode`` gives them).
-        probs: (B, L, C) the decoder's class probabilities; the reading is their argmax up to
-            the first EOS (``eos_id``), as ``CharsetTokenizer.decode`` reads it.
+        scores: (B,) confidences of the decoder's readings.
+        ids, lengths: (B, L) character ids and (B,) lengths of those readings
+            (``CharsetTokenizer.greedy_ids`` of the decoder's probabilities).
         log_probs: (T, B, C) the CTC head's log-probabilities of the same crops.
         weight: w >= 0; 0 returns `scores` unchanged.
 
@@ -149,10 +148,5 @@ def ctc_weighted_confidences(
     """
     if weight == 0 or scores.numel() == 0:
         return scores
-    ids = probs.argmax(dim=-1)  # (B, L)
-    is_eos = ids == eos_id
-    lengths = torch.where(
-        is_eos.any(dim=1), is_eos.int().argmax(dim=1), ids.new_tensor(ids.shape[1])
-    )
     support = ctc_string_probabilities(log_probs, ids, lengths).to(scores)
     return scores * support.pow(weight)

@@ -65,6 +65,24 @@ class CharsetTokenizer:
             ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
         return ids.to(device) if device is not None else ids
 
+    def greedy_ids(self, probs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The greedy reading of per-position class probabilities, as :meth:`decode` reads it.
+
+        Args:
+            probs: (B, L, num_classes) probabilities.
+
+        Returns:
+            max_probs: (B, L) the maximum probability at each position.
+            ids: (B, L) the argmax class ids; the reading is ``ids[b, :lengths[b]]``.
+            lengths: (B,) the position of the first EOS (L when none was predicted).
+        """
+        max_probs, ids = probs.detach().max(dim=-1)  # (B, L)
+        is_eos = ids == self.eos_id
+        lengths = torch.where(
+            is_eos.any(dim=1), is_eos.int().argmax(dim=1), ids.new_tensor(ids.shape[1])
+        )
+        return max_probs, ids, lengths
+
     def decode(self, probs: torch.Tensor) -> Tuple[List[str], List[torch.Tensor], torch.Tensor]:
         """Greedy decoding of per-position class probabilities, truncated at the first EOS.
 
@@ -78,11 +96,7 @@ class CharsetTokenizer:
                 predicted, so the tensor then has ``len(texts[b])`` values).
             scores: (B,) confidence = product of `char_scores[b]` (official: EOS included).
         """
-        max_probs, ids = probs.detach().max(dim=-1)  # (B, L)
-        is_eos = ids == self.eos_id
-        length = torch.where(
-            is_eos.any(dim=1), is_eos.int().argmax(dim=1), ids.new_tensor(ids.shape[1])
-        )
+        max_probs, ids, length = self.greedy_ids(probs)
         # probabilities kept: characters and, when predicted, the EOS
         kept = torch.arange(ids.shape[1], device=ids.device)[None, :] <= length[:, None]
         scores = torch.where(kept, max_probs, torch.ones_like(max_probs)).prod(dim=1)
